@@ -1,0 +1,3 @@
+from apcheck.cli import main
+
+raise SystemExit(main())

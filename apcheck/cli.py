@@ -1,0 +1,215 @@
+"""Command line: the only place that reads argv, prints, and chooses the exit status.
+
+Exit status: 0 nothing violated, 1 something violated (or `ci`: a verdict
+differs from its expectation), 2 model, spec or usage error, 3 a verdict is
+unknown, 4 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from apcheck import __version__
+from apcheck.diagnostics import DiagnosticError, UsageError, render
+
+EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return args.func(args)
+    except DiagnosticError as err:
+        for d in err.diagnostics:
+            print(render(d), file=sys.stderr)
+        n = len(err.diagnostics)
+        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return EXIT_ERROR
+    except UsageError as err:
+        print(f"apcheck: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("apcheck: interrupted", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except Exception as err:  # an internal error: short message, full trace only on request
+        if os.environ.get("APCHECK_DEBUG"):
+            traceback.print_exc()
+        print(f"apcheck: internal error: {type(err).__name__}: {err} (set APCHECK_DEBUG=1 for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="apcheck", description="Model checker for driver locking and "
+                                "configuration invariants (first subject: s390 vfio_ap).")
+    p.add_argument("--version", action="version", version=f"apcheck {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    c = sub.add_parser("check", help="parse and type-check models and specs")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.set_defaults(func=cmd_check)
+
+    f = sub.add_parser("fmt", help="print files in canonical layout")
+    f.add_argument("paths", nargs="+", metavar="PATH")
+    f.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted; print nothing else")
+    f.add_argument("--write", action="store_true", help="rewrite the files in place")
+    f.set_defaults(func=cmd_fmt)
+
+    v = sub.add_parser("verify", help="explore every interleaving and check the properties")
+    v.add_argument("model", metavar="MODEL")
+    v.add_argument("--spec", action="append", default=[], metavar="SPEC", help="spec file (repeatable)")
+    _add_run_options(v)
+    v.add_argument("--format", choices=["text", "json", "markdown", "junit", "sarif", "dot"], default="text")
+    v.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    v.add_argument("--brief", action="store_true", help="verdict table and statistics only (text format)")
+    v.set_defaults(func=cmd_verify)
+
+    lg = sub.add_parser("lockgraph", help="print the lock-order graph (static and reached edges)")
+    lg.add_argument("model", metavar="MODEL")
+    lg.add_argument("--spec", action="append", default=[], metavar="SPEC")
+    _add_run_options(lg)
+    lg.add_argument("--format", choices=["text", "dot"], default="text")
+    lg.set_defaults(func=cmd_lockgraph)
+
+    ci = sub.add_parser("ci", help="verify every configured model and compare with the expected verdicts")
+    ci.add_argument("--config", default=None, help="apcheck.toml or pyproject.toml (default: search upwards)")
+    ci.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
+    ci.add_argument("--sarif", metavar="FILE", help="also write SARIF 2.1.0")
+    ci.add_argument("--no-cache", action="store_true", help="verify even inputs that have not changed")
+    ci.add_argument("--quiet", "-q", action="store_true")
+    ci.set_defaults(func=cmd_ci)
+    return p
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bound", action="append", default=[], metavar="SORT=N", help="override a sort's bound")
+    p.add_argument("--max-states", type=int, default=None)
+    p.add_argument("--max-depth", type=int, default=None)
+    p.add_argument("--timeout", type=float, default=None, help="seconds for the search")
+    p.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
+    p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
+    p.add_argument("--dfs", action="store_true", help="depth-first search (less memory; traces not shortest)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+
+
+def parse_bounds(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value.strip().isdigit():
+            raise UsageError(f"--bound expects SORT=N, got '{item}'")
+        out[name.strip()] = int(value)
+    return out
+
+
+def run_config(args):
+    from apcheck.explore.engine import ExploreConfig
+    from apcheck.verify import VerifyConfig
+    for name in ("max_states", "max_depth"):
+        val = getattr(args, name)
+        if val is not None and val < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    progress = None if args.quiet else _progress
+    explore = ExploreConfig(args.max_states, args.max_depth, args.timeout, not args.no_symmetry,
+                            "dfs" if args.dfs else "bfs", progress)
+    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout)
+
+
+def _progress(p) -> None:
+    rate = p.states / p.seconds if p.seconds else 0
+    print(f"apcheck: {p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
+          f"frontier {p.frontier:,}, {rate:,.0f} states/s, {p.seconds:.0f} s", file=sys.stderr, flush=True)
+
+
+def cmd_check(args) -> int:
+    from apcheck.checking import check_paths
+    report = check_paths(args.paths)
+    for line in report:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_fmt(args) -> int:
+    from apcheck.lang.loader import read_source
+    from apcheck.lang.parser import parse
+    from apcheck.lang.printer import format_module
+    status = EXIT_OK
+    for path in args.paths:
+        text = read_source(path)
+        pretty = format_module(parse(text, path))
+        if args.check:
+            if pretty != text:
+                print(f"{path}: not formatted", file=sys.stderr)
+                status = EXIT_VIOLATED
+        elif args.write:
+            if pretty != text:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(pretty)
+        else:
+            sys.stdout.write(pretty)
+    return status
+
+
+def cmd_verify(args) -> int:
+    from apcheck.report import render_format
+    from apcheck.verify import load_program, verify
+    program = load_program(args.model, args.spec)
+    result = verify(program, run_config(args), args.spec)
+    text = render_format(result, args.format, brief=args.brief)
+    _emit(text, args.output)
+    return exit_status([p.verdict for p in result.properties])
+
+
+def exit_status(verdicts: list[str]) -> int:
+    if "violated" in verdicts or "error" in verdicts:
+        return EXIT_VIOLATED
+    if "unknown" in verdicts:
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def cmd_lockgraph(args) -> int:
+    from apcheck.report.graph import render_lockgraph
+    from apcheck.verify import load_program, verify
+    program = load_program(args.model, args.spec)
+    result = verify(program, run_config(args), args.spec)
+    sys.stdout.write(render_lockgraph(result, args.format))
+    return EXIT_OK
+
+
+def cmd_ci(args) -> int:
+    from apcheck.ci import run_ci
+    from apcheck.report.ci import render_ci
+    outcome = run_ci(args.config, use_cache=not args.no_cache, progress=None if args.quiet else _ci_progress)
+    sys.stdout.write(render_ci(outcome))
+    if args.junit:
+        from apcheck.report.junit import render_junit
+        _emit(render_junit([r.result for r in outcome.runs if r.result]), args.junit)
+    if args.sarif:
+        from apcheck.report.sarif import render_sarif
+        _emit(render_sarif([r.result for r in outcome.runs if r.result]), args.sarif)
+    return EXIT_OK if outcome.ok else EXIT_VIOLATED
+
+
+def _ci_progress(msg: str) -> None:
+    print(f"apcheck ci: {msg}", file=sys.stderr, flush=True)
+
+
+def _emit(text: str, path: str | None) -> None:
+    if path:
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as err:
+            raise UsageError(f"cannot write '{path}': {err.strerror}") from None
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,116 @@
+"""Diagnostics as values: a stable code, a message, a primary span, notes.
+
+Only `render` turns them into text; engines raise `DiagnosticError` or
+return lists of `Diagnostic`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range of source text: 1-based lines and columns, end inclusive-exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NOSPAN = Span("<builtin>", 0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span
+    severity: str = "error"
+    notes: tuple[tuple[str, Span | None], ...] = ()
+
+
+class DiagnosticError(Exception):
+    """Raised by a front-end phase with every diagnostic it found."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        super().__init__("; ".join(d.message for d in diagnostics))
+        self.diagnostics = diagnostics
+
+
+class UsageError(Exception):
+    """A bad command line or configuration (not tied to a source position)."""
+
+
+# Stable codes, grouped by phase: E0xx input/usage, E1xx syntax, E2xx names,
+# E3xx types, E4xx locks and statements, E5xx specs.
+CODES = {
+    "E001": "file not found or unreadable",
+    "E002": "import not found",
+    "E003": "circular import",
+    "E101": "syntax error",
+    "E102": "invalid token",
+    "E201": "undeclared name",
+    "E202": "duplicate declaration",
+    "E203": "wrong kind of name",
+    "E301": "type mismatch",
+    "E302": "wrong number of arguments or indices",
+    "E303": "not assignable",
+    "E304": "unknown error name",
+    "E305": "invalid bound or count",
+    "E401": "lock misuse",
+    "E402": "release of a lock the path cannot hold",
+    "E403": "recursive procedure",
+    "E404": "statement after return",
+    "E501": "invalid verdict",
+    "E502": "unknown property",
+}
+
+
+class SourceCache:
+    """Texts of the files read so far, for showing source lines."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+
+    def add(self, path: str, text: str) -> None:
+        self._texts[path] = text
+
+    def line(self, path: str, line: int) -> str | None:
+        text = self._texts.get(path)
+        if text is None:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError:
+                return None
+            self._texts[path] = text
+        lines = text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+SOURCES = SourceCache()
+
+
+def render(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
+    """Compiler-style text: location, code, message, source line, caret."""
+    out = [f"{diag.span}: {diag.severity}[{diag.code}]: {diag.message}"]
+    out += _excerpt(diag.span, sources)
+    for note, span in diag.notes:
+        out.append(f"  = note: {note}" + (f" ({span})" if span else ""))
+    return "\n".join(out)
+
+
+def _excerpt(span: Span, sources: SourceCache) -> list[str]:
+    text = sources.line(span.file, span.line) if span.line else None
+    if text is None:
+        return []
+    width = len(str(span.line))
+    end = span.end_col if span.end_line == span.line and span.end_col > span.col else len(text) + 1
+    carets = "^" * max(1, min(end, len(text) + 1) - span.col)
+    pad = "".join(c if c == "\t" else " " for c in text[: span.col - 1])
+    return [f"{' ' * width} |", f"{span.line} | {text}", f"{' ' * width} | {pad}{carets}"]

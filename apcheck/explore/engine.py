@@ -1,0 +1,199 @@
+"""The search loop: every reachable state within the bounds, breadth-first by default.
+
+Returns raw data (state indices, parents, first violations); `apcheck.verify`
+turns it into verdicts and replayed traces.
+"""
+from __future__ import annotations
+
+import time
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from apcheck.explore.semantics import IDLE, Defect, Outcome, Semantics
+from apcheck.explore.symmetry import canonicalizer
+from apcheck.ir.system import System
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    max_states: int | None = None
+    max_depth: int | None = None
+    timeout: float | None = None
+    symmetry: bool = True
+    order: str = "bfs"  # bfs | dfs
+    progress: Callable[["Progress"], None] | None = None
+    progress_every: float = 2.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    states: int
+    transitions: int
+    depth: int
+    frontier: int
+    seconds: float
+
+
+@dataclass
+class ExploreResult:
+    states: list[tuple]
+    parent: array
+    depth: array
+    transitions: int
+    complete: bool
+    limit: str | None                      # why the search stopped early
+    seconds: float
+    invariant_violations: dict[str, int]   # property -> first violating state
+    covers_reached: dict[str, int]
+    defects: dict[str, tuple[int, Outcome]]  # property (deadlock|defects) -> (state, failing step)
+    deadlock: tuple[int, int] | None       # (state, mask of stuck threads)
+    edges: dict[tuple[int, int], tuple[int, int, int]]
+    semantics: Semantics
+    canon: Callable[[tuple], tuple] | None
+    max_depth_reached: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreResult:
+    sem = Semantics(system)
+    canon = canonicalizer(system) if config.symmetry else None
+    start = time.monotonic()
+    init = sem.initial()
+    if canon:
+        init = canon(init)
+    states: list[tuple] = [init]
+    index: dict[tuple, int] = {init: 0}
+    parent = array("i", [-1])
+    depth = array("i", [0])
+    src, dst, mover = array("i"), array("i"), array("b")
+    invariants = system.invariants
+    covers = system.covers
+    scratch = [0] * max(system.scratch, 1)
+    inv_bad: dict[str, int] = {}
+    cov_hit: dict[str, int] = {}
+    defects: dict[str, tuple[int, Outcome]] = {}
+    expanded = bytearray()
+    check_props(init, 0, invariants, covers, scratch, inv_bad, cov_hit)
+
+    frontier: deque[int] = deque([0])
+    pop = frontier.popleft if config.order == "bfs" else frontier.pop
+    transitions = 0
+    limit = None
+    next_report = start + config.progress_every
+    max_states = config.max_states
+    max_depth = config.max_depth
+    deepest = 0
+    while frontier:
+        i = pop()
+        s = states[i]
+        d = depth[i]
+        if len(expanded) <= i:
+            expanded.extend(b"\0" * (i + 1 - len(expanded)))
+        if max_depth is not None and d >= max_depth:
+            limit = limit or f"max depth {max_depth}"
+            continue
+        expanded[i] = 1
+        sem.origin = i
+        for o in sem.successors(s):
+            transitions += 1
+            if o.state is None:
+                prop = o.defect.property
+                if prop not in defects:
+                    defects[prop] = (i, o)
+                continue
+            nxt = canon(o.state) if canon else o.state
+            j = index.get(nxt)
+            if j is None:
+                j = len(states)
+                states.append(nxt)
+                index[nxt] = j
+                parent.append(i)
+                depth.append(d + 1)
+                if d + 1 > deepest:
+                    deepest = d + 1
+                if invariants or covers:
+                    check_props(nxt, j, invariants, covers, scratch, inv_bad, cov_hit)
+                frontier.append(j)
+            src.append(i)
+            dst.append(j)
+            mover.append(o.thread)
+        if max_states is not None and len(states) >= max_states and frontier:
+            limit = f"max states {max_states}"
+            break
+        if (transitions & 1023) == 0 or len(frontier) == 0:
+            now = time.monotonic()
+            if config.timeout is not None and now - start > config.timeout and frontier:
+                limit = f"timeout {config.timeout:g}s"
+                break
+            if config.progress and now >= next_report:
+                config.progress(Progress(len(states), transitions, deepest, len(frontier), now - start))
+                next_report = now + config.progress_every
+    if len(expanded) < len(states):
+        expanded.extend(b"\0" * (len(states) - len(expanded)))
+    complete = limit is None
+    deadlock = find_stuck(states, src, dst, mover, expanded, len(system.threads))
+    return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
+                         inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest)
+
+
+def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit) -> None:
+    g = state[0]
+    for prop, fn in invariants:
+        if prop.name not in inv_bad and not fn(g, scratch):
+            inv_bad[prop.name] = j
+    for prop, fn in covers:
+        if prop.name not in cov_hit and fn(g, scratch):
+            cov_hit[prop.name] = j
+
+
+def find_stuck(states, src, dst, mover, expanded, n_threads) -> tuple[int, int] | None:
+    """The first state (in search order) with a busy thread that can never move again.
+
+    mask[s] = threads that can take a step in s or in some state reachable
+    from s; unexpanded states (limits) count as "every thread can move", so a
+    truncated search never reports a false deadlock.
+    """
+    n = len(states)
+    full = (1 << n_threads) - 1
+    mask = [0] * n
+    for k in range(len(src)):
+        mask[src[k]] |= 1 << mover[k]
+    for i in range(n):
+        if not expanded[i]:
+            mask[i] = full
+    # reverse adjacency (CSR)
+    count = [0] * (n + 1)
+    for k in range(len(dst)):
+        count[dst[k] + 1] += 1
+    for i in range(n):
+        count[i + 1] += count[i]
+    fill = count[:]
+    preds = array("i", bytes(4 * len(dst)))
+    for k in range(len(dst)):
+        t = dst[k]
+        preds[fill[t]] = src[k]
+        fill[t] += 1
+    work = deque(range(n))
+    queued = bytearray(b"\1" * n)
+    while work:
+        s = work.popleft()
+        queued[s] = 0
+        ms = mask[s]
+        for k in range(count[s], count[s + 1]):
+            p = preds[k]
+            if mask[p] | ms != mask[p]:
+                mask[p] |= ms
+                if not queued[p]:
+                    queued[p] = 1
+                    work.append(p)
+    for i, s in enumerate(states):
+        busy = 0
+        for t, (pc, _, _) in enumerate(s[2]):
+            if pc != IDLE:
+                busy |= 1 << t
+        stuck = busy & ~mask[i]
+        if stuck:
+            return i, stuck
+    return None

@@ -1,0 +1,269 @@
+"""The concrete semantics: initial state and the steps each thread can take.
+
+A state is (globals, locks, threads): globals a tuple of encoded values; locks
+one int per lock instance (0 free, h+1 held exclusively by thread h, -mask
+held for read by the threads in mask); threads a tuple of (pc, locals, held)
+with pc -1 when idle, and held a flat tuple (instance, acquiring pc, ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from apcheck.diagnostics import Span
+from apcheck.ir import program as P
+from apcheck.ir.compile import NullDeref
+from apcheck.ir.lower import AssertionFailed
+from apcheck.ir.system import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT,
+                               YIELD, System)
+
+IDLE = -1
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A model defect found while running a step."""
+
+    kind: str      # release-not-held | lock-held-at-return | self-deadlock | unguarded | null-instance | assert
+    message: str
+    pc: int
+    span: Span
+
+    @property
+    def property(self) -> str:
+        return "deadlock" if self.kind == "self-deadlock" else "defects"
+
+
+class Outcome(NamedTuple):
+    thread: int
+    op: int
+    args: tuple | None   # set when the step starts an operation
+    start_pc: int        # the instruction the step began with (the op entry when starting)
+    end_pc: int          # where the thread stopped (IDLE when it returned)
+    result: int | None   # the operation's return code when it returned
+    state: tuple | None  # None when the step hit a defect
+    defect: Defect | None
+
+
+class _DefectSignal(Exception):
+    def __init__(self, kind: str, message: str, pc: int, span: Span):
+        super().__init__(message)
+        self.defect = Defect(kind, message, pc, span)
+
+
+class Semantics:
+    def __init__(self, system: System):
+        self.sys = system
+        self.code = system.code
+        self.inst_class = system.inst_class
+        self.lock_base = [info.base for info in system.locks]
+        self.edges: dict[tuple[int, int], tuple[int, int, int]] = {}  # (A, B) -> (site A, site B, origin)
+        self.origin = 0
+
+    def initial(self) -> tuple:
+        n_locks = len(self.sys.inst_class)
+        threads = tuple((IDLE, (), ()) for _ in self.sys.threads)
+        return (self.sys.init_globals, (0,) * n_locks, threads)
+
+    # ---- steps -------------------------------------------------------------
+
+    def successors(self, state: tuple) -> list[Outcome]:
+        out: list[Outcome] = []
+        for t in range(len(self.sys.threads)):
+            self.thread_steps(state, t, out)
+        return out
+
+    def thread_steps(self, state: tuple, t: int, out: list[Outcome]) -> None:
+        g, locks, threads = state
+        pc, l, held = threads[t]
+        if pc != IDLE:
+            self._sched_step(state, t, self.sys.op_of_pc[pc], None, pc, l, held, out)
+            return
+        for op_id in self.sys.threads[t].ops:
+            op = self.sys.ops[op_id]
+            for args in op.arg_tuples:
+                loc = list(op.local_init)
+                for slot, v in zip(op.param_slots, args):
+                    loc[slot] = v
+                if self.code[op.entry].kind == ACQUIRE:
+                    # Choosing an operation has no visible effect, so the start merges with its first
+                    # acquire; when that lock is taken, the thread commits and waits (a victim state).
+                    if not self._sched_step(state, t, op_id, args, op.entry, loc, (), out):
+                        out.append(self._outcome(state, t, op_id, args, op.entry, op.entry, None, g, locks,
+                                                 (op.entry, tuple(loc), ())))
+                else:
+                    self._run(state, t, op_id, args, op.entry, op.entry, list(g), list(locks), loc, [], out)
+
+    def _sched_step(self, state, t, op_id, args, pc, l, held, out) -> bool:
+        """Take the scheduling point at pc and run on; False when the thread is blocked there."""
+        g, locks, _ = state
+        ins = self.code[pc]
+        g2, locks2, l2, held2 = list(g), list(locks), list(l), list(held)
+        try:
+            self._check_guards(ins, held2, pc)
+            k = ins.kind
+            if k == ACQUIRE:
+                if not self._acquire(ins, pc, g2, l2, locks2, held2, t, blocking=True):
+                    return False
+            elif k == RELEASE:
+                self._release(ins, pc, g2, l2, locks2, held2, t)
+            elif k == WAIT:
+                if not ins.fn(g2, l2):
+                    return False
+        except _DefectSignal as sig:
+            out.append(Outcome(t, op_id, args, pc, pc, None, None, sig.defect))
+            return True
+        except (NullDeref, AssertionFailed) as err:
+            out.append(Outcome(t, op_id, args, pc, pc, None, None, self._defect_of(err, pc)))
+            return True
+        self._run(state, t, op_id, args, pc, pc + 1, g2, locks2, l2, held2, out)
+        return True
+
+    def _run(self, state, t, op_id, args, start, pc, g, locks, l, held, out) -> None:
+        """Run atomically from pc to the next scheduling point, forking at loops."""
+        code = self.code
+        try:
+            while True:
+                ins = code[pc]
+                k = ins.kind
+                if ins.guards:
+                    self._check_guards(ins, held, pc)
+                if k == EXEC:
+                    ins.fn(g, l)
+                    pc += 1
+                elif k == BRANCH:
+                    pc = pc + 1 if ins.fn(g, l) else ins.target
+                elif k == JUMP:
+                    pc = ins.target
+                elif k == FOR:
+                    rem = l[ins.rem]
+                    if not rem:
+                        pc = ins.target
+                        continue
+                    low = (rem & -rem).bit_length() - 1
+                    rest = rem & ~(1 << low)
+                    other = rest
+                    while other:  # fork: every other element may come first
+                        b = (other & -other).bit_length() - 1
+                        other &= other - 1
+                        l2 = list(l)
+                        l2[ins.slot], l2[ins.rem] = b, rem & ~(1 << b)
+                        self._run(state, t, op_id, args, start, pc + 1, list(g), list(locks), l2, list(held), out)
+                    l[ins.slot], l[ins.rem] = low, rest
+                    pc += 1
+                elif k == TRY:
+                    pc = pc + 1 if self._acquire(ins, pc, g, l, locks, held, t, blocking=False) else ins.target
+                elif k == RETURN:
+                    result = ins.fn(g, l) if ins.fn is not None else 0
+                    if held:
+                        names = ", ".join(self.sys.lock_instance_name(held[i]) for i in range(0, len(held), 2))
+                        raise _DefectSignal("lock-held-at-return",
+                                            f"{self.sys.ops[op_id].name} returns {_errno(result)} "
+                                            f"with {names} still held", pc, ins.span)
+                    out.append(self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ())))
+                    return
+                else:  # a scheduling point: the step ends before it
+                    out.append(self._outcome(state, t, op_id, args, start, pc, None, g, locks,
+                                             (pc, tuple(l), tuple(held))))
+                    return
+        except _DefectSignal as sig:
+            out.append(Outcome(t, op_id, args, start, pc, None, None, sig.defect))
+        except (NullDeref, AssertionFailed) as err:
+            out.append(Outcome(t, op_id, args, start, pc, None, None, self._defect_of(err, pc)))
+
+    def _outcome(self, state, t, op_id, args, start, end, result, g, locks, thread) -> Outcome:
+        threads = state[2]
+        new_threads = threads[:t] + (thread,) + threads[t + 1:]
+        return Outcome(t, op_id, args, start, end, result, (tuple(g), tuple(locks), new_threads), None)
+
+    def _defect_of(self, err: Exception, pc: int) -> Defect:
+        if isinstance(err, NullDeref):
+            ins = self.code[pc]
+            what = "the lock of an instance that does not exist" if ins.kind in (ACQUIRE, RELEASE, TRY) else \
+                "null as an element"
+            return Defect("null-instance", f"uses {what} (null)", pc, err.span)
+        return Defect("assert", "assertion failed", pc, err.span)
+
+    # ---- locks -------------------------------------------------------------
+
+    def instance(self, ins, g, l) -> int:
+        return self.lock_base[ins.lock] + (ins.index(g, l) if ins.index is not None else 0)
+
+    def _acquire(self, ins, pc, g, l, locks, held, t, blocking: bool) -> bool:
+        inst = self.instance(ins, g, l)
+        v = locks[inst]
+        me = 1 << t
+        if ins.mode == READ:
+            if v == t + 1 or (v < 0 and -v & me):
+                if blocking:
+                    raise _DefectSignal("self-deadlock", f"{self.sys.lock_instance_name(inst)} acquired for read "
+                                        "by a thread that already holds it", pc, ins.span)
+                return False
+            if v > 0:
+                return False
+            new = -((-v) | me)
+        else:
+            if v != 0:
+                if blocking and (v == t + 1 or (v < 0 and -v & me)):
+                    raise _DefectSignal("self-deadlock", f"{self.sys.lock_instance_name(inst)} acquired again "
+                                        "by the thread that holds it", pc, ins.span)
+                return False
+            new = t + 1
+        if blocking and held:
+            cb = self.inst_class[inst]
+            for i in range(0, len(held), 2):
+                key = (self.inst_class[held[i]], cb)
+                if key not in self.edges:
+                    self.edges[key] = (held[i + 1], pc, self.origin)
+        locks[inst] = new
+        held.append(inst)
+        held.append(pc)
+        return True
+
+    def _release(self, ins, pc, g, l, locks, held, t) -> None:
+        inst = self.instance(ins, g, l)
+        for i in range(len(held) - 2, -1, -2):
+            if held[i] == inst:
+                del held[i:i + 2]
+                v = locks[inst]
+                locks[inst] = 0 if v > 0 else -((-v) & ~(1 << t))
+                return
+        raise _DefectSignal("release-not-held", f"releases {self.sys.lock_instance_name(inst)}, "
+                            "which this thread does not hold", pc, ins.span)
+
+    def _check_guards(self, ins, held, pc) -> None:
+        for cid, var in ins.guards:
+            for i in range(0, len(held), 2):
+                if self.inst_class[held[i]] == cid:
+                    break
+            else:
+                lock = self.sys.locks[cid].cls.name
+                raise _DefectSignal("unguarded", f"accesses '{var}' without holding {lock}, which guards it",
+                                    pc, ins.span)
+
+    # ---- what a blocked thread waits for ---------------------------------------
+
+    def blocked_on(self, state: tuple, t: int) -> str:
+        g, locks, threads = state
+        pc, l, held = threads[t]
+        if pc == IDLE:
+            return "idle"
+        ins = self.code[pc]
+        if ins.kind == ACQUIRE:
+            try:
+                inst = self.instance(ins, g, list(l))
+            except NullDeref:
+                return "a lock of a null instance"
+            v = locks[inst]
+            holders = [v - 1] if v > 0 else [i for i in range(len(threads)) if (-v >> i) & 1]
+            names = ", ".join(self.sys.threads[h].name for h in holders)
+            mode = " for read" if ins.mode == READ else ""
+            return f"acquire{mode} {self.sys.lock_instance_name(inst)} (held by {names})"
+        if ins.kind == WAIT:
+            return f"wait at {ins.span.file}:{ins.span.line}"
+        return "runnable"
+
+
+def _errno(code: int) -> str:
+    from apcheck.ir.types import errno_text
+    return errno_text(code)

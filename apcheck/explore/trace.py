@@ -1,0 +1,159 @@
+"""Counterexample traces: replay a path through the concrete semantics and describe each step."""
+from __future__ import annotations
+
+from apcheck.diagnostics import SOURCES, Span
+from apcheck.explore.engine import ExploreResult
+from apcheck.explore.semantics import IDLE, Outcome
+from apcheck.ir import program as P
+from apcheck.ir.compile import set_elements
+from apcheck.ir.system import System
+from apcheck.ir.types import (BoolT, ElemT, EnumT, ErrT, MapT, SetT, TupleT, Type, errno_text)
+from apcheck.results import Change, Frame, Site, Trace, TraceStep
+
+
+class ReplayMismatch(Exception):
+    """A stored path could not be replayed: an internal error, never a silent verdict."""
+
+
+def path_to(result: ExploreResult, target: int) -> list[int]:
+    path = [target]
+    while result.parent[path[-1]] != -1:
+        path.append(result.parent[path[-1]])
+    return list(reversed(path))
+
+
+def replay(result: ExploreResult, target: int) -> list[tuple[tuple, Outcome]]:
+    """Concrete (state before, step) pairs from the initial state to states[target]."""
+    sem, canon = result.semantics, result.canon
+    cur = sem.initial()
+    out = []
+    for nxt in path_to(result, target)[1:]:
+        want = result.states[nxt]
+        for o in sem.successors(cur):
+            if o.state is not None and (canon(o.state) if canon else o.state) == want:
+                break
+        else:
+            raise ReplayMismatch(f"no step from the replayed state reaches state {nxt}")
+        out.append((cur, o))
+        cur = o.state
+    return out
+
+
+def final_state(result: ExploreResult, steps: list[tuple[tuple, Outcome]]) -> tuple:
+    return steps[-1][1].state if steps else result.semantics.initial()
+
+
+def concrete_failure(result: ExploreResult, state: tuple, recorded: Outcome) -> Outcome:
+    """The failing step of `recorded` (found on a canonical state), taken from the concrete `state`."""
+    for o in result.semantics.successors(state):
+        if o.defect is not None and o.thread == recorded.thread and o.defect.kind == recorded.defect.kind:
+            return o
+    raise ReplayMismatch("the failing step does not occur in the replayed state")
+
+
+class Describer:
+    """Turns states and steps into readable text."""
+
+    def __init__(self, system: System):
+        self.sys = system
+        self.sz = system.sizes
+
+    def value(self, t: Type, v) -> str:
+        if isinstance(t, BoolT):
+            return "true" if v else "false"
+        if isinstance(t, EnumT):
+            return t.members[v]
+        if isinstance(t, ErrT):
+            return errno_text(v)
+        if isinstance(t, ElemT):
+            return "null" if v < 0 else f"{t.sort}{v}"
+        if isinstance(t, TupleT):
+            return self.tuple_text(t.sorts, v)
+        if isinstance(t, SetT):
+            return "{" + ", ".join(self.tuple_text(t.sorts, i) for i in set_elements(v)) + "}"
+        if isinstance(t, MapT):
+            return "[" + ", ".join(self.value(t.value, x) for x in v) + "]"
+        return str(v)
+
+    def tuple_text(self, sorts, flat: int) -> str:
+        parts = []
+        for s in reversed(sorts):
+            n = self.sz.n[s]
+            parts.append(f"{s}{flat % n}")
+            flat //= n
+        parts.reverse()
+        return parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"
+
+    def globals_text(self, g: tuple) -> list[tuple[str, str]]:
+        return [(v.name, self.value(v.type, g[v.slot])) for v in self.sys.program.vars]
+
+    def changes(self, before: tuple, after: tuple) -> list[Change]:
+        out = []
+        for v in self.sys.program.vars:
+            a, b = before[v.slot], after[v.slot]
+            if a == b:
+                continue
+            if isinstance(v.type, MapT):
+                keys = list(self.sz.tuples(v.type.keys))
+                for k, (x, y) in enumerate(zip(a, b)):
+                    if x != y:
+                        key = ", ".join(f"{s}{i}" for s, i in zip(v.type.keys, keys[k]))
+                        out.append(Change(f"{v.name}[{key}]", self.value(v.type.value, x),
+                                          self.value(v.type.value, y)))
+            else:
+                out.append(Change(v.name, self.value(v.type, a), self.value(v.type, b)))
+        return out
+
+    def held(self, thread: tuple) -> list[str]:
+        held = thread[2]
+        return [self.sys.lock_instance_name(held[i]) for i in range(0, len(held), 2)]
+
+    def frames(self, pc: int) -> list[Frame]:
+        """Call chain of an instruction, innermost first, each frame at the line it was executing."""
+        ins = self.sys.code[pc]
+        chain = ins.chain
+        out = []
+        for i in range(len(chain) - 1, -1, -1):
+            where = ins.span if i == len(chain) - 1 else chain[i + 1].span
+            out.append(Frame(chain[i].function, where.file, where.line))
+        return out
+
+    def site(self, pc: int) -> Site:
+        ins = self.sys.code[pc]
+        return Site(self.sys.locks[ins.lock].cls.name, ins.span, source_text(ins.span), self.frames(pc))
+
+    def step(self, n: int, before: tuple, o: Outcome, after: tuple | None) -> TraceStep:
+        op = self.sys.ops[o.op]
+        thread_before = before[2][o.thread]
+        if o.args is not None:
+            args = o.args
+        else:
+            args = tuple(thread_before[1][s] for s in op.param_slots)
+        arg_text = [(name, self.value(t, v)) for (name, t), v in zip(op.params, args)]
+        ins = self.sys.code[o.start_pc]
+        if o.defect is not None:
+            bad = self.sys.code[o.defect.pc]
+            outcome = f"DEFECT at {o.defect.span}: {o.defect.message} [{source_text(bad.span)}]"
+        elif o.end_pc == IDLE:
+            outcome = f"returns {errno_text(o.result)}"
+        else:
+            outcome = f"next: {source_text(self.sys.code[o.end_pc].span)} (line {self.sys.code[o.end_pc].span.line})"
+        held = self.held(after[2][o.thread]) if after is not None else self.held(thread_before)
+        changes = self.changes(before[0], after[0]) if after is not None else []
+        return TraceStep(n, self.sys.threads[o.thread].name, op.name, arg_text, ins.span, source_text(ins.span),
+                         self.frames(o.start_pc), outcome, held, changes)
+
+    def trace(self, steps: list[tuple[tuple, Outcome]], failing: tuple[tuple, Outcome] | None = None) -> Trace:
+        init = steps[0][0] if steps else (failing[0] if failing else None)
+        rows = [self.step(i + 1, b, o, o.state) for i, (b, o) in enumerate(steps)]
+        if failing is not None:
+            rows.append(self.step(len(rows) + 1, failing[0], failing[1], None))
+        return Trace(self.globals_text(init[0]) if init else [], rows)
+
+
+def source_text(span: Span) -> str:
+    line = SOURCES.line(span.file, span.line) or ""
+    text = line.strip()
+    if span.end_line == span.line and span.end_col > span.col:
+        text = line[span.col - 1: span.end_col - 1].strip() or text
+    return text if len(text) <= 100 else text[:97] + "..."

@@ -1,0 +1,1 @@
+"""The intermediate representation shared by every back end."""

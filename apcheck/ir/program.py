@@ -1,0 +1,280 @@
+"""The checked program: resolved names, typed expressions and statements.
+
+Produced by `apcheck.lang.check`; consumed by `apcheck.ir.lower` (explorer),
+`apcheck.locks` and `apcheck.smt`. Nothing here refers back to the AST
+except through spans.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import count
+
+from apcheck.diagnostics import Span
+from apcheck.ir.types import Type
+
+_ids = count()
+
+
+# ---- declarations ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sort:
+    name: str
+    bound: int
+    span: Span
+
+
+@dataclass(frozen=True)
+class LockClass:
+    name: str
+    kind: str          # mutex | rwsem | spinlock
+    per: str | None    # sort with one instance per element, or None
+    span: Span
+
+
+@dataclass
+class Var:
+    name: str
+    type: Type
+    init: "Expr | None"
+    guard: LockClass | None
+    span: Span
+    slot: int
+
+
+@dataclass(eq=False)
+class Local:
+    """A local variable, parameter, loop variable or quantifier binder."""
+
+    name: str
+    type: Type
+    span: Span
+    kind: str = "let"  # param | let | loop | binder | hidden
+    uid: int = field(default_factory=lambda: next(_ids))
+
+    def __hash__(self) -> int:
+        return self.uid
+
+
+# ---- expressions ------------------------------------------------------------
+
+@dataclass(eq=False)
+class Expr:
+    type: Type
+    span: Span
+
+
+@dataclass(eq=False)
+class Const(Expr):
+    value: int
+
+
+@dataclass(eq=False)
+class GlobalRef(Expr):
+    var: Var
+
+
+@dataclass(eq=False)
+class LocalRef(Expr):
+    local: Local
+
+
+@dataclass(eq=False)
+class SortAll(Expr):
+    """A sort used as an expression: the set of all its elements."""
+
+    sort: str
+
+
+@dataclass(eq=False)
+class SetLiteral(Expr):
+    items: list[Expr]
+
+
+@dataclass(eq=False)
+class TupleLiteral(Expr):
+    items: list[Expr]
+
+
+@dataclass(eq=False)
+class Op(Expr):
+    """Unary or binary operator: ! # ==> || && == != in notin <= + - * &."""
+
+    op: str
+    args: list[Expr]
+
+
+@dataclass(eq=False)
+class Image(Expr):
+    """rel[x, ...]: the relation's tuples that start with the given elements."""
+
+    base: Expr
+    args: list[Expr]
+
+
+@dataclass(eq=False)
+class Lookup(Expr):
+    """map[k, ...]."""
+
+    base: Expr
+    args: list[Expr]
+
+
+@dataclass(eq=False)
+class Quant(Expr):
+    kind: str  # forall | exists | set (comprehension)
+    binders: list[tuple[Local, Expr | None]]  # domain None: the whole sort
+    body: Expr
+
+
+# ---- statements ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Frame:
+    """One level of a call chain: the function and where it was called."""
+
+    function: str
+    span: Span
+
+
+@dataclass(eq=False)
+class LockTarget:
+    lock: LockClass
+    index: Expr | None
+    span: Span
+
+
+@dataclass(eq=False)
+class Stmt:
+    span: Span
+
+
+@dataclass(eq=False)
+class SAcquire(Stmt):
+    target: LockTarget
+    mode: str  # exclusive | read
+
+
+@dataclass(eq=False)
+class SRelease(Stmt):
+    target: LockTarget
+
+
+@dataclass(eq=False)
+class STrylock(Stmt):
+    target: LockTarget
+    then: list[Stmt]      # taken when the lock was acquired
+    orelse: list[Stmt]    # taken when it was not
+
+
+@dataclass(eq=False)
+class SIf(Stmt):
+    cond: Expr
+    then: list[Stmt]
+    orelse: list[Stmt]
+
+
+@dataclass(eq=False)
+class SFor(Stmt):
+    var: Local
+    remaining: Local
+    domain: Expr
+    body: list[Stmt]
+
+
+@dataclass(eq=False)
+class SWhile(Stmt):
+    cond: Expr
+    body: list[Stmt]
+
+
+@dataclass(eq=False)
+class SWait(Stmt):
+    cond: Expr
+
+
+@dataclass(eq=False)
+class SYield(Stmt):
+    pass
+
+
+@dataclass(eq=False)
+class SReturn(Stmt):
+    value: Expr | None
+
+
+@dataclass(eq=False)
+class SCall(Stmt):
+    proc: str
+    args: list[Expr]
+    result: Local | None
+
+
+@dataclass(eq=False)
+class SAssign(Stmt):
+    """target[indices] op= value; target is a global Var or a Local."""
+
+    target: Var | Local
+    indices: list[Expr]
+    op: str
+    value: Expr
+
+
+@dataclass(eq=False)
+class SAssert(Stmt):
+    cond: Expr
+
+
+# ---- the program --------------------------------------------------------------
+
+@dataclass
+class Proc:
+    name: str
+    params: list[Local]
+    body: list[Stmt]
+    is_op: bool
+    span: Span
+    source: str  # file the procedure was declared in
+
+
+@dataclass
+class Thread:
+    name: str
+    count: int
+    ops: list[str]
+    span: Span
+
+
+@dataclass
+class Property:
+    name: str
+    kind: str          # invariant | cover | lockorder
+    span: Span
+    expr: Expr | None = None
+    hierarchy: list[LockClass] | None = None  # lockorder: None means "acyclic"
+
+
+@dataclass
+class Expectation:
+    model: str
+    prop: str
+    verdict: str
+    span: Span
+
+
+@dataclass
+class Program:
+    path: str
+    sorts: dict[str, Sort]
+    enums: dict[str, tuple[str, ...]]
+    vars: list[Var]
+    locks: dict[str, LockClass]
+    procs: dict[str, Proc]
+    threads: list[Thread]
+    properties: list[Property]
+    expectations: list[Expectation]
+
+    @property
+    def model_name(self) -> str:
+        import os
+        return os.path.splitext(os.path.basename(self.path))[0]

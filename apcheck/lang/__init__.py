@@ -1,0 +1,1 @@
+"""The front end: parse, load imports, resolve and type-check, print."""

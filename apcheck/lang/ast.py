@@ -1,0 +1,316 @@
+"""The abstract syntax tree: frozen dataclasses whose spans stay out of equality."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apcheck.diagnostics import NOSPAN, Span
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span = field(default=NOSPAN, compare=False, hash=False, repr=False, kw_only=True)
+
+
+# ---- types ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TypeExpr(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class BoolType(TypeExpr):
+    pass
+
+
+@dataclass(frozen=True)
+class NamedType(TypeExpr):
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class SetType(TypeExpr):
+    sorts: tuple[str, ...]  # one sort: a set; more: a relation
+
+
+@dataclass(frozen=True)
+class MapType(TypeExpr):
+    keys: tuple[str, ...]
+    value: TypeExpr
+
+
+# ---- expressions ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    name: str
+
+
+@dataclass(frozen=True)
+class BoolLit(Expr):
+    value: bool
+
+
+@dataclass(frozen=True)
+class NullLit(Expr):
+    pass
+
+
+@dataclass(frozen=True)
+class IntLit(Expr):
+    value: int
+
+
+@dataclass(frozen=True)
+class ErrnoLit(Expr):
+    name: str  # "EBUSY"
+
+
+@dataclass(frozen=True)
+class SetLit(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class TupleLit(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Binder(Node):
+    name: str
+    sort: str | None = None      # x: Sort
+    domain: Expr | None = None   # x in S
+
+
+@dataclass(frozen=True)
+class Comprehension(Expr):
+    binders: tuple[Binder, ...]
+    cond: Expr
+
+
+@dataclass(frozen=True)
+class Quantified(Expr):
+    kind: str  # forall | exists
+    binders: tuple[Binder, ...]
+    body: Expr
+
+
+@dataclass(frozen=True)
+class Unary(Expr):
+    op: str  # ! | #
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Binary(Expr):
+    op: str  # ==> || && == != in notin <= + - * &
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Index(Expr):
+    base: Expr
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    proc: str
+    args: tuple[Expr, ...]
+
+
+# ---- locks and statements ------------------------------------------------
+
+@dataclass(frozen=True)
+class LockRef(Node):
+    name: str                 # as written: kvm->lock
+    index: Expr | None = None
+
+
+@dataclass(frozen=True)
+class Stmt(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Acquire(Stmt):
+    lock: LockRef
+    mode: str = "exclusive"  # exclusive | read | write
+
+
+@dataclass(frozen=True)
+class Release(Stmt):
+    lock: LockRef
+
+
+@dataclass(frozen=True)
+class If(Stmt):
+    cond: Expr
+    then: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...] | None = None
+
+
+@dataclass(frozen=True)
+class IfTrylock(Stmt):
+    lock: LockRef
+    negated: bool
+    then: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...] | None = None
+
+
+@dataclass(frozen=True)
+class For(Stmt):
+    var: str
+    domain: Expr
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class While(Stmt):
+    cond: Expr
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class Wait(Stmt):
+    cond: Expr
+    releasing: LockRef | None = None
+
+
+@dataclass(frozen=True)
+class Yield(Stmt):
+    pass
+
+
+@dataclass(frozen=True)
+class Return(Stmt):
+    value: Expr | None = None
+
+
+@dataclass(frozen=True)
+class CallStmt(Stmt):
+    call: Call
+
+
+@dataclass(frozen=True)
+class Let(Stmt):
+    name: str
+    type: TypeExpr | None
+    value: Expr | Call
+
+
+@dataclass(frozen=True)
+class Assign(Stmt):
+    target: str
+    indices: tuple[Expr, ...]
+    op: str  # := += -=
+    value: Expr | Call
+
+
+@dataclass(frozen=True)
+class Assert(Stmt):
+    cond: Expr
+
+
+# ---- declarations --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decl(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Import(Decl):
+    path: str
+
+
+@dataclass(frozen=True)
+class SortDecl(Decl):
+    name: str
+    bound: int | None = None
+
+
+@dataclass(frozen=True)
+class EnumDecl(Decl):
+    name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VarDecl(Decl):
+    name: str
+    type: TypeExpr
+    init: Expr | None = None
+    guard: str | None = None
+
+
+@dataclass(frozen=True)
+class LockDecl(Decl):
+    name: str
+    per: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class Param(Node):
+    name: str
+    type: TypeExpr
+
+
+@dataclass(frozen=True)
+class ProcDecl(Decl):
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    is_op: bool = False
+
+
+@dataclass(frozen=True)
+class ThreadDecl(Decl):
+    name: str
+    count: int
+    ops: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InvariantDecl(Decl):
+    name: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class CoverDecl(Decl):
+    name: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class LockOrderDecl(Decl):
+    name: str
+    hierarchy: tuple[str, ...] | None  # None: acyclic
+
+
+@dataclass(frozen=True)
+class ExpectEntry(Node):
+    prop: str
+    verdict: str
+
+
+@dataclass(frozen=True)
+class ExpectDecl(Decl):
+    model: str
+    entries: tuple[ExpectEntry, ...]
+
+
+@dataclass(frozen=True)
+class Module(Node):
+    path: str
+    items: tuple[Decl, ...]

@@ -1,0 +1,1 @@
+"""Lock-order graphs: static (every path) and dynamic (what the explorer reached)."""

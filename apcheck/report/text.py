@@ -1,0 +1,111 @@
+"""The default human-readable report: verdict table, statistics, then each counterexample."""
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from apcheck.results import LockEdge, PropertyResult, Site, Trace, VerifyResult
+
+
+def render_verdicts(res: VerifyResult) -> str:
+    rows = []
+    for p in res.properties:
+        exp = "" if p.expected is None else (p.expected if p.expected == p.verdict else f"{p.expected} (!)")
+        rows.append([p.name, p.kind, p.verdict, exp, p.message])
+    return tabulate(rows, headers=["property", "kind", "verdict", "expected", "detail"], tablefmt="simple")
+
+
+def render_stats(res: VerifyResult) -> str:
+    s = res.stats
+    done = "complete" if s.complete else f"stopped early: {s.limit}"
+    return (f"states {s.states}, transitions {s.transitions}, depth {s.depth}, {s.seconds:.2f} s, "
+            f"{s.states_per_second:,.0f} states/s, peak memory {s.peak_memory_mb:.0f} MiB, "
+            f"symmetry {'on' if s.symmetry else 'off'} ({done})")
+
+
+def render(res: VerifyResult, details: bool = True) -> str:
+    bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
+    out = [f"model {res.path}" + (f" with {', '.join(res.specs)}" if res.specs else ""),
+           f"bounds: {bounds}; threads: {', '.join(res.threads)}", "", render_verdicts(res), "",
+           render_stats(res)]
+    if details:
+        for p in res.properties:
+            body = render_property(p)
+            if body:
+                out += ["", body]
+    return "\n".join(out) + "\n"
+
+
+def render_property(p: PropertyResult) -> str:
+    parts = []
+    if p.cycle and p.verdict == "violated":
+        parts.append(render_cycle(p.cycle))
+    if p.certificate:
+        parts.append("lock order certificate: " + " < ".join(p.certificate))
+    if p.trace is not None:
+        parts.append(render_trace(p.trace))
+    parts += [f"note: {n}" for n in p.notes if n]
+    if not parts:
+        return ""
+    where = f" ({p.span})" if p.span else ""
+    head = f"=== {p.name}: {p.verdict}{where} ===\n{p.message}"
+    return head + "\n\n" + "\n\n".join(parts)
+
+
+def render_site(site: Site, indent: str = "       ") -> list[str]:
+    lines = []
+    for i, f in enumerate(site.chain):
+        suffix = f"  {site.text}" if i == 0 else ""
+        lines.append(f"{indent}{f.function} ({f.file}:{f.line}){suffix}")
+    return lines
+
+
+def render_cycle(cycle: list[LockEdge]) -> str:
+    """Lockdep's layout: the chain of dependencies with call chains, then the unsafe scenario."""
+    names = [e.src for e in cycle]
+    out = ["WARNING: possible circular locking dependency detected",
+           "the dependency chain is:", ""]
+    for i, e in enumerate(cycle):
+        state = "reached" if e.reached else "static path only"
+        out.append(f"-> #{i} ({e.src}) -> ({e.dst})  [{state}]:")
+        out.append(f"     {e.dst} acquired at:")
+        out += render_site(e.dst_site)
+        out.append(f"     while holding {e.src}, acquired at:")
+        out += render_site(e.src_site)
+        out.append("")
+    out.append("Chain exists of:")
+    out.append("  " + " --> ".join(names + [names[0]]))
+    if len(cycle) <= 3:
+        out += ["", " Possible unsafe locking scenario:", ""] + _scenario(names)
+    return "\n".join(out)
+
+
+def _scenario(names: list[str]) -> list[str]:
+    n = len(names)
+    width = max(24, max(len(x) for x in names) + 10)
+    header = "".join(f"CPU{i}".ljust(width) for i in range(n))
+    rule = "".join("----".ljust(width) for _ in range(n))
+    rows = [f"       {header}", f"       {rule}"]
+    for i in range(n):
+        rows.append("       " + " " * (width * i) + f"lock({names[i]});")
+    for i in range(n):
+        rows.append("       " + " " * (width * i) + f"lock({names[(i + 1) % n]});")
+    rows += ["", "  *** DEADLOCK ***"]
+    return rows
+
+
+def render_trace(trace: Trace) -> str:
+    out = ["counterexample:" if trace.steps else "counterexample (initial state):"]
+    if trace.initial:
+        out.append("  initial state: " + "; ".join(f"{k} = {v}" for k, v in trace.initial))
+    for s in trace.steps:
+        args = ", ".join(f"{k}={v}" for k, v in s.args)
+        out.append(f"  {s.index:>3}. {s.thread}: {s.op}({args})")
+        where = " <- ".join(f"{f.function}" for f in s.chain)
+        out.append(f"        at {s.span.file}:{s.span.line}  {s.text}   [{where}]")
+        out.append(f"        {s.outcome}")
+        out.append(f"        holds: {', '.join(s.held) if s.held else '-'}")
+        for c in s.changes:
+            out.append(f"        {c.var}: {c.old} -> {c.new}")
+    for line in trace.final:
+        out.append(f"  => {line}")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Z3 back end: proofs rather than search."""
