@@ -29,7 +29,7 @@ def _check_one(path: str) -> list[str]:
     from apcheck.verify import build, check_expectations
     modules = load([path])
     items = [it for m in modules for it in m.items]
-    if any(isinstance(it, A.ThreadDecl) for it in items):
+    if any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl)) for it in items):
         program = check(modules, path)
         build(program, {})
         return [f"{path}: ok (model: {len(program.procs)} procedures and operations, "

@@ -96,7 +96,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-depth", type=int, default=None)
     p.add_argument("--timeout", type=float, default=None, help="seconds for the search")
     p.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
+    p.add_argument("--scenario", default=None, help="explore only this scenario")
     p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
+    p.add_argument("--no-reduction", action="store_true", help="turn partial-order reduction off")
     p.add_argument("--dfs", action="store_true", help="depth-first search (less memory; traces not shortest)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
@@ -120,8 +122,8 @@ def run_config(args):
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     progress = None if args.quiet else _progress
     explore = ExploreConfig(args.max_states, args.max_depth, args.timeout, not args.no_symmetry,
-                            "dfs" if args.dfs else "bfs", progress)
-    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout)
+                            not args.no_reduction, "dfs" if args.dfs else "bfs", progress)
+    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout, args.scenario)
 
 
 def _progress(p) -> None:

@@ -77,6 +77,7 @@ class PropertyResult:
     certificate: list[str] | None = None
     expected: str | None = None
     notes: list[str] = field(default_factory=list)
+    scenario: str | None = None   # the scenario whose exploration gave the verdict (None: all, or static)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Stats:
     complete: bool
     limit: str | None
     symmetry: bool
+    reduction: bool = True
 
 
 @dataclass
@@ -98,7 +100,7 @@ class VerifyResult:
     path: str
     specs: list[str]
     bounds: dict[str, int]
-    threads: list[str]
+    scenarios: dict[str, list[str]]   # scenario -> its thread instances
     properties: list[PropertyResult]
     lock_edges: list[LockEdge]
     stats: Stats

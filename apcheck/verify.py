@@ -9,7 +9,7 @@ import os
 import resource
 from dataclasses import dataclass, field
 
-from apcheck.diagnostics import Diagnostic, DiagnosticError
+from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
 from apcheck.explore.engine import ExploreConfig, ExploreResult, explore
 from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
 from apcheck.ir import program as P
@@ -28,6 +28,7 @@ class VerifyConfig:
     bounds: dict[str, int] = field(default_factory=dict)
     explore: ExploreConfig = ExploreConfig()
     smt_timeout: float = 10.0
+    scenario: str | None = None   # explore only this scenario
 
 
 def load_program(model: str, specs: list[str] = ()) -> P.Program:
@@ -43,23 +44,102 @@ def check_expectations(program: P.Program, names: list[str]) -> None:
         raise DiagnosticError(bad)
 
 
-def build(program: P.Program, bounds: dict[str, int]) -> tuple[System, StaticEdges]:
-    system = lower(program, bounds_of(program, bounds))
+def build(program: P.Program, bounds: dict[str, int], scenario: P.Scenario | None = None
+          ) -> tuple[System, StaticEdges]:
+    system = lower(program, bounds_of(program, bounds), scenario)
     static = static_edges(system)
     if static.diagnostics:
         raise DiagnosticError(static.diagnostics)
     return system, static
 
 
+def select_scenarios(program: P.Program, name: str | None) -> list[P.Scenario]:
+    if name is None:
+        return list(program.scenarios)
+    chosen = [s for s in program.scenarios if s.name == name]
+    if not chosen:
+        known = ", ".join(s.name for s in program.scenarios)
+        raise UsageError(f"no scenario '{name}' in {program.path} (scenarios: {known})")
+    return chosen
+
+
 def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: list[str] = ()) -> VerifyResult:
+    """Explore each scenario, then combine: a property is violated (or a cover reached) if some
+    scenario shows it, and holds only if it holds in every scenario."""
     names = [p.name for p in program.properties] + list(BUILTIN_PROPERTIES)
     check_expectations(program, names)
-    system, static = build(program, config.bounds)
-    result = explore(system, config.explore)
-    return _Assembler(program, system, static, result, config).run(list(specs))
+    runs = []
+    static = None
+    for scenario in select_scenarios(program, config.scenario):
+        system, static = build(program, config.bounds, scenario)
+        runs.append(_Assembler(program, system, static, explore(system, config.explore), config))
+    return _combine(program, runs, static, config, list(specs))
+
+
+def _combine(program, runs: list["_Assembler"], static: StaticEdges, config, specs) -> VerifyResult:
+    props = []
+    for prop in program.properties:
+        if prop.kind in ("invariant", "cover"):
+            props.append(_merge([getattr(r, prop.kind)(prop) for r in runs]))
+    props.append(_merge([r.deadlock() for r in runs]))
+    props.append(_merge([r.defects() for r in runs]))
+    edges = _union_edges(runs, static)
+    for prop in program.properties:
+        if prop.kind == "lockorder":
+            props.append(runs[0].lockorder(prop, edges, runs))
+    expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
+    for pr in props:
+        pr.expected = expect.get(pr.name)
+    total_states = sum(len(r.r.states) for r in runs)
+    secs = sum(r.r.seconds for r in runs)
+    limits = [r.r.limit for r in runs if r.r.limit]
+    stats = Stats(total_states, sum(r.r.transitions for r in runs), max(r.r.max_depth_reached for r in runs),
+                  secs, total_states / max(secs, 1e-9),
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, not limits,
+                  limits[0] if limits else None, config.explore.symmetry, config.explore.reduction)
+    first = runs[0].sys
+    return VerifyResult(program.model_name, program.path, specs, dict(first.sizes.n),
+                        {r.sys.scenario: [t.name for t in r.sys.threads] for r in runs}, props, edges, stats)
+
+
+def _merge(results: list[PropertyResult]) -> PropertyResult:
+    """One verdict from the scenarios' verdicts on the same property."""
+    if len(results) == 1:
+        return results[0]
+    for verdict in ("violated", "reached"):
+        found = [r for r in results if r.verdict == verdict]
+        if found:
+            return min(found, key=lambda r: len(r.trace.steps) if r.trace else 0)
+    unknown = [r for r in results if r.verdict == "unknown"]
+    if unknown:
+        return unknown[0]
+    first = results[0]
+    names = ", ".join(r.scenario for r in results if r.scenario)
+    message = {"invariant": "holds in every reachable state of every scenario",
+               "cover": "no reachable state of any scenario satisfies it"}.get(first.kind, first.message)
+    return PropertyResult(first.name, first.kind, first.verdict,
+                          first.method.split(", scenario ")[0] + f", scenarios {names}", message, first.span)
+
+
+def _union_edges(runs, static: StaticEdges) -> list[LockEdge]:
+    """Every static edge and every edge reached in some scenario, with the sites that took it."""
+    d = runs[0].d
+    names = [info.cls.name for info in runs[0].sys.locks]
+    reached: dict[tuple[int, int], tuple[int, int]] = {}
+    for r in runs:
+        for key, (sa, sb, _) in r.r.edges.items():
+            reached.setdefault(key, (sa, sb))
+    out = []
+    for a, b in sorted(set(reached) | set(static.edges)):
+        sa, sb = reached.get((a, b)) or static.edges[(a, b)]
+        out.append(LockEdge(names[a], names[b], d.site(sa), d.site(sb), (a, b) in reached,
+                            (a, b) in static.edges, (a, b) in static.read))
+    return out
 
 
 class _Assembler:
+    """Verdicts of one scenario's exploration."""
+
     def __init__(self, program, system, static, result: ExploreResult, config: VerifyConfig):
         self.p = program
         self.sys = system
@@ -69,38 +149,17 @@ class _Assembler:
         self.d = Describer(system)
         bounds = ", ".join(f"{k}={v}" for k, v in system.sizes.n.items())
         sym = "symmetry on" if result.canon else "symmetry off"
-        self.method = f"explicit-state ({bounds}; {len(system.threads)} threads; {sym})"
-        self.expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
-
-    def run(self, specs: list[str]) -> VerifyResult:
-        props = []
-        for prop in self.p.properties:
-            if prop.kind == "invariant":
-                props.append(self.invariant(prop))
-            elif prop.kind == "cover":
-                props.append(self.cover(prop))
-        props.append(self.deadlock())
-        props.append(self.defects())
-        edges = self.lock_edges()
-        for prop in self.p.properties:
-            if prop.kind == "lockorder":
-                props.append(self.lockorder(prop, edges))
-        for pr in props:
-            pr.expected = self.expect.get(pr.name)
-        r = self.r
-        secs = max(r.seconds, 1e-9)
-        stats = Stats(len(r.states), r.transitions, r.max_depth_reached, r.seconds, len(r.states) / secs,
-                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, r.complete, r.limit,
-                      r.canon is not None)
-        return VerifyResult(self.p.model_name, self.p.path, specs, dict(self.sys.sizes.n),
-                            [t.name for t in self.sys.threads], props, edges, stats)
+        self.method = f"explicit-state ({bounds}; {sym}), scenario {system.scenario}"
 
     # ---- state properties ------------------------------------------------------
 
+    def result(self, *args, **kw) -> PropertyResult:
+        return PropertyResult(*args, scenario=self.sys.scenario, **kw)
+
     def unknown(self, name, kind, span, what) -> PropertyResult:
-        return PropertyResult(name, kind, "unknown", self.method,
-                              f"{what}; search stopped early ({self.r.limit}) after {len(self.r.states)} states",
-                              span)
+        return self.result(name, kind, "unknown", self.method,
+                           f"{what}; search stopped early ({self.r.limit}) after {len(self.r.states)} states "
+                           f"of scenario {self.sys.scenario}", span)
 
     def trace_to(self, idx: int):
         return self.d.trace(replay(self.r, idx))
@@ -108,21 +167,21 @@ class _Assembler:
     def invariant(self, prop: P.Property) -> PropertyResult:
         idx = self.r.invariant_violations.get(prop.name)
         if idx is not None:
-            return PropertyResult(prop.name, "invariant", "violated", self.method,
+            return self.result(prop.name, "invariant", "violated", self.method,
                                   f"violated after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
         if not self.r.complete:
             return self.unknown(prop.name, "invariant", prop.span, "no violation found")
-        return PropertyResult(prop.name, "invariant", "holds", self.method,
-                              f"holds in all {len(self.r.states)} reachable states", prop.span)
+        return self.result(prop.name, "invariant", "holds", self.method,
+                              f"holds in all {len(self.r.states)} reachable states of scenario {self.sys.scenario}", prop.span)
 
     def cover(self, prop: P.Property) -> PropertyResult:
         idx = self.r.covers_reached.get(prop.name)
         if idx is not None:
-            return PropertyResult(prop.name, "cover", "reached", self.method,
+            return self.result(prop.name, "cover", "reached", self.method,
                                   f"reached after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
         if not self.r.complete:
             return self.unknown(prop.name, "cover", prop.span, "not reached")
-        return PropertyResult(prop.name, "cover", "unreachable", self.method,
+        return self.result(prop.name, "cover", "unreachable", self.method,
                               f"no reachable state satisfies it ({len(self.r.states)} states)", prop.span)
 
     def failing_trace(self, prop: str):
@@ -135,11 +194,11 @@ class _Assembler:
     def defects(self) -> PropertyResult:
         if "defects" in self.r.defects:
             trace, o = self.failing_trace("defects")
-            return PropertyResult("defects", "defects", "violated", self.method,
+            return self.result("defects", "defects", "violated", self.method,
                                   f"{o.defect.kind}: {o.defect.message}", o.defect.span, trace)
         if not self.r.complete:
             return self.unknown("defects", "defects", None, "no model defect found")
-        return PropertyResult("defects", "defects", "holds", self.method,
+        return self.result("defects", "defects", "holds", self.method,
                               "no release of an unheld lock, lock held at return, unguarded access, "
                               "null lock instance or failed assert")
 
@@ -162,30 +221,19 @@ class _Assembler:
             msg = f"{kind} after {len(steps)} steps: {', '.join(names)} can never move again"
             if not total:
                 msg += " (other threads still run)"
-            return PropertyResult("deadlock", "deadlock", "violated", self.method, msg, None, trace)
+            return self.result("deadlock", "deadlock", "violated", self.method, msg, None, trace)
         if selfd is not None:
             trace, o = self.failing_trace("deadlock")
-            return PropertyResult("deadlock", "deadlock", "violated", self.method,
+            return self.result("deadlock", "deadlock", "violated", self.method,
                                   f"self-deadlock: {o.defect.message}", o.defect.span, trace)
         if not self.r.complete:
             return self.unknown("deadlock", "deadlock", None, "no deadlock found")
-        return PropertyResult("deadlock", "deadlock", "holds", self.method,
+        return self.result("deadlock", "deadlock", "holds", self.method,
                               "every busy thread can always move again (no partial or global deadlock)")
 
     # ---- lock order ------------------------------------------------------------
 
-    def lock_edges(self) -> list[LockEdge]:
-        names = [info.cls.name for info in self.sys.locks]
-        out = []
-        keys = sorted(set(self.r.edges) | set(self.static.edges))
-        for a, b in keys:
-            reached = (a, b) in self.r.edges
-            sa, sb = self.r.edges[(a, b)][:2] if reached else self.static.edges[(a, b)]
-            out.append(LockEdge(names[a], names[b], self.d.site(sa), self.d.site(sb), reached,
-                                (a, b) in self.static.edges, (a, b) in self.static.read))
-        return out
-
-    def lockorder(self, prop: P.Property, edges: list[LockEdge]) -> PropertyResult:
+    def lockorder(self, prop: P.Property, edges: list[LockEdge], runs: list["_Assembler"]) -> PropertyResult:
         names = [info.cls.name for info in self.sys.locks]
         ids = {n: i for i, n in enumerate(names)}
         reached = {(ids[e.src], ids[e.dst]) for e in edges if e.reached}
@@ -194,7 +242,9 @@ class _Assembler:
         classes = list(range(len(names)))
         timeout = int(self.cfg.smt_timeout * 1000)
         hier = [ids[c.name] for c in prop.hierarchy] if prop.hierarchy is not None else None
-        deadlock_note = self.deadlock_note()
+        deadlock_note = _deadlock_note(runs)
+        complete = all(r.r.complete for r in runs)
+        method = self.method.split(", scenario ")[0] + ", scenarios " + ", ".join(r.sys.scenario for r in runs)
         proof = prove_order(classes, reached, timeout)
         if proof.status == "unsat":
             cycle = proof.cycle or shortest_cycle(reached)
@@ -208,7 +258,7 @@ class _Assembler:
             if bad:
                 e = by_key[bad[0]]
                 order = " < ".join(names[c] for c in hier)
-                return PropertyResult(prop.name, "lockorder", "violated", self.method,
+                return PropertyResult(prop.name, "lockorder", "violated", method,
                                       f"{e.src} -> {e.dst} contradicts the declared order {order}",
                                       prop.span, cycle=[e])
         static_proof = prove_order(classes, static, timeout)
@@ -233,21 +283,22 @@ class _Assembler:
             if bad:
                 notes.append(f"a static path takes {names[bad[0][0]]} -> {names[bad[0][1]]}, "
                              "not reached within the bounds")
-        if not self.r.complete:
-            return PropertyResult(prop.name, "lockorder", "unknown", self.method,
-                                  f"no cycle among reached edges, but the search stopped early ({self.r.limit})",
-                                  prop.span, notes=notes)
+        if not complete:
+            return PropertyResult(prop.name, "lockorder", "unknown", method,
+                                  "no cycle among reached edges, but a search stopped early", prop.span, notes=notes)
         order = proof.order
-        return PropertyResult(prop.name, "lockorder", "holds", self.method,
+        return PropertyResult(prop.name, "lockorder", "holds", method,
                               "the reached edges respect one total order", prop.span,
                               certificate=[names[c] for c in order] if order else None, notes=notes)
 
-    def deadlock_note(self) -> str:
-        if self.r.deadlock is not None or "deadlock" in self.r.defects:
-            return "a reachable deadlock was also found: see property 'deadlock'"
-        if self.r.complete:
-            return "no reachable deadlock within the bounds"
-        return "no reachable deadlock found before the search stopped"
+
+
+def _deadlock_note(runs) -> str:
+    if any(r.r.deadlock is not None or "deadlock" in r.r.defects for r in runs):
+        return "a reachable deadlock was also found: see property 'deadlock'"
+    if all(r.r.complete for r in runs):
+        return "no reachable deadlock within the bounds"
+    return "no reachable deadlock found before the search stopped"
 
 
 def _merge_order(order: list[int], hier: list[int], edges: set[tuple[int, int]]) -> list[int]:

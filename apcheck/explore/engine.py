@@ -22,6 +22,7 @@ class ExploreConfig:
     max_depth: int | None = None
     timeout: float | None = None
     symmetry: bool = True
+    reduction: bool = True  # partial-order reduction of private release steps
     order: str = "bfs"  # bfs | dfs
     progress: Callable[["Progress"], None] | None = None
     progress_every: float = 2.0
@@ -75,7 +76,8 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
     cov_hit: dict[str, int] = {}
     defects: dict[str, tuple[int, Outcome]] = {}
     expanded = bytearray()
-    check_props(init, 0, invariants, covers, scratch, inv_bad, cov_hit)
+    seen_globals: set[tuple] = set()
+    check_props(init, 0, invariants, covers, scratch, inv_bad, cov_hit, seen_globals)
 
     frontier: deque[int] = deque([0])
     pop = frontier.popleft if config.order == "bfs" else frontier.pop
@@ -96,7 +98,12 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
             continue
         expanded[i] = 1
         sem.origin = i
-        for o in sem.successors(s):
+        outcomes = None
+        if config.reduction:
+            outcomes = reduced_successors(sem, s, index, canon)
+        if outcomes is None:
+            outcomes = sem.successors(s)
+        for o in outcomes:
             transitions += 1
             if o.state is None:
                 prop = o.defect.property
@@ -114,7 +121,7 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
                 if d + 1 > deepest:
                     deepest = d + 1
                 if invariants or covers:
-                    check_props(nxt, j, invariants, covers, scratch, inv_bad, cov_hit)
+                    check_props(nxt, j, invariants, covers, scratch, inv_bad, cov_hit, seen_globals)
                 frontier.append(j)
             src.append(i)
             dst.append(j)
@@ -122,7 +129,7 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
         if max_states is not None and len(states) >= max_states and frontier:
             limit = f"max states {max_states}"
             break
-        if (transitions & 1023) == 0 or len(frontier) == 0:
+        if (i & 255) == 0:
             now = time.monotonic()
             if config.timeout is not None and now - start > config.timeout and frontier:
                 limit = f"timeout {config.timeout:g}s"
@@ -138,8 +145,38 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
                          inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest)
 
 
-def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit) -> None:
+def reduced_successors(sem: Semantics, state: tuple, index: dict, canon) -> list[Outcome] | None:
+    """Partial-order reduction: the steps of one thread alone, when that is enough.
+
+    A thread about to release a lock, whose step then touches no state
+    variable until its next scheduling point, commutes with every step of the
+    other threads: a release disables nothing, and only acquisitions of that
+    lock (blocked until it) depend on it. Exploring that thread alone keeps
+    every reachable valuation of the state variables, every lock-order edge,
+    and every deadlock. Cycle proviso: only when each of its successors is a
+    new state, so that every cycle passes through a fully expanded state.
+    """
+    code = sem.code
+    for t, (pc, _, _) in enumerate(state[2]):
+        if pc >= 0 and code[pc].private_release:
+            out: list[Outcome] = []
+            sem.thread_steps(state, t, out)
+            for o in out:
+                if o.state is not None and (canon(o.state) if canon else o.state) in index:
+                    return None
+            return out
+    return None
+
+
+def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, seen_globals=None) -> None:
+    """Record the first state violating each invariant or reaching each cover.
+
+    Properties read only the state variables, so a valuation already seen needs no new check."""
     g = state[0]
+    if seen_globals is not None:
+        if g in seen_globals:
+            return
+        seen_globals.add(g)
     for prop, fn in invariants:
         if prop.name not in inv_bad and not fn(g, scratch):
             inv_bad[prop.name] = j

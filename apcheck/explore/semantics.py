@@ -87,10 +87,9 @@ class Semantics:
                     loc[slot] = v
                 if self.code[op.entry].kind == ACQUIRE:
                     # Choosing an operation has no visible effect, so the start merges with its first
-                    # acquire; when that lock is taken, the thread commits and waits (a victim state).
-                    if not self._sched_step(state, t, op_id, args, op.entry, loc, (), out):
-                        out.append(self._outcome(state, t, op_id, args, op.entry, op.entry, None, g, locks,
-                                                 (op.entry, tuple(loc), ())))
+                    # acquire. While that lock is taken the operation cannot start: the thread stays
+                    # idle, holding nothing, so it can be no part of a deadlock.
+                    self._sched_step(state, t, op_id, args, op.entry, loc, (), out)
                 else:
                     self._run(state, t, op_id, args, op.entry, op.entry, list(g), list(locks), loc, [], out)
 
@@ -163,6 +162,8 @@ class Semantics:
                     out.append(self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ())))
                     return
                 else:  # a scheduling point: the step ends before it
+                    for slot, value in ins.dead:
+                        l[slot] = value
                     out.append(self._outcome(state, t, op_id, args, start, pc, None, g, locks,
                                              (pc, tuple(l), tuple(held))))
                     return
@@ -232,14 +233,20 @@ class Semantics:
                             "which this thread does not hold", pc, ins.span)
 
     def _check_guards(self, ins, held, pc) -> None:
-        for cid, var in ins.guards:
-            for i in range(0, len(held), 2):
-                if self.inst_class[held[i]] == cid:
-                    break
+        if not ins.guards:
+            return
+        classes = {self.inst_class[held[i]] for i in range(0, len(held), 2)}
+        for guard in ins.guards:
+            have = [c in classes for c in guard.locks]
+            if all(have) if guard.write else any(have):
+                continue
+            names = [self.sys.locks[c].cls.name for c in guard.locks]
+            if guard.write:
+                missing = [n for n, h in zip(names, have) if not h]
+                msg = f"writes '{guard.var}' without holding {', '.join(missing)} (writers must hold {' and '.join(names)})"
             else:
-                lock = self.sys.locks[cid].cls.name
-                raise _DefectSignal("unguarded", f"accesses '{var}' without holding {lock}, which guards it",
-                                    pc, ins.span)
+                msg = f"reads '{guard.var}' without holding {' or '.join(names)}"
+            raise _DefectSignal("unguarded", msg, pc, ins.span)
 
     # ---- what a blocked thread waits for ---------------------------------------
 

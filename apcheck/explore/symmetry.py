@@ -12,6 +12,8 @@ from typing import Callable
 from apcheck.ir.system import System
 from apcheck.ir.types import ElemT, MapT, SetT, TupleT, Type
 
+TABLE_BITS = 10  # sets over at most this many tuples are renamed by table lookup
+
 
 def canonicalizer(system: System) -> Callable[[tuple], tuple] | None:
     """A function mapping a state to the least of its renamings, or None if no sort has 2+ elements."""
@@ -21,17 +23,38 @@ def canonicalizer(system: System) -> Callable[[tuple], tuple] | None:
         return None
     perms = []
     for combo in product(*(list(permutations(range(sizes[s]))) for s in sorts)):
-        perm = dict(zip(sorts, combo))
         if all(p == tuple(range(len(p))) for p in combo):
             continue
-        perms.append(_StatePermuter(system, perm))
-    fns = [p.apply for p in perms]
+        perms.append(_StatePermuter(system, dict(zip(sorts, combo))))
+    gfns = [p.apply_globals for p in perms]
+    rests = [p.apply_rest for p in perms]
+
+    cache: dict[tuple, tuple[tuple, list[int]]] = {}
+
+    def best_globals(g: tuple) -> tuple[tuple, list[int]]:
+        best_g = g
+        cands = [-1]
+        for k, f in enumerate(gfns):
+            g2 = f(g)
+            if g2 < best_g:
+                best_g = g2
+                cands = [k]
+            elif g2 == best_g:
+                cands.append(k)
+        return best_g, cands
 
     def canon(state: tuple) -> tuple:
-        best = state
-        for f in fns:
-            other = f(state)
-            if other < best:
+        # Compare the renamed globals first (cached: valuations repeat across many states);
+        # only renamings that tie on them need the locks and threads renamed.
+        g = state[0]
+        hit = cache.get(g)
+        if hit is None:
+            hit = cache[g] = best_globals(g)
+        best_g, cands = hit
+        best = None
+        for k in cands:
+            other = state if k < 0 else (best_g, *rests[k](state))
+            if best is None or other < best:
                 best = other
         return best
     return canon
@@ -39,11 +62,10 @@ def canonicalizer(system: System) -> Callable[[tuple], tuple] | None:
 
 class _StatePermuter:
     def __init__(self, system: System, perm: dict[str, tuple[int, ...]]):
-        self.sys = system
         self.perm = perm
         self.n = system.sizes.n
-        self.gfns = [self.value_fn(v.type) for v in system.program.vars]
-        # lock instance renaming
+        fns = [self.value_fn(v.type) for v in system.program.vars]
+        self.gslots = [(i, f) for i, f in enumerate(fns) if f is not None]
         inst_map = list(range(len(system.inst_class)))
         for info in system.locks:
             if info.cls.per in perm:
@@ -51,71 +73,86 @@ class _StatePermuter:
                 for e in range(info.count):
                     inst_map[info.base + e] = info.base + p[e]
         self.inst_map = inst_map
-        self.lock_src = [0] * len(inst_map)  # new position i takes old instance lock_src[i]
+        self.lock_src = [0] * len(inst_map)
         for old, new in enumerate(inst_map):
             self.lock_src[new] = old
-        self.local_fns = [[self.value_fn(t) if t is not None else None for t in op.local_types]
+        self.identity_locks = inst_map == list(range(len(inst_map)))
+        self.local_fns = [[(i, f) for i, f in enumerate(self.value_fn(t) if t is not None else None
+                                                         for t in op.local_types) if f is not None]
                           for op in system.ops]
         self.op_of_pc = system.op_of_pc
-        self.identity_globals = all(f is None for f in self.gfns)
 
     def value_fn(self, t: Type) -> Callable | None:
         n, perm = self.n, self.perm
         if isinstance(t, ElemT):
             if t.sort not in perm:
                 return None
-            p = perm[t.sort]
-            return lambda v: p[v] if v >= 0 else v
+            p = perm[t.sort] + (-1,)  # index -1 (null) maps to itself
+            return p.__getitem__
         if isinstance(t, (SetT, TupleT)) and t.sorts:
             if not any(s in perm for s in t.sorts):
                 return None
             table = _index_table(t.sorts, n, perm)
             if isinstance(t, TupleT):
-                return lambda v: table[v]
-
-            def perm_set(mask):
-                out = 0
-                i = 0
-                while mask:
-                    if mask & 1:
-                        out |= 1 << table[i]
-                    mask >>= 1
-                    i += 1
-                return out
-            return perm_set
+                return table.__getitem__
+            if len(table) <= TABLE_BITS:
+                lookup = [_rename_bits(m, table) for m in range(1 << len(table))]
+                return lookup.__getitem__
+            return lambda mask: _rename_bits(mask, table)
         if isinstance(t, MapT):
             inner = self.value_fn(t.value)
+            src = None
             if any(s in perm for s in t.keys):
                 table = _index_table(t.keys, n, perm)
                 src = [0] * len(table)
                 for old, new in enumerate(table):
                     src[new] = old
-            else:
-                src = None
             if src is None and inner is None:
                 return None
             if inner is None:
-                return lambda m: tuple(m[i] for i in src)
+                return lambda m: tuple([m[i] for i in src])
             if src is None:
-                return lambda m: tuple(inner(x) for x in m)
-            return lambda m: tuple(inner(m[i]) for i in src)
+                return lambda m: tuple([inner(x) for x in m])
+            return lambda m: tuple([inner(m[i]) for i in src])
         return None
 
-    def apply(self, state: tuple) -> tuple:
-        g, locks, threads = state
-        g2 = tuple(x if f is None else f(x) for f, x in zip(self.gfns, g))
-        locks2 = tuple(locks[i] for i in self.lock_src)
+    def apply_globals(self, g: tuple) -> tuple:
+        out = list(g)
+        for i, f in self.gslots:
+            out[i] = f(g[i])
+        return tuple(out)
+
+    def apply_rest(self, state: tuple) -> tuple[tuple, tuple]:
+        _, locks, threads = state
+        locks2 = locks if self.identity_locks else tuple([locks[i] for i in self.lock_src])
         inst_map = self.inst_map
         ts = []
-        for pc, l, held in threads:
+        for th in threads:
+            pc, l, held = th
             if pc < 0:
-                ts.append((pc, l, held))
+                ts.append(th)
                 continue
             fns = self.local_fns[self.op_of_pc[pc]]
-            l2 = tuple(x if f is None else f(x) for f, x in zip(fns, l))
-            h2 = tuple(inst_map[x] if i % 2 == 0 else x for i, x in enumerate(held))
-            ts.append((pc, l2, h2))
-        return (g2, locks2, tuple(ts))
+            if fns:
+                l2 = list(l)
+                for i, f in fns:
+                    l2[i] = f(l[i])
+                l = tuple(l2)
+            if held and not self.identity_locks:
+                held = tuple([inst_map[x] if i % 2 == 0 else x for i, x in enumerate(held)])
+            ts.append((pc, l, held))
+        return locks2, tuple(ts)
+
+
+def _rename_bits(mask: int, table: list[int]) -> int:
+    out = 0
+    i = 0
+    while mask:
+        if mask & 1:
+            out |= 1 << table[i]
+        mask >>= 1
+        i += 1
+    return out
 
 
 def _index_table(sorts: tuple[str, ...], n: dict[str, int], perm: dict[str, tuple[int, ...]]) -> list[int]:

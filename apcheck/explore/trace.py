@@ -122,13 +122,9 @@ class Describer:
         ins = self.sys.code[pc]
         return Site(self.sys.locks[ins.lock].cls.name, ins.span, source_text(ins.span), self.frames(pc))
 
-    def step(self, n: int, before: tuple, o: Outcome, after: tuple | None) -> TraceStep:
+    def step(self, n: int, before: tuple, o: Outcome, after: tuple | None, args: tuple) -> TraceStep:
         op = self.sys.ops[o.op]
         thread_before = before[2][o.thread]
-        if o.args is not None:
-            args = o.args
-        else:
-            args = tuple(thread_before[1][s] for s in op.param_slots)
         arg_text = [(name, self.value(t, v)) for (name, t), v in zip(op.params, args)]
         ins = self.sys.code[o.start_pc]
         if o.defect is not None:
@@ -144,10 +140,15 @@ class Describer:
                          self.frames(o.start_pc), outcome, held, changes)
 
     def trace(self, steps: list[tuple[tuple, Outcome]], failing: tuple[tuple, Outcome] | None = None) -> Trace:
+        """Describe a replayed path (every step from the initial state) and an optional failing step."""
         init = steps[0][0] if steps else (failing[0] if failing else None)
-        rows = [self.step(i + 1, b, o, o.state) for i, (b, o) in enumerate(steps)]
-        if failing is not None:
-            rows.append(self.step(len(rows) + 1, failing[0], failing[1], None))
+        args_of: dict[int, tuple] = {}  # each thread's current arguments, from the step that started its op
+        rows = []
+        for before, o in steps + ([failing] if failing else []):
+            if o.args is not None:
+                args_of[o.thread] = o.args
+            after = o.state if o is not (failing[1] if failing else None) else None
+            rows.append(self.step(len(rows) + 1, before, o, after, args_of.get(o.thread, ())))
         return Trace(self.globals_text(init[0]) if init else [], rows)
 
 

@@ -202,6 +202,8 @@ class _Compiler:
         binders = [(self.slots[b], self.c(d) if d is not None else None, self.sz.n[b.type.sort])
                    for b, d in e.binders]
         kind = e.kind
+        if all(d is None for _, d, _ in binders):
+            return _product_quant(kind, body, binders)
 
         def run(g, l):
             # iterate the product of the binders' domains, restoring the slots after
@@ -237,6 +239,59 @@ class _Compiler:
                 l[s] = v
             return result
         return run
+
+
+def _product_quant(kind: str, body: Fn, binders) -> Fn:
+    """A quantifier or comprehension whose binders range over whole sorts."""
+    slots = [s for s, _, _ in binders]
+    rows = list(enumerate(product(*(range(n) for _, _, n in binders))))
+    if len(slots) == 1:
+        s0 = slots[0]
+        rows1 = [(flat, t[0]) for flat, t in rows]
+        if kind == "forall":
+            def forall1(g, l):
+                old = l[s0]
+                for _, x in rows1:
+                    l[s0] = x
+                    if not body(g, l):
+                        l[s0] = old
+                        return 0
+                l[s0] = old
+                return 1
+            return forall1
+        if kind == "exists":
+            def exists1(g, l):
+                old = l[s0]
+                for _, x in rows1:
+                    l[s0] = x
+                    if body(g, l):
+                        l[s0] = old
+                        return 1
+                l[s0] = old
+                return 0
+            return exists1
+
+    def run(g, l):
+        saved = [l[s] for s in slots]
+        result = 1 if kind == "forall" else 0
+        for flat, tup in rows:
+            for s, x in zip(slots, tup):
+                l[s] = x
+            v = body(g, l)
+            if kind == "forall":
+                if not v:
+                    result = 0
+                    break
+            elif kind == "exists":
+                if v:
+                    result = 1
+                    break
+            elif v:
+                result |= 1 << flat
+        for s, x in zip(slots, saved):
+            l[s] = x
+        return result
+    return run
 
 
 def initial_value(t, sz: Sizes) -> object:

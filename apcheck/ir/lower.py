@@ -7,7 +7,7 @@ from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
 from apcheck.ir import program as P
 from apcheck.ir.compile import NullDeref, Sizes, compile_expr, fill_map, initial_value
 from apcheck.ir.system import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT,
-                               YIELD, Instr, LockInfo, OpInfo, System, ThreadInst)
+                               YIELD, Guard, Instr, LockInfo, OpInfo, System, ThreadInst)
 from apcheck.ir.types import BoolT, ElemT, EnumT, MapT, SetT, Type
 
 
@@ -24,12 +24,14 @@ def bounds_of(program: P.Program, overrides: dict[str, int] | None = None) -> di
     return sizes
 
 
-def lower(program: P.Program, sizes: dict[str, int]) -> System:
-    return _Lowerer(program, Sizes(sizes)).run()
+def lower(program: P.Program, sizes: dict[str, int], scenario: P.Scenario | None = None) -> System:
+    """Lower every operation; the threads are those of `scenario` (default: the first)."""
+    return _Lowerer(program, Sizes(sizes), scenario or program.scenarios[0]).run()
 
 
 class _Lowerer:
-    def __init__(self, program: P.Program, sz: Sizes):
+    def __init__(self, program: P.Program, sz: Sizes, scenario: P.Scenario):
+        self.scenario = scenario
         self.p = program
         self.sz = sz
         self.code: list[Instr] = []
@@ -48,7 +50,7 @@ class _Lowerer:
                 op_index[name] = len(ops)
                 ops.append(self.lower_op(proc, len(ops)))
         threads = []
-        for t in self.p.threads:
+        for t in self.scenario.threads:
             for i in range(t.count):
                 tname = t.name if t.count == 1 else f"{t.name}{i}"
                 threads.append(ThreadInst(tname, t.name, [op_index[o] for o in t.ops]))
@@ -62,7 +64,7 @@ class _Lowerer:
             (invs if prop.kind == "invariant" else covs).append((prop, fn))
         init = self.initial_globals()
         return System(self.p, self.sz, self.code, ops, threads, locks, inst_class, init, invs, covs,
-                      len(scratch), self.op_of_pc)
+                      len(scratch), self.op_of_pc, self.scenario.name)
 
     def initial_globals(self) -> tuple:
         values = []
@@ -93,6 +95,7 @@ class _Lowerer:
         self.emit(Instr(RETURN, proc.span, chain, fn=None))  # falling off the end returns 0
         arg_values = [self.domain(prm.type, prm.span) for prm in proc.params]
         init = tuple(-1 if isinstance(t, ElemT) else 0 for t in self.slot_types)
+        _mark_dead_locals(self.code, entry, len(self.code), init)
         return OpInfo(proc.name, entry, [(p.name, p.type) for p in proc.params],
                       list(product(*arg_values)), [self.slots[p] for p in proc.params],
                       init, list(self.slot_types), list(self.slot_names), proc.span)
@@ -114,22 +117,35 @@ class _Lowerer:
         self.slot_names.append(local.name)
         return self.slots[local]
 
-    def emit(self, ins: Instr) -> int:
+    def emit(self, ins: Instr, reads=(), writes=(), global_write: bool = False) -> int:
+        ins.reads = frozenset(self.local_slots(reads)) | ins.reads
+        ins.shared = global_write or ins.kind == TRY or any(True for _ in _globals_in(list(reads)))
+        ins.writes = frozenset(writes) | ins.writes
         self.code.append(ins)
         self.op_of_pc.append(self.op_id)
         return len(self.code) - 1
+
+    def local_slots(self, parts) -> set[int]:
+        out = set()
+        for node in _walk(list(parts)):
+            if isinstance(node, P.LocalRef) and node.local.kind != "binder":
+                out.add(self.slots[node.local])
+        return out
 
     def fn(self, e: P.Expr):
         _alloc_binders(e, self.slots, self.alloc)
         return compile_expr(e, self.slots, self.sz)
 
-    def guards(self, *parts) -> tuple[tuple[int, str], ...]:
-        found: dict[str, int] = {}
+    def guards(self, *parts, written: P.Var | P.Local | None = None) -> tuple[Guard, ...]:
+        """The lock checks an instruction needs: reads need one guard held, writes all of them."""
+        found: dict[str, Guard] = {}
         for part in parts:
             for v in _globals_in(part):
-                if v.guard is not None:
-                    found[v.name] = self.lock_ids[v.guard.name]
-        return tuple((c, n) for n, c in sorted(found.items()))
+                if v.guard:
+                    found.setdefault(v.name, Guard(False, tuple(self.lock_ids[c.name] for c in v.guard), v.name))
+        if isinstance(written, P.Var) and written.guard:
+            found[written.name] = Guard(True, tuple(self.lock_ids[c.name] for c in written.guard), written.name)
+        return tuple(found[n] for n in sorted(found))
 
     def emit_block(self, stmts: list[P.Stmt], chain, ret) -> None:
         for s in stmts:
@@ -142,23 +158,24 @@ class _Lowerer:
         if isinstance(s, P.SAcquire):
             mode = READ if s.mode == "read" else EXCLUSIVE
             self.emit(Instr(ACQUIRE, s.span, chain, mode=mode, guards=self.guards(s.target.index),
-                            **self.lock_fields(s.target)))
+                            **self.lock_fields(s.target)), reads=[s.target.index])
         elif isinstance(s, P.SRelease):
-            self.emit(Instr(RELEASE, s.span, chain, guards=self.guards(s.target.index), **self.lock_fields(s.target)))
+            self.emit(Instr(RELEASE, s.span, chain, guards=self.guards(s.target.index), **self.lock_fields(s.target)),
+                      reads=[s.target.index])
         elif isinstance(s, P.SWait):
-            self.emit(Instr(WAIT, s.span, chain, fn=self.fn(s.cond)))
+            self.emit(Instr(WAIT, s.span, chain, fn=self.fn(s.cond)), reads=[s.cond])
         elif isinstance(s, P.SYield):
             self.emit(Instr(YIELD, s.span, chain))
         elif isinstance(s, P.STrylock):
             at = self.emit(Instr(TRY, s.span, chain, guards=self.guards(s.target.index),
-                                 **self.lock_fields(s.target)))
+                                 **self.lock_fields(s.target)), reads=[s.target.index])
             self.emit_block(s.then, chain, ret)
             skip = self.emit(Instr(JUMP, s.span, chain))
             self.code[at].target = len(self.code)
             self.emit_block(s.orelse, chain, ret)
             self.code[skip].target = len(self.code)
         elif isinstance(s, P.SIf):
-            at = self.emit(Instr(BRANCH, s.span, chain, fn=self.fn(s.cond), guards=self.guards(s.cond)))
+            at = self.emit(Instr(BRANCH, s.span, chain, fn=self.fn(s.cond), guards=self.guards(s.cond)), reads=[s.cond])
             self.emit_block(s.then, chain, ret)
             if s.orelse:
                 skip = self.emit(Instr(JUMP, s.span, chain))
@@ -168,35 +185,43 @@ class _Lowerer:
             else:
                 self.code[at].target = len(self.code)
         elif isinstance(s, P.SWhile):
-            top = self.emit(Instr(BRANCH, s.span, chain, fn=self.fn(s.cond), guards=self.guards(s.cond)))
+            top = self.emit(Instr(BRANCH, s.span, chain, fn=self.fn(s.cond), guards=self.guards(s.cond)),
+                            reads=[s.cond])
             self.emit_block(s.body, chain, ret)
             self.emit(Instr(JUMP, s.span, chain, target=top))
             self.code[top].target = len(self.code)
         elif isinstance(s, P.SFor):
             var, rem = self.alloc(s.var), self.alloc(s.remaining)
             dom = self.fn(s.domain)
-            self.emit(Instr(EXEC, s.span, chain, fn=_store(rem, dom), guards=self.guards(s.domain)))
-            top = self.emit(Instr(FOR, s.span, chain, slot=var, rem=rem))
+            self.emit(Instr(EXEC, s.span, chain, fn=_store(rem, dom), guards=self.guards(s.domain)),
+                      reads=[s.domain], writes=[rem])
+            top = self.emit(Instr(FOR, s.span, chain, slot=var, rem=rem, reads=frozenset([rem])))
             self.emit_block(s.body, chain, ret)
             self.emit(Instr(JUMP, s.span, chain, target=top))
             self.code[top].target = len(self.code)
         elif isinstance(s, P.SReturn):
             if ret is None:
                 val = self.fn(s.value) if s.value is not None else None
-                self.emit(Instr(RETURN, s.span, chain, fn=val, guards=self.guards(s.value)))
+                self.emit(Instr(RETURN, s.span, chain, fn=val, guards=self.guards(s.value)), reads=[s.value])
             else:
                 slot, exits = ret
                 if slot is not None:
                     val = self.fn(s.value) if s.value is not None else (lambda g, l: 0)
-                    self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, val), guards=self.guards(s.value)))
+                    self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, val), guards=self.guards(s.value)),
+                              reads=[s.value], writes=[slot])
                 exits.append(self.emit(Instr(JUMP, s.span, chain)))
         elif isinstance(s, P.SCall):
             self.emit_call(s, chain)
         elif isinstance(s, P.SAssign):
-            self.emit(Instr(EXEC, s.span, chain, fn=self.assign_fn(s), guards=self.guards(s.value, s.indices, s.target)))
+            fn = self.assign_fn(s)
+            target = [self.slots[s.target]] if isinstance(s.target, P.Local) else []
+            reads = [s.value] + list(s.indices)
+            self.emit(Instr(EXEC, s.span, chain, fn=fn, guards=self.guards(s.value, s.indices, written=s.target),
+                            reads=frozenset(target) if s.op != ":=" else frozenset()),
+                      reads=reads, writes=target, global_write=isinstance(s.target, P.Var))
         elif isinstance(s, P.SAssert):
             cond = self.fn(s.cond)
-            self.emit(Instr(EXEC, s.span, chain, fn=_assert(cond, s.span), guards=self.guards(s.cond)))
+            self.emit(Instr(EXEC, s.span, chain, fn=_assert(cond, s.span), guards=self.guards(s.cond)), reads=[s.cond])
         else:  # pragma: no cover
             raise AssertionError(s)
 
@@ -206,11 +231,12 @@ class _Lowerer:
         for prm, arg in zip(proc.params, s.args):
             slot = self.alloc(_fresh(prm))
             self.slots[prm] = slot
-            self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, self.fn(arg)), guards=self.guards(arg)))
+            self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, self.fn(arg)), guards=self.guards(arg)),
+                      reads=[arg], writes=[slot])
         result = self.alloc(s.result) if s.result is not None and s.result not in self.slots else (
             self.slots[s.result] if s.result is not None else None)
         if result is not None:
-            self.emit(Instr(EXEC, s.span, chain, fn=_store(result, lambda g, l: 0)))
+            self.emit(Instr(EXEC, s.span, chain, fn=_store(result, lambda g, l: 0)), writes=[result])
         exits: list[int] = []
         self.emit_block(proc.body, inner, (result, exits))
         for at in exits:
@@ -255,6 +281,56 @@ class _Lowerer:
 
     def alloc_if_new(self, local: P.Local) -> int:
         return self.slots[local] if local in self.slots else self.alloc(local)
+
+
+def _successors(ins: Instr, pc: int) -> tuple[int, ...]:
+    if ins.kind == RETURN:
+        return ()
+    if ins.kind == JUMP:
+        return (ins.target,)
+    if ins.kind in (BRANCH, FOR, TRY):
+        return (pc + 1, ins.target)
+    return (pc + 1,)
+
+
+def _mark_dead_locals(code: list[Instr], start: int, end: int, init: tuple) -> None:
+    """Backward liveness over one operation; at each scheduling point record the dead slots,
+    which the explorer resets so that states do not differ by values nobody reads again."""
+    live = {pc: frozenset() for pc in range(start, end)}
+    changed = True
+    while changed:
+        changed = False
+        for pc in range(end - 1, start - 1, -1):
+            ins = code[pc]
+            out = frozenset().union(*(live[s] for s in _successors(ins, pc))) if ins.kind != RETURN else frozenset()
+            new = ins.reads | (out - ins.writes)
+            if new != live[pc]:
+                live[pc] = new
+                changed = True
+    every = set(range(len(init)))
+    for pc in range(start, end):
+        ins = code[pc]
+        if ins.kind in (ACQUIRE, RELEASE, WAIT, YIELD):
+            ins.dead = tuple((s, init[s]) for s in sorted(every - live[pc]))
+        if ins.kind == RELEASE:
+            ins.private_release = not _block_is_shared(code, pc + 1)
+
+
+def _block_is_shared(code: list[Instr], start: int) -> bool:
+    """Does the atomic block from `start` to the next scheduling points touch shared state?"""
+    seen, stack = set(), [start]
+    while stack:
+        pc = stack.pop()
+        if pc in seen:
+            continue
+        seen.add(pc)
+        ins = code[pc]
+        if ins.kind in (ACQUIRE, RELEASE, WAIT, YIELD):
+            continue
+        if ins.shared:
+            return True
+        stack.extend(_successors(ins, pc))
+    return False
 
 
 def _fresh(prm: P.Local) -> P.Local:
@@ -334,6 +410,10 @@ def _walk(e):
 def _globals_in(part):
     if isinstance(part, P.Var):
         yield part
+        return
+    if isinstance(part, (list, tuple)):
+        for p in part:
+            yield from _globals_in(p)
         return
     for node in _walk(part):
         if isinstance(node, P.GlobalRef):

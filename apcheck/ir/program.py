@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import count
 
-from apcheck.diagnostics import Span
+from apcheck.diagnostics import Span  # noqa: F401 (re-exported for the checker)
 from apcheck.ir.types import Type
 
 _ids = count()
@@ -37,7 +37,7 @@ class Var:
     name: str
     type: Type
     init: "Expr | None"
-    guard: LockClass | None
+    guard: list[LockClass]  # reads need one of them held, writes need all
     span: Span
     slot: int
 
@@ -246,6 +246,15 @@ class Thread:
 
 
 @dataclass
+class Scenario:
+    """The threads of one exploration."""
+
+    name: str
+    threads: list[Thread]
+    span: Span
+
+
+@dataclass
 class Property:
     name: str
     kind: str          # invariant | cover | lockorder
@@ -273,6 +282,7 @@ class Program:
     threads: list[Thread]
     properties: list[Property]
     expectations: list[Expectation]
+    scenarios: list[Scenario]
 
     @property
     def model_name(self) -> str:

@@ -23,6 +23,15 @@ KIND_NAMES = ["exec", "branch", "jump", "trylock", "for", "return", "acquire", "
 EXCLUSIVE, READ = 0, 1
 
 
+@dataclass(frozen=True)
+class Guard:
+    """A guarded variable an instruction touches: a write needs every lock, a read one of them."""
+
+    write: bool
+    locks: tuple[int, ...]  # lock class ids
+    var: str
+
+
 @dataclass
 class Instr:
     kind: int
@@ -35,7 +44,12 @@ class Instr:
     mode: int = EXCLUSIVE
     slot: int = -1                    # FOR: loop variable slot
     rem: int = -1                     # FOR: remaining-set slot
-    guards: tuple[tuple[int, str], ...] = ()  # (lock class id, variable) that must be held
+    guards: tuple[Guard, ...] = ()
+    reads: frozenset[int] = frozenset()   # local slots read
+    writes: frozenset[int] = frozenset()  # local slots always written
+    dead: tuple[tuple[int, object], ...] = ()  # at a scheduling point: dead slots and their reset value
+    shared: bool = False              # reads or writes a state variable (or tries a lock)
+    private_release: bool = False     # RELEASE whose step touches nothing shared but the lock (see reduce)
 
 
 @dataclass
@@ -79,6 +93,7 @@ class System:
     covers: list[tuple[P.Property, Callable]]
     scratch: int                      # locals needed by property binders
     op_of_pc: list[int] = field(default_factory=list)
+    scenario: str = "all"
 
     def lock_instance_name(self, inst: int) -> str:
         c = self.inst_class[inst]

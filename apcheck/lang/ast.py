@@ -249,7 +249,7 @@ class VarDecl(Decl):
     name: str
     type: TypeExpr
     init: Expr | None = None
-    guard: str | None = None
+    guard: tuple[str, ...] = ()  # reads need one of these locks, writes need all
 
 
 @dataclass(frozen=True)
@@ -278,6 +278,14 @@ class ThreadDecl(Decl):
     name: str
     count: int
     ops: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ScenarioDecl(Decl):
+    """A named thread configuration, explored on its own."""
+
+    name: str
+    threads: tuple[ThreadDecl, ...]
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ class _Checker:
             self.procs[name] = self.check_proc(decl, path)
         self.check_recursion()
         threads = [t for _, it in items if isinstance(it, A.ThreadDecl) for t in [self.check_thread(it)] if t]
+        scenarios = self.check_scenarios([it for _, it in items if isinstance(it, A.ScenarioDecl)], threads)
         props = [p for _, it in items for p in [self.check_property(it)] if p]
         seen: dict[str, Span] = {}
         for p in props:
@@ -71,7 +72,7 @@ class _Checker:
         if self.errors:
             raise DiagnosticError(sorted(self.errors, key=lambda d: (d.span.file, d.span.line, d.span.col)))
         return P.Program(self.path, self.sorts, self.enums, list(self.vars.values()), self.locks,
-                         self.procs, threads, props, expects)
+                         self.procs, threads, props, expects, scenarios)
 
     def declare(self, name: str, what: str, span: Span) -> bool:
         if name in self.names:
@@ -112,11 +113,12 @@ class _Checker:
         if not self.declare(it.name, "state variable", it.span):
             return
         typ = self.resolve_type(it.type)
-        guard = None
-        if it.guard is not None:
-            guard = self.locks.get(it.guard)
-            if guard is None:
-                self.err("E201", f"undeclared lock '{it.guard}' in guarded_by", it.span)
+        guard = []
+        for name in it.guard:
+            if name not in self.locks:
+                self.err("E201", f"undeclared lock '{name}' in guarded_by", it.span)
+            else:
+                guard.append(self.locks[name])
         var = P.Var(it.name, typ or BOOL, None, guard, it.span, len(self.vars))
         self.vars[it.name] = var
         if it.init is not None and typ is not None:
@@ -302,6 +304,9 @@ class _Checker:
             self.err("E303", f"cannot assign to {target.kind} '{s.target}'; copy it into a let", s.span)
             raise _Poison
         slot_type = target.type
+        if isinstance(target, P.Local) and s.indices:
+            self.err("E303", f"cannot assign to part of local '{s.target}'; assign the whole value", s.span)
+            raise _Poison
         indices = [self.expr(i) for i in s.indices]
         if indices:
             slot_type = self.index_type(slot_type, indices, s.span, assigning=True)
@@ -389,8 +394,30 @@ class _Checker:
 
     # ---- threads, properties, expectations ------------------------------------
 
-    def check_thread(self, it: A.ThreadDecl) -> P.Thread | None:
-        if not self.declare(it.name, "thread", it.span):
+    def check_scenarios(self, decls: list[A.ScenarioDecl], shared: list[P.Thread]) -> list[P.Scenario]:
+        """Scenario blocks, each with the top-level threads added; without blocks, one scenario of them all."""
+        if not decls:
+            span = shared[0].span if shared else P.Span(self.path, 0, 0, 0, 0)
+            return [P.Scenario("all", list(shared), span)]
+        out = []
+        for d in decls:
+            if not self.declare(d.name, "scenario", d.span):
+                continue
+            local: list[P.Thread] = []
+            names = {t.name for t in shared}
+            for it in d.threads:
+                if it.name in names:
+                    self.err("E202", f"thread '{it.name}' is declared twice in scenario '{d.name}'", it.span)
+                    continue
+                names.add(it.name)
+                t = self.check_thread(it, declare=False)
+                if t:
+                    local.append(t)
+            out.append(P.Scenario(d.name, shared + local, d.span))
+        return out
+
+    def check_thread(self, it: A.ThreadDecl, declare: bool = True) -> P.Thread | None:
+        if declare and not self.declare(it.name, "thread", it.span):
             return None
         if it.count < 1:
             self.err("E305", f"thread '{it.name}' needs at least one instance", it.span)

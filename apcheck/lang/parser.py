@@ -139,7 +139,7 @@ class _Builder(Transformer):
     def var_decl(self, meta, c):
         name, typ, rest = str(c[0]), c[1], c[2:]
         init = next((x for x in rest if isinstance(x, A.Expr)), None)
-        guard = next((x for x in rest if isinstance(x, str) and not isinstance(x, A.Node)), None)
+        guard = tuple(x.text for x in rest if isinstance(x, _LockName))
         return A.VarDecl(name, typ, init, guard, span=self._s(meta))
 
     def lock_name(self, meta, c):
@@ -175,6 +175,9 @@ class _Builder(Transformer):
         if ints:
             count = int(ints[0])
         return A.ThreadDecl(str(names[0]), count, tuple(str(n) for n in names[1:]), span=self._s(meta))
+
+    def scenario_decl(self, meta, c):
+        return A.ScenarioDecl(str(c[0]), tuple(c[1:]), span=self._s(meta))
 
     def invariant_decl(self, meta, c):
         return A.InvariantDecl(str(c[0]), c[1], span=self._s(meta))

@@ -24,9 +24,9 @@ def render_stats(res: VerifyResult) -> str:
 
 def render(res: VerifyResult, details: bool = True) -> str:
     bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
-    out = [f"model {res.path}" + (f" with {', '.join(res.specs)}" if res.specs else ""),
-           f"bounds: {bounds}; threads: {', '.join(res.threads)}", "", render_verdicts(res), "",
-           render_stats(res)]
+    out = [f"model {res.path}" + (f" with {', '.join(res.specs)}" if res.specs else ""), f"bounds: {bounds}"]
+    out += [f"scenario {name}: threads {', '.join(threads)}" for name, threads in res.scenarios.items()]
+    out += ["", render_verdicts(res), "", render_stats(res)]
     if details:
         for p in res.properties:
             body = render_property(p)
@@ -42,7 +42,7 @@ def render_property(p: PropertyResult) -> str:
     if p.certificate:
         parts.append("lock order certificate: " + " < ".join(p.certificate))
     if p.trace is not None:
-        parts.append(render_trace(p.trace))
+        parts.append((f"in scenario {p.scenario}:\n" if p.scenario else "") + render_trace(p.trace))
     parts += [f"note: {n}" for n in p.notes if n]
     if not parts:
         return ""
