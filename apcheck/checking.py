@@ -10,7 +10,7 @@ from apcheck.lang.loader import load
 
 
 def check_paths(paths: list[str]) -> list[str]:
-    """Check each file; a spec (a file with no threads) is checked against the models its
+    """Check each file; a spec (a file with no threads or procedures) is checked against the models its
     `expect` blocks name, found in a `models/` folder beside the spec's folder. Raises
     DiagnosticError with every error of every file."""
     errors: list[Diagnostic] = []
@@ -29,7 +29,7 @@ def _check_one(path: str) -> list[str]:
     from apcheck.verify import build, check_expectations
     modules = load([path])
     items = [it for m in modules for it in m.items]
-    if any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl)) for it in items):
+    if any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl, A.ProcDecl)) for it in items):
         program = check(modules, path)
         build(program, {})
         return [f"{path}: ok (model: {len(program.procs)} procedures and operations, "

@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     ci.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
     ci.add_argument("--sarif", metavar="FILE", help="also write SARIF 2.1.0")
     ci.add_argument("--no-cache", action="store_true", help="verify even inputs that have not changed")
+    ci.add_argument("--claims-table", action="store_true",
+                    help="print the Markdown table of the configured claims (for the README)")
     ci.add_argument("--quiet", "-q", action="store_true")
     ci.set_defaults(func=cmd_ci)
     return p
@@ -191,7 +193,13 @@ def cmd_lockgraph(args) -> int:
 def cmd_ci(args) -> int:
     from apcheck.ci import run_ci
     from apcheck.report.ci import render_ci
-    outcome = run_ci(args.config, use_cache=not args.no_cache, progress=None if args.quiet else _ci_progress)
+    need_results = bool(args.junit or args.sarif or args.claims_table)
+    outcome = run_ci(args.config, use_cache=not (args.no_cache or need_results),
+                     progress=None if args.quiet else _ci_progress)
+    if args.claims_table:
+        from apcheck.report.markdown import render_claims_table
+        sys.stdout.write(render_claims_table([r.result for r in outcome.runs], outcome.config.claims))
+        return EXIT_OK if outcome.ok else EXIT_VIOLATED
     sys.stdout.write(render_ci(outcome))
     if args.junit:
         from apcheck.report.junit import render_junit

@@ -5,6 +5,7 @@ turns it into verdicts and replayed traces.
 """
 from __future__ import annotations
 
+import gc
 import time
 from array import array
 from collections import deque
@@ -58,6 +59,18 @@ class ExploreResult:
 
 
 def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreResult:
+    """Search every reachable state. The cyclic garbage collector is paused meanwhile: states
+    are acyclic tuples, and its passes over millions of them would dominate the run."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _explore(system, config)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     sem = Semantics(system)
     canon = canonicalizer(system) if config.symmetry else None
     start = time.monotonic()
@@ -76,8 +89,10 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
     cov_hit: dict[str, int] = {}
     defects: dict[str, tuple[int, Outcome]] = {}
     expanded = bytearray()
-    seen_globals: set[tuple] = set()
-    check_props(init, 0, invariants, covers, scratch, inv_bad, cov_hit, seen_globals)
+    prop_cache: dict[tuple, tuple] = {}
+    defect_states = array("i")
+    inst_class = system.inst_class
+    check_props(init, 0, invariants, covers, scratch, inv_bad, cov_hit, prop_cache, inst_class)
 
     frontier: deque[int] = deque([0])
     pop = frontier.popleft if config.order == "bfs" else frontier.pop
@@ -109,6 +124,9 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
                 prop = o.defect.property
                 if prop not in defects:
                     defects[prop] = (i, o)
+                # The defect is reported on its own; what follows it is undefined, so the
+                # deadlock analysis treats this state like an unexplored one.
+                defect_states.append(i)
                 continue
             nxt = canon(o.state) if canon else o.state
             j = index.get(nxt)
@@ -121,7 +139,7 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
                 if d + 1 > deepest:
                     deepest = d + 1
                 if invariants or covers:
-                    check_props(nxt, j, invariants, covers, scratch, inv_bad, cov_hit, seen_globals)
+                    check_props(nxt, j, invariants, covers, scratch, inv_bad, cov_hit, prop_cache, inst_class)
                 frontier.append(j)
             src.append(i)
             dst.append(j)
@@ -139,6 +157,8 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
                 next_report = now + config.progress_every
     if len(expanded) < len(states):
         expanded.extend(b"\0" * (len(states) - len(expanded)))
+    for i in defect_states:
+        expanded[i] = 0
     complete = limit is None
     deadlock = find_stuck(states, src, dst, mover, expanded, len(system.threads))
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
@@ -168,29 +188,42 @@ def reduced_successors(sem: Semantics, state: tuple, index: dict, canon) -> list
     return None
 
 
-def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, seen_globals=None) -> None:
+def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:
     """Record the first state violating each invariant or reaching each cover.
 
-    Properties read only the state variables, so a valuation already seen needs no new check."""
+    Properties read only the state variables, so their values are cached per
+    valuation. An invariant with unlocked(...) counts a violation only where no
+    thread holds every lock guarding those variables (an update in progress
+    inside its critical section is invisible to the other threads)."""
     g = state[0]
-    if seen_globals is not None:
-        if g in seen_globals:
-            return
-        seen_globals.add(g)
-    for prop, fn in invariants:
-        if prop.name not in inv_bad and not fn(g, scratch):
+    vals = cache.get(g)
+    if vals is None:
+        vals = cache[g] = (tuple(fn(g, scratch) for _, fn, _ in invariants),
+                           tuple(fn(g, scratch) for _, fn in covers))
+    inv_vals, cov_vals = vals
+    for k, (prop, _, guards) in enumerate(invariants):
+        if not inv_vals[k] and prop.name not in inv_bad and (not guards or _unlocked(state, guards, inst_class)):
             inv_bad[prop.name] = j
-    for prop, fn in covers:
-        if prop.name not in cov_hit and fn(g, scratch):
+    for k, (prop, _) in enumerate(covers):
+        if cov_vals[k] and prop.name not in cov_hit:
             cov_hit[prop.name] = j
+
+
+def _unlocked(state, guards, inst_class) -> bool:
+    for _, _, held in state[2]:
+        if held:
+            classes = {inst_class[held[i]] for i in range(0, len(held), 2)}
+            if any(g <= classes for g in guards):
+                return False
+    return True
 
 
 def find_stuck(states, src, dst, mover, expanded, n_threads) -> tuple[int, int] | None:
     """The first state (in search order) with a busy thread that can never move again.
 
     mask[s] = threads that can take a step in s or in some state reachable
-    from s; unexpanded states (limits) count as "every thread can move", so a
-    truncated search never reports a false deadlock.
+    from s; unexpanded states (limits, defects) count as "every thread can
+    move", so a truncated search never reports a false deadlock.
     """
     n = len(states)
     full = (1 << n_threads) - 1

@@ -51,6 +51,11 @@ def compile_expr(e: P.Expr, slots: dict[P.Local, int], sz: Sizes) -> Fn:
     return _Compiler(slots, sz).c(e)
 
 
+def compile_element(e: P.Expr, slots: dict[P.Local, int], sz: Sizes) -> Fn:
+    """An element used where it must exist (a lock instance, an argument): null raises NullDeref."""
+    return _Compiler(slots, sz).elem(e)
+
+
 class _Compiler:
     def __init__(self, slots: dict[P.Local, int], sz: Sizes):
         self.slots = slots

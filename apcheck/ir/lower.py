@@ -5,7 +5,7 @@ from itertools import product
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
 from apcheck.ir import program as P
-from apcheck.ir.compile import NullDeref, Sizes, compile_expr, fill_map, initial_value
+from apcheck.ir.compile import NullDeref, Sizes, compile_element, compile_expr, fill_map, initial_value
 from apcheck.ir.system import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT,
                                YIELD, Guard, Instr, LockInfo, OpInfo, System, ThreadInst)
 from apcheck.ir.types import BoolT, ElemT, EnumT, MapT, SetT, Type
@@ -61,7 +61,11 @@ class _Lowerer:
                 continue
             _alloc_binders(prop.expr, scratch)
             fn = compile_expr(prop.expr, scratch, self.sz)
-            (invs if prop.kind == "invariant" else covs).append((prop, fn))
+            if prop.kind == "invariant":
+                guards = tuple(frozenset(self.lock_ids[c.name] for c in v.guard) for v in prop.unlocked)
+                invs.append((prop, fn, guards))
+            else:
+                covs.append((prop, fn))
         init = self.initial_globals()
         return System(self.p, self.sz, self.code, ops, threads, locks, inst_class, init, invs, covs,
                       len(scratch), self.op_of_pc, self.scenario.name)
@@ -151,8 +155,13 @@ class _Lowerer:
         for s in stmts:
             self.emit_stmt(s, chain, ret)
 
+    def element_fn(self, e: P.Expr):
+        _alloc_binders(e, self.slots, self.alloc)
+        return compile_element(e, self.slots, self.sz)
+
     def lock_fields(self, t: P.LockTarget) -> dict:
-        return {"lock": self.lock_ids[t.lock.name], "index": self.fn(t.index) if t.index is not None else None}
+        return {"lock": self.lock_ids[t.lock.name],
+                "index": self.element_fn(t.index) if t.index is not None else None}
 
     def emit_stmt(self, s: P.Stmt, chain, ret) -> None:
         if isinstance(s, P.SAcquire):
@@ -231,7 +240,8 @@ class _Lowerer:
         for prm, arg in zip(proc.params, s.args):
             slot = self.alloc(_fresh(prm))
             self.slots[prm] = slot
-            self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, self.fn(arg)), guards=self.guards(arg)),
+            value = self.element_fn(arg) if isinstance(prm.type, ElemT) and not prm.type.optional else self.fn(arg)
+            self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, value), guards=self.guards(arg)),
                       reads=[arg], writes=[slot])
         result = self.alloc(s.result) if s.result is not None and s.result not in self.slots else (
             self.slots[s.result] if s.result is not None else None)

@@ -261,6 +261,7 @@ class Property:
     span: Span
     expr: Expr | None = None
     hierarchy: list[LockClass] | None = None  # lockorder: None means "acyclic"
+    unlocked: list[Var] = field(default_factory=list)  # invariant: skip states where a thread holds their guards
 
 
 @dataclass

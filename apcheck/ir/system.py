@@ -89,7 +89,7 @@ class System:
     locks: list[LockInfo]
     inst_class: list[int]             # lock instance id -> class id
     init_globals: tuple
-    invariants: list[tuple[P.Property, Callable]]
+    invariants: list[tuple[P.Property, Callable, tuple[frozenset[int], ...]]]  # (property, fn, unlocked guards)
     covers: list[tuple[P.Property, Callable]]
     scratch: int                      # locals needed by property binders
     op_of_pc: list[int] = field(default_factory=list)

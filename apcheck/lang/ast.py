@@ -292,6 +292,7 @@ class ScenarioDecl(Decl):
 class InvariantDecl(Decl):
     name: str
     expr: Expr
+    unlocked: tuple[str, ...] = ()  # checked only where no thread holds every lock guarding these
 
 
 @dataclass(frozen=True)

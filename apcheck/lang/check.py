@@ -440,7 +440,16 @@ class _Checker:
             finally:
                 self.scopes = []
             kind = "invariant" if isinstance(it, A.InvariantDecl) else "cover"
-            return P.Property(it.name, kind, it.span, expr=expr)
+            unlocked = []
+            for name in getattr(it, "unlocked", ()):
+                var = self.vars.get(name)
+                if var is None:
+                    self.err("E201", f"undeclared state variable '{name}' in unlocked(...)", it.span)
+                elif not var.guard:
+                    self.err("E301", f"'{name}' in unlocked(...) has no guarded_by lock", it.span)
+                else:
+                    unlocked.append(var)
+            return P.Property(it.name, kind, it.span, expr=expr, unlocked=unlocked)
         if isinstance(it, A.LockOrderDecl):
             hier = None
             if it.hierarchy is not None:

@@ -179,8 +179,12 @@ class _Builder(Transformer):
     def scenario_decl(self, meta, c):
         return A.ScenarioDecl(str(c[0]), tuple(c[1:]), span=self._s(meta))
 
+    def unlocked(self, meta, c):
+        return tuple(str(x) for x in c)
+
     def invariant_decl(self, meta, c):
-        return A.InvariantDecl(str(c[0]), c[1], span=self._s(meta))
+        unlocked = c[1] if len(c) == 3 else ()
+        return A.InvariantDecl(str(c[0]), c[-1], unlocked, span=self._s(meta))
 
     def cover_decl(self, meta, c):
         return A.CoverDecl(str(c[0]), c[1], span=self._s(meta))

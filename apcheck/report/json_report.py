@@ -1,0 +1,40 @@
+"""JSON report, schema version 1 (documented in docs/reports.md)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from apcheck import __version__
+from apcheck.results import VerifyResult
+
+SCHEMA_VERSION = 1
+
+
+def to_dict(res: VerifyResult) -> dict:
+    d = asdict(res)
+    for prop in d["properties"]:
+        if prop["span"]:
+            prop["span"] = _span(prop["span"])
+        if prop["trace"]:
+            for step in prop["trace"]["steps"]:
+                step["span"] = _span(step["span"])
+        for edge in prop["cycle"] or []:
+            _edge(edge)
+    for edge in d["lock_edges"]:
+        _edge(edge)
+    return d
+
+
+def _span(s: dict) -> dict:
+    return {"file": s["file"], "line": s["line"], "column": s["col"]}
+
+
+def _edge(e: dict) -> None:
+    for key in ("src_site", "dst_site"):
+        e[key]["span"] = _span(e[key]["span"])
+
+
+def render_json(results: list[VerifyResult]) -> str:
+    doc = {"schema": "apcheck-results", "version": SCHEMA_VERSION, "apcheck": __version__,
+           "results": [to_dict(r) for r in results]}
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,28 @@
+"""Markdown for pull-request comments: one verdict table per model, then the violations in brief."""
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from apcheck.results import VerifyResult
+
+
+def render_markdown(results: list[VerifyResult]) -> str:
+    out = []
+    for res in results:
+        bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
+        out.append(f"### `{res.path}` ({bounds})\n")
+        rows = [[f"`{p.name}`", p.kind, f"**{p.verdict}**" if p.verdict == "violated" else p.verdict,
+                 p.expected or "", p.message.replace("|", "\\|")] for p in res.properties]
+        out.append(tabulate(rows, headers=["property", "kind", "verdict", "expected", "detail"], tablefmt="github"))
+        s = res.stats
+        out.append(f"\n{s.states:,} states, {s.transitions:,} transitions, {s.seconds:.1f} s"
+                   + ("" if s.complete else f" (stopped early: {s.limit})") + "\n")
+    return "\n".join(out)
+
+
+def render_claims_table(results: list[VerifyResult], rows: list[tuple[str, str]]) -> str:
+    """The seed-claims table of the README: one row per (claim, property), one column per model."""
+    by_model = {r.model: {p.name: p.verdict for p in r.properties} for r in results}
+    models = [r.model for r in results]
+    table = [[claim, f"`{prop}`"] + [by_model[m].get(prop, "-") for m in models] for claim, prop in rows]
+    return tabulate(table, headers=["claim", "property"] + models, tablefmt="github") + "\n"

@@ -1,0 +1,81 @@
+"""The command line: exit codes, clean errors, and no traceback whatever the input."""
+import json
+import random
+import xml.etree.ElementTree as ET
+
+from hypothesis import given, settings, strategies as st
+
+from apcheck.cli import main
+from apcheck.diagnostics import DiagnosticError
+from apcheck.lang.check import check
+from apcheck.lang.parser import parse
+from conftest import run_cli
+
+
+def test_verify_exit_codes():
+    assert run_cli("verify", "tests/models/tutorial.apm", "-q").returncode == 0
+    assert run_cli("verify", "tests/models/abba.apm", "-q").returncode == 1
+    assert run_cli("verify", "tests/models/tutorial.apm", "-q", "--max-states", "3").returncode == 3
+    proc = run_cli("verify", "tests/models/nope.apm")
+    assert proc.returncode == 2 and "cannot read 'tests/models/nope.apm'" in proc.stderr
+
+
+def test_bad_bound_is_a_usage_error():
+    proc = run_cli("verify", "tests/models/tutorial.apm", "--bound", "Nope=2")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "apcheck: error: --bound names an undeclared sort 'Nope' (sorts: Dev)"
+    assert run_cli("verify", "tests/models/tutorial.apm", "--bound", "Dev").returncode == 2
+
+
+def test_text_report_has_trace_and_lockdep_layout():
+    out = run_cli("verify", "tests/models/abba.apm", "-q").stdout
+    assert "WARNING: possible circular locking dependency detected" in out
+    assert "Possible unsafe locking scenario" in out
+    assert "t1 waits forever: acquire b_lock (held by t2)" in out
+
+
+def test_json_junit_sarif_parse():
+    doc = json.loads(run_cli("verify", "tests/models/abba.apm", "-q", "--format", "json").stdout)
+    assert doc["schema"] == "apcheck-results" and doc["version"] == 1
+    lo = next(p for p in doc["results"][0]["properties"] if p["name"] == "lock_order")
+    assert [e["src"] for e in lo["cycle"]] == ["a_lock", "b_lock"]
+    suites = ET.fromstring(run_cli("verify", "tests/models/abba.apm", "-q", "--format", "junit").stdout)
+    assert suites.find("testsuite").get("failures") == "2"
+    sarif = json.loads(run_cli("verify", "tests/models/abba.apm", "-q", "--format", "sarif").stdout)
+    assert sarif["version"] == "2.1.0"
+    results = sarif["runs"][0]["results"]
+    assert results and all({"ruleId", "message", "level"} <= set(r) for r in results)
+    assert "digraph" in run_cli("verify", "tests/models/abba.apm", "-q", "--format", "dot").stdout
+
+
+def test_check_accepts_shipped_files():
+    proc = run_cli("check", "models/vfio_ap_5_12.apm", "models/vfio_ap_v15.apm", "models/vfio_ap_merged.apm",
+                   "models/vfio_ap_merged_2026.apm", "specs/vfio_ap.aps", "tests/models/tutorial.apm")
+    assert proc.returncode == 0, proc.stderr
+
+
+def _front_end(text: str) -> None:
+    try:
+        check([parse(text, "fuzz.apm")], "fuzz.apm")
+    except DiagnosticError as err:
+        assert err.diagnostics and all(d.code for d in err.diagnostics)
+
+
+def test_truncated_models_never_crash():
+    with open("models/vfio_ap_v15.apm", encoding="utf-8") as fh:
+        text = fh.read()
+    rng = random.Random(7)
+    for cut in sorted(rng.sample(range(len(text)), 150)):
+        _front_end(text[:cut])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("opvarsetlockacquire{}()[]<>,:;=!-+*&|#?\"/ \n\tEBUSY01AbM_")),
+               max_size=120))
+def test_random_text_never_crashes(text):
+    _front_end(text)
+
+
+def test_main_returns_status_without_exiting(capsys):
+    assert main(["check", "tests/models/tutorial.apm"]) == 0
+    assert main(["verify"]) == 2

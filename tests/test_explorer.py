@@ -1,0 +1,103 @@
+"""The explorer on small models written for the purpose: exact state counts and traces."""
+from apcheck.explore.engine import ExploreConfig
+from apcheck.verify import VerifyConfig, load_program, verify
+
+
+def run(path, symmetry=True, reduction=True, **bounds):
+    program = load_program(path)
+    return verify(program, VerifyConfig(bounds, ExploreConfig(symmetry=symmetry, reduction=reduction)))
+
+
+def props(res):
+    return {p.name: p for p in res.properties}
+
+
+def test_abba_cycle_and_deadlock_trace():
+    res = run("tests/models/abba.apm")
+    p = props(res)
+    assert res.stats.states == 11
+    assert p["lock_order"].verdict == "violated"
+    assert [(e.src, e.dst) for e in p["lock_order"].cycle] == [("a_lock", "b_lock"), ("b_lock", "a_lock")]
+    dl = p["deadlock"]
+    assert dl.verdict == "violated"
+    steps = [(s.thread, s.op, s.text) for s in dl.trace.steps]
+    assert steps == [("t1", "take_ab", "acquire a_lock"), ("t2", "take_ba", "acquire b_lock")]
+    assert dl.trace.final == ["t1 waits forever: acquire b_lock (held by t2)",
+                              "t2 waits forever: acquire a_lock (held by t1)"]
+    assert "reachable deadlock was also found" in p["lock_order"].notes[0]
+
+
+def test_trylock_breaks_the_cycle():
+    res = run("tests/models/trylock.apm")
+    p = props(res)
+    assert res.stats.states == 10
+    assert p["lock_order"].verdict == "proved"
+    assert p["lock_order"].certificate == ["a_lock", "b_lock"]
+    assert p["deadlock"].verdict == "holds"
+    assert not any(e.src == "b_lock" and e.dst == "a_lock" for e in res.lock_edges)
+
+
+def test_three_lock_cycle_with_call_chain():
+    res = run("tests/models/three_locks.apm")
+    p = props(res)
+    cyc = p["lock_order"].cycle
+    assert [(e.src, e.dst) for e in cyc] == [("la", "lb"), ("lb", "lc"), ("lc", "la")]
+    assert [f.function for f in cyc[0].dst_site.chain] == ["inner_b", "ab"]
+    assert p["deadlock"].verdict == "violated"
+    assert len(p["deadlock"].trace.steps) == 3
+    assert p["declared"].verdict == "violated"
+
+
+def test_invariant_broken_by_one_interleaving():
+    res = run("tests/models/lost_update.apm")
+    p = props(res)
+    assert res.stats.states == 28
+    bad = p["no_lost_update"]
+    assert bad.verdict == "violated"
+    assert [(s.thread, s.text) for s in bad.trace.steps] == [
+        ("w0", "let before = count"), ("w1", "let before = count"), ("w0", "yield"), ("w1", "yield")]
+    assert p["counter_full"].verdict == "reached"
+    assert len(p["counter_full"].trace.steps) == 2
+    assert p["never_twice"].verdict == "unreachable"
+
+
+def test_missed_unlock_on_error_path():
+    res = run("tests/models/missed_unlock.apm")
+    d = props(res)["defects"]
+    assert d.verdict == "violated"
+    assert d.message == "lock-held-at-return: claim returns -EBUSY with dev_lock still held"
+    assert d.span.line == 9
+    assert [(s.op, s.outcome.split(":")[0]) for s in d.trace.steps] == [
+        ("claim", "next"), ("claim", "returns 0"), ("claim", "DEFECT at tests/models/missed_unlock.apm")]
+
+
+def test_symmetry_keeps_verdicts_with_fewer_states():
+    for path in ("tests/models/abba.apm", "tests/models/trylock.apm", "tests/models/three_locks.apm",
+                 "tests/models/lost_update.apm", "tests/models/missed_unlock.apm", "tests/models/tutorial.apm"):
+        on, off = run(path), run(path, symmetry=False)
+        assert {p.name: p.verdict for p in on.properties} == {p.name: p.verdict for p in off.properties}, path
+        assert on.stats.states <= off.stats.states
+    assert run("tests/models/tutorial.apm").stats.states < run("tests/models/tutorial.apm", symmetry=False).stats.states
+
+
+def test_reduction_keeps_verdicts():
+    for path in ("tests/models/abba.apm", "tests/models/three_locks.apm", "tests/models/tutorial.apm"):
+        on, off = run(path), run(path, reduction=False)
+        assert {p.name: p.verdict for p in on.properties} == {p.name: p.verdict for p in off.properties}, path
+        assert on.stats.states <= off.stats.states
+
+
+def test_limits_give_unknown_never_holds():
+    program = load_program("tests/models/tutorial.apm")
+    res = verify(program, VerifyConfig({}, ExploreConfig(max_states=5)))
+    p = props(res)
+    assert p["opened_are_present"].verdict == "unknown"
+    assert "max states 5" in p["opened_are_present"].message
+    assert p["deadlock"].verdict == "unknown"
+    assert not res.stats.complete
+
+
+def test_deterministic():
+    a, b = run("tests/models/lost_update.apm"), run("tests/models/lost_update.apm")
+    assert [s.text for s in props(a)["no_lost_update"].trace.steps] == \
+        [s.text for s in props(b)["no_lost_update"].trace.steps]

@@ -1,0 +1,103 @@
+"""The shipped vfio_ap models: the seed's verdicts, the cycle, the deadlock, the findings.
+
+The full runs of v15 and the merged models take a minute or more each; `apcheck ci`
+(run by .ci/run) checks every expectation at full scale. Here each claim is pinned on
+the scenario that shows it, to keep the suite fast."""
+import pytest
+
+from apcheck.explore.engine import ExploreConfig
+from apcheck.verify import VerifyConfig, load_program, verify
+
+SPEC = ["specs/vfio_ap.aps"]
+
+
+def run(model, scenario=None, **bounds):
+    program = load_program(f"models/{model}.apm", SPEC)
+    return verify(program, VerifyConfig(bounds, ExploreConfig(), scenario=scenario), SPEC)
+
+
+def verdicts(res):
+    return {p.name: p.verdict for p in res.properties}
+
+
+def prop(res, name):
+    return next(p for p in res.properties if p.name == name)
+
+
+@pytest.fixture(scope="module")
+def v512():
+    return run("vfio_ap_5_12")
+
+
+def test_5_12_every_verdict_as_expected(v512):
+    for p in v512.properties:
+        assert p.verdict == p.expected, p.name
+    assert v512.stats.states == 82581
+
+
+def test_5_12_deficiencies(v512):
+    assert prop(v512, "no_host_guest_sharing").scenario == "masks"
+    assert prop(v512, "guest_apqn_configured").scenario == "config"
+    unbind = run("vfio_ap_5_12", scenario="unbind")
+    bad = prop(unbind, "guest_apqn_bound_to_vfio")
+    assert bad.verdict == "violated"
+    assert bad.trace.steps[-1].op == "vfio_ap_unbind_store"
+    assert prop(v512, "lock_order").certificate is not None
+
+
+def test_5_12_kvm_busy_deadlock_hidden_from_lockdep(v512):
+    dl = prop(v512, "deadlock")
+    assert dl.scenario == "locking"
+    assert len(dl.trace.steps) == 11
+    final = " ".join(dl.trace.final)
+    assert "pv waits forever: acquire vcpu->mutex[Guest0] (held by vcpu)" in final
+
+
+def test_v15_cycle_is_the_seeds():
+    res = run("vfio_ap_v15", scenario="locking")
+    lo = prop(res, "lock_order")
+    assert lo.verdict == "violated"
+    assert {(e.src, e.dst) for e in lo.cycle} == {("matrix_dev->lock", "kvm->lock"), ("kvm->lock", "vcpu->mutex"),
+                                                  ("vcpu->mutex", "matrix_dev->lock")}
+    by_dst = {e.dst: e for e in lo.cycle}
+    assert [f.function for f in by_dst["kvm->lock"].dst_site.chain] == [
+        "kvm_arch_crypto_set_masks", "vfio_ap_mdev_refresh_apcb", "assign_adapter_store"]
+    assert [f.function for f in by_dst["vcpu->mutex"].dst_site.chain] == ["kvm_s390_cpus_to_pv", "kvm_s390_handle_pv"]
+    assert [f.function for f in by_dst["matrix_dev->lock"].dst_site.chain] == [
+        "handle_pqap", "kvm_s390_handle_pqap", "kvm_vcpu_ioctl_run"]
+    dl = prop(res, "deadlock")
+    assert dl.verdict == "violated"
+    assert len(dl.trace.steps) == 10
+    assert res.stats.states == 89211
+
+
+def test_v15_capabilities_and_race_finding():
+    res = run("vfio_ap_v15", scenario="config")
+    v = verdicts(res)
+    assert v["hot_plug_into_running_guest"] == "reached"
+    assert v["overprovisioned_apqn_reaches_guest"] == "reached"
+    assert v["no_host_guest_sharing"] == "holds"
+    bad = prop(res, "guest_apqn_bound_to_vfio")
+    assert bad.verdict == "violated"
+    ops = [s.op for s in bad.trace.steps]
+    assert "vfio_ap_mdev_group_notifier_set" in ops and "ap_scan_bus_adapter_removed" in ops
+
+
+def test_merged_null_kvm_lock_in_cfg_remove():
+    res = run("vfio_ap_merged", scenario="config")
+    d = prop(res, "defects")
+    assert d.verdict == "violated"
+    assert d.message == "null-instance: uses the lock of an instance that does not exist (null)"
+    assert [f.function for f in d.trace.steps[-1].chain] == [
+        "vfio_ap_mdev_cfg_remove", "vfio_ap_on_config_changed", "ap_scan_bus_adapter_removed"]
+    assert len(d.trace.steps) == 3
+    assert prop(res, "deadlock").verdict == "holds"
+
+
+def test_merged_2026_fix_and_hierarchy():
+    res = run("vfio_ap_merged_2026", scenario="config")
+    v = verdicts(res)
+    assert v["defects"] == "holds"
+    assert v["guest_apqn_configured"] == "holds"
+    assert v["lock_hierarchy"] in ("holds", "proved")
+    assert v["lock_order"] in ("holds", "proved")
