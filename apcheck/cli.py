@@ -149,7 +149,7 @@ def cmd_fmt(args) -> int:
     status = EXIT_OK
     for path in args.paths:
         text = read_source(path)
-        pretty = format_module(parse(text, path))
+        pretty = format_module(parse(text, path), text)
         if args.check:
             if pretty != text:
                 print(f"{path}: not formatted", file=sys.stderr)
