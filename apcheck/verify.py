@@ -5,7 +5,6 @@ prints nothing.
 """
 from __future__ import annotations
 
-import os
 import resource
 from dataclasses import dataclass, field
 
@@ -306,6 +305,3 @@ def _merge_order(order: list[int], hier: list[int], edges: set[tuple[int, int]])
     chain = {(hier[i], hier[i + 1]) for i in range(len(hier) - 1)}
     return topological_order(order, edges | chain) or order
 
-
-def model_name(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]

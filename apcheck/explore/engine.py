@@ -9,7 +9,7 @@ import gc
 import time
 from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from apcheck.explore.semantics import IDLE, Defect, Outcome, Semantics
@@ -55,7 +55,6 @@ class ExploreResult:
     semantics: Semantics
     canon: Callable[[tuple], tuple] | None
     max_depth_reached: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreResult:

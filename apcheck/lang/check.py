@@ -315,7 +315,6 @@ class _Checker:
             if indices or not assignable(slot_type, ERR) or s.op != ":=":
                 self.err("E301", "a call's result is an error code; assign it to an error-code variable with :=",
                          s.span)
-            tmp = P.Local(f"{s.target}$ret", ERR, s.span, "let")
             if isinstance(target, P.Local):
                 return P.SCall(s.span, s.value.proc, args, target)
             self.err("E303", "assign a call's result to a local (let) first", s.span)
