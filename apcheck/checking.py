@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 
-from apcheck.diagnostics import Diagnostic, DiagnosticError
+from apcheck.diagnostics import Diagnostic, DiagnosticError, Span
 from apcheck.lang import ast as A
 from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
+from apcheck.verify import build, check_expectations
 
 
 def check_paths(paths: list[str]) -> list[str]:
@@ -26,7 +27,6 @@ def check_paths(paths: list[str]) -> list[str]:
 
 
 def _check_one(path: str) -> list[str]:
-    from apcheck.verify import build, check_expectations
     modules = load([path])
     items = [it for m in modules for it in m.items]
     if any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl, A.ProcDecl)) for it in items):
@@ -54,6 +54,5 @@ def _find_model(spec: str, name: str) -> str:
         candidate = os.path.join(folder, name + ".apm")
         if os.path.exists(candidate):
             return os.path.relpath(candidate)
-    from apcheck.diagnostics import Span
     raise DiagnosticError([Diagnostic("E001", f"no model file '{name}.apm' found for the expect block",
                                       Span(spec, 1, 1, 1, 1))])

@@ -16,7 +16,7 @@ from apcheck.ir.lower import bounds_of, lower
 from apcheck.ir.system import System
 from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
-from apcheck.locks.graph import hierarchy_violations, shortest_cycle
+from apcheck.locks.graph import hierarchy_violations, shortest_cycle, topological_order
 from apcheck.locks.static import StaticEdges, static_edges
 from apcheck.results import LockEdge, PropertyResult, Stats, VerifyResult
 from apcheck.smt.lockorder import prove_order
@@ -71,7 +71,7 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     static = None
     for scenario in select_scenarios(program, config.scenario):
         system, static = build(program, config.bounds, scenario)
-        runs.append(_Assembler(program, system, static, explore(system, config.explore), config))
+        runs.append(_Assembler(program, system, explore(system, config.explore), config))
     return _combine(program, runs, static, config, list(specs))
 
 
@@ -139,10 +139,9 @@ def _union_edges(runs, static: StaticEdges) -> list[LockEdge]:
 class _Assembler:
     """Verdicts of one scenario's exploration."""
 
-    def __init__(self, program, system, static, result: ExploreResult, config: VerifyConfig):
+    def __init__(self, program, system, result: ExploreResult, config: VerifyConfig):
         self.p = program
         self.sys = system
-        self.static = static
         self.r = result
         self.cfg = config
         self.d = Describer(system)
@@ -301,7 +300,6 @@ def _deadlock_note(runs) -> str:
 
 
 def _merge_order(order: list[int], hier: list[int], edges: set[tuple[int, int]]) -> list[int]:
-    from apcheck.locks.graph import topological_order
     chain = {(hier[i], hier[i + 1]) for i in range(len(hier) - 1)}
     return topological_order(order, edges | chain) or order
 

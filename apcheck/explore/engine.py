@@ -87,7 +87,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     inv_bad: dict[str, int] = {}
     cov_hit: dict[str, int] = {}
     defects: dict[str, tuple[int, Outcome]] = {}
-    expanded = bytearray()
+    expanded = bytearray(1)  # one flag per state, grown as states are added
     prop_cache: dict[tuple, tuple] = {}
     defect_states = array("i")
     inst_class = system.inst_class
@@ -105,8 +105,6 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
         i = pop()
         s = states[i]
         d = depth[i]
-        if len(expanded) <= i:
-            expanded.extend(b"\0" * (i + 1 - len(expanded)))
         if max_depth is not None and d >= max_depth:
             limit = limit or f"max depth {max_depth}"
             continue
@@ -135,6 +133,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
                 index[nxt] = j
                 parent.append(i)
                 depth.append(d + 1)
+                expanded.append(0)
                 if d + 1 > deepest:
                     deepest = d + 1
                 if invariants or covers:
@@ -154,8 +153,6 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
             if config.progress and now >= next_report:
                 config.progress(Progress(len(states), transitions, deepest, len(frontier), now - start))
                 next_report = now + config.progress_every
-    if len(expanded) < len(states):
-        expanded.extend(b"\0" * (len(states) - len(expanded)))
     for i in defect_states:
         expanded[i] = 0
     complete = limit is None

@@ -16,6 +16,7 @@ from apcheck.ir.compile import NullDeref
 from apcheck.ir.lower import AssertionFailed
 from apcheck.ir.system import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT,
                                YIELD, System)
+from apcheck.ir.types import errno_text
 
 IDLE = -1
 
@@ -157,7 +158,7 @@ class Semantics:
                     if held:
                         names = ", ".join(self.sys.lock_instance_name(held[i]) for i in range(0, len(held), 2))
                         raise _DefectSignal("lock-held-at-return",
-                                            f"{self.sys.ops[op_id].name} returns {_errno(result)} "
+                                            f"{self.sys.ops[op_id].name} returns {errno_text(result)} "
                                             f"with {names} still held", pc, ins.span)
                     out.append(self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ())))
                     return
@@ -271,6 +272,3 @@ class Semantics:
         return "runnable"
 
 
-def _errno(code: int) -> str:
-    from apcheck.ir.types import errno_text
-    return errno_text(code)

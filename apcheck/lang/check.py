@@ -109,16 +109,21 @@ class _Checker:
                 self.err("E201", f"undeclared sort '{it.per}' for per-instance lock '{it.name}'", it.span)
             self.locks[it.name] = P.LockClass(it.name, it.kind, it.per, it.span)
 
+    def lock_classes(self, names, where: str, span: Span) -> list[P.LockClass]:
+        """The declared lock classes among `names`; E201 for each undeclared one."""
+        out = []
+        for name in names:
+            if name in self.locks:
+                out.append(self.locks[name])
+            else:
+                self.err("E201", f"undeclared lock '{name}' in {where}", span)
+        return out
+
     def declare_var(self, it: A.VarDecl) -> None:
         if not self.declare(it.name, "state variable", it.span):
             return
         typ = self.resolve_type(it.type)
-        guard = []
-        for name in it.guard:
-            if name not in self.locks:
-                self.err("E201", f"undeclared lock '{name}' in guarded_by", it.span)
-            else:
-                guard.append(self.locks[name])
+        guard = self.lock_classes(it.guard, "guarded_by", it.span)
         var = P.Var(it.name, typ or BOOL, None, guard, it.span, len(self.vars))
         self.vars[it.name] = var
         if it.init is not None and typ is not None:
@@ -452,12 +457,7 @@ class _Checker:
         if isinstance(it, A.LockOrderDecl):
             hier = None
             if it.hierarchy is not None:
-                hier = []
-                for name in it.hierarchy:
-                    if name not in self.locks:
-                        self.err("E201", f"undeclared lock '{name}' in lock order '{it.name}'", it.span)
-                    else:
-                        hier.append(self.locks[name])
+                hier = self.lock_classes(it.hierarchy, f"lock order '{it.name}'", it.span)
                 if len({h.name for h in hier}) != len(hier):
                     self.err("E202", f"a lock appears twice in hierarchy '{it.name}'", it.span)
             return P.Property(it.name, "lockorder", it.span, hierarchy=hier)
