@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("model", metavar="MODEL")
     v.add_argument("--spec", action="append", default=[], metavar="SPEC", help="spec file (repeatable)")
     _add_run_options(v)
-    v.add_argument("--format", choices=["text", "json", "markdown", "junit", "sarif", "dot"], default="text")
+    v.add_argument("--format", choices=["text", "json", "markdown", "junit", "sarif", "html", "dot"],
+                   default="text")
     v.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     v.add_argument("--brief", action="store_true", help="verdict table and statistics only (text format)")
     v.set_defaults(func=cmd_verify)
@@ -98,6 +99,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-depth", type=int, default=None)
     p.add_argument("--timeout", type=float, default=None, help="seconds for the search")
     p.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
+    p.add_argument("--no-induction", action="store_true",
+                   help="skip Z3's induction proofs of the invariants for every size")
     p.add_argument("--scenario", default=None, help="explore only this scenario")
     p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
     p.add_argument("--no-reduction", action="store_true", help="turn partial-order reduction off")
@@ -125,7 +128,9 @@ def run_config(args):
     progress = None if args.quiet else _progress
     explore = ExploreConfig(args.max_states, args.max_depth, args.timeout, not args.no_symmetry,
                             not args.no_reduction, "dfs" if args.dfs else "bfs", progress)
-    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout, args.scenario)
+    if args.smt_timeout <= 0:
+        raise UsageError("--smt-timeout must be positive")
+    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout, args.scenario, not args.no_induction)
 
 
 def _progress(p) -> None:

@@ -46,6 +46,11 @@ class UsageError(Exception):
     """A bad command line or configuration (not tied to a source position)."""
 
 
+class InternalError(Exception):
+    """A back end disagrees with another (e.g. a Z3 counterexample that does not replay): a bug in
+    apcheck, reported as such (exit 4), never turned into a verdict."""
+
+
 # Stable codes, grouped by phase: E0xx input/usage, E1xx syntax, E2xx names,
 # E3xx types, E4xx locks and statements, E5xx specs.
 CODES = {

@@ -65,6 +65,28 @@ class Trace:
 
 
 @dataclass
+class Cti:
+    """A counterexample to induction in concrete values (op None: a violating initial state)."""
+
+    op: str | None
+    args: list[tuple[str, str]]
+    sizes: dict[str, int]
+    state: list[tuple[str, str]]         # the state variables the invariants read, before the operation
+    changes: list[Change] = field(default_factory=list)
+    globals: tuple = ()                  # the state before, in the explorer's encoding at `sizes`
+
+
+@dataclass
+class InductionResult:
+    """Z3's induction over the operations taken atomically, for every size."""
+
+    status: str          # proved | cti | refuted | unknown | untranslatable
+    message: str
+    cti: Cti | None = None
+    hypothesis: list[str] = field(default_factory=list)   # the invariants assumed (proved: jointly)
+
+
+@dataclass
 class PropertyResult:
     name: str
     kind: str          # invariant | cover | lockorder | deadlock | defects
@@ -78,6 +100,7 @@ class PropertyResult:
     expected: str | None = None
     notes: list[str] = field(default_factory=list)
     scenario: str | None = None   # the scenario whose exploration gave the verdict (None: all, or static)
+    induction: InductionResult | None = None   # invariants: Z3's result for every size
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass, field
 
-from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
+from apcheck.diagnostics import Diagnostic, DiagnosticError, InternalError, UsageError
 from apcheck.explore.engine import ExploreConfig, ExploreResult, explore
 from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
 from apcheck.ir import program as P
@@ -19,6 +19,7 @@ from apcheck.lang.loader import load
 from apcheck.locks.graph import hierarchy_violations, shortest_cycle, topological_order
 from apcheck.locks.static import StaticEdges, static_edges
 from apcheck.results import LockEdge, PropertyResult, Stats, VerifyResult
+from apcheck.smt.induction import atomic_is_exact, prove_invariants
 from apcheck.smt.lockorder import prove_order
 
 
@@ -28,6 +29,7 @@ class VerifyConfig:
     explore: ExploreConfig = ExploreConfig()
     smt_timeout: float = 10.0
     scenario: str | None = None   # explore only this scenario
+    induction: bool = True        # try Z3 induction proofs of the invariants for every size
 
 
 def load_program(model: str, specs: list[str] = ()) -> P.Program:
@@ -97,8 +99,32 @@ def _combine(program, runs: list["_Assembler"], static: StaticEdges, config, spe
                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, not limits,
                   limits[0] if limits else None, config.explore.symmetry, config.explore.reduction)
     first = runs[0].sys
+    if config.induction:
+        _add_induction(program, props, first, config)
     return VerifyResult(program.model_name, program.path, specs, dict(first.sizes.n),
                         {r.sys.scenario: [t.name for t in r.sys.threads] for r in runs}, props, edges, stats)
+
+
+def _add_induction(program: P.Program, props: list[PropertyResult], system: System, config) -> None:
+    """Attach Z3's every-size result to each invariant. Where the proofs carry over to the
+    interleavings (see atomic_is_exact), a proof makes the verdict `proved`."""
+    found = prove_invariants(program, config.smt_timeout)
+    proved = [p for p in program.properties if p.name in found and found[p.name].status == "proved"]
+    exact = atomic_is_exact(system, proved)
+    for pr in props:
+        ind = found.get(pr.name)
+        if pr.kind != "invariant" or ind is None:
+            continue
+        pr.induction = ind
+        if not exact or ind.status != "proved":
+            continue
+        if pr.verdict == "violated":
+            raise InternalError(f"Z3 proved invariant {pr.name} inductive, but the explorer reached a "
+                                "violation of it in the same (atomic) system")
+        if pr.verdict == "holds":
+            pr.verdict = "proved"
+            pr.method = "Z3 induction (every size); " + pr.method
+            pr.message = f"{ind.message}; {pr.message}"
 
 
 def _merge(results: list[PropertyResult]) -> PropertyResult:

@@ -32,7 +32,7 @@ class LockClass:
     span: Span
 
 
-@dataclass
+@dataclass(eq=False)
 class Var:
     name: str
     type: Type
@@ -262,6 +262,7 @@ class Property:
     expr: Expr | None = None
     hierarchy: list[LockClass] | None = None  # lockorder: None means "acyclic"
     unlocked: list[Var] = field(default_factory=list)  # invariant: skip states where a thread holds their guards
+    auxiliary: bool = False   # invariant declared to strengthen the induction of the others
 
 
 @dataclass

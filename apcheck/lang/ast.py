@@ -293,6 +293,7 @@ class InvariantDecl(Decl):
     name: str
     expr: Expr
     unlocked: tuple[str, ...] = ()  # checked only where no thread holds every lock guarding these
+    auxiliary: bool = False         # declared to strengthen induction proofs of the others
 
 
 @dataclass(frozen=True)

@@ -453,7 +453,8 @@ class _Checker:
                     self.err("E301", f"'{name}' in unlocked(...) has no guarded_by lock", it.span)
                 else:
                     unlocked.append(var)
-            return P.Property(it.name, kind, it.span, expr=expr, unlocked=unlocked)
+            return P.Property(it.name, kind, it.span, expr=expr, unlocked=unlocked,
+                              auxiliary=getattr(it, "auxiliary", False))
         if isinstance(it, A.LockOrderDecl):
             hier = None
             if it.hierarchy is not None:

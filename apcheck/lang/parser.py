@@ -183,8 +183,10 @@ class _Builder(Transformer):
         return tuple(str(x) for x in c)
 
     def invariant_decl(self, meta, c):
+        aux = bool(c) and getattr(c[0], "type", None) == "AUXILIARY"
+        c = c[1:] if aux else c
         unlocked = c[1] if len(c) == 3 else ()
-        return A.InvariantDecl(str(c[0]), c[-1], unlocked, span=self._s(meta))
+        return A.InvariantDecl(str(c[0]), c[-1], unlocked, aux, span=self._s(meta))
 
     def cover_decl(self, meta, c):
         return A.CoverDecl(str(c[0]), c[1], span=self._s(meta))

@@ -123,7 +123,8 @@ class _Printer:
             return self.thread(it)
         if isinstance(it, A.InvariantDecl):
             unlocked = f" unlocked({', '.join(it.unlocked)})" if it.unlocked else ""
-            return f"invariant {it.name}{unlocked}: {self.expr(it.expr)}"
+            aux = "auxiliary " if it.auxiliary else ""
+            return f"{aux}invariant {it.name}{unlocked}: {self.expr(it.expr)}"
         if isinstance(it, A.CoverDecl):
             return f"cover {it.name}: {self.expr(it.expr)}"
         if isinstance(it, A.LockOrderDecl):

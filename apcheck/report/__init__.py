@@ -1,4 +1,4 @@
-"""Rendering results: text, JSON, Markdown, JUnit, SARIF, DOT. Only this package and the CLI format text."""
+"""Rendering results: text, JSON, Markdown, JUnit, SARIF, HTML, DOT. Only this package and the CLI format text."""
 from __future__ import annotations
 
 from apcheck.results import VerifyResult
@@ -20,6 +20,9 @@ def render_format(result: VerifyResult, fmt: str, brief: bool = False) -> str:
     if fmt == "sarif":
         from apcheck.report.sarif import render_sarif
         return render_sarif([result])
+    if fmt == "html":
+        from apcheck.report.html import render_html
+        return render_html([result])
     if fmt == "dot":
         from apcheck.report.graph import render_lockgraph
         return render_lockgraph(result, "dot")

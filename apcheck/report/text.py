@@ -3,15 +3,28 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from apcheck.results import LockEdge, PropertyResult, Site, Trace, VerifyResult
+from apcheck.results import InductionResult, LockEdge, PropertyResult, Site, Trace, VerifyResult
+
+INDUCTION_SHORT = {"proved": "proved", "cti": "CTI", "refuted": "false initially", "unknown": "unknown",
+                   "untranslatable": "not translatable"}
+
+
+def induction_cell(p: PropertyResult) -> str:
+    """The every-size column: Z3's induction over atomic operations."""
+    return INDUCTION_SHORT[p.induction.status] if p.induction is not None else ""
 
 
 def render_verdicts(res: VerifyResult) -> str:
     rows = []
     for p in res.properties:
         exp = "" if p.expected is None else (p.expected if p.expected == p.verdict else f"{p.expected} (!)")
-        rows.append([p.name, p.kind, p.verdict, exp, p.message])
-    return tabulate(rows, headers=["property", "kind", "verdict", "expected", "detail"], tablefmt="simple")
+        rows.append([p.name, p.kind, p.verdict, exp, induction_cell(p), p.message])
+    return tabulate(rows, headers=["property", "kind", "verdict", "expected", "every size*", "detail"],
+                    tablefmt="simple")
+
+
+INDUCTION_FOOTNOTE = ("* every size: Z3 induction over the operations taken atomically, for all numbers of "
+                      "elements of every sort; verdict `proved` only where operations have no scheduling point")
 
 
 def render_stats(res: VerifyResult) -> str:
@@ -26,7 +39,10 @@ def render(res: VerifyResult, details: bool = True) -> str:
     bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
     out = [f"model {res.path}" + (f" with {', '.join(res.specs)}" if res.specs else ""), f"bounds: {bounds}"]
     out += [f"scenario {name}: threads {', '.join(threads)}" for name, threads in res.scenarios.items()]
-    out += ["", render_verdicts(res), "", render_stats(res)]
+    out += ["", render_verdicts(res)]
+    if any(p.induction is not None for p in res.properties):
+        out.append(INDUCTION_FOOTNOTE)
+    out += ["", render_stats(res)]
     if details:
         for p in res.properties:
             body = render_property(p)
@@ -43,12 +59,28 @@ def render_property(p: PropertyResult) -> str:
         parts.append("lock order certificate: " + " < ".join(p.certificate))
     if p.trace is not None:
         parts.append((f"in scenario {p.scenario}:\n" if p.scenario else "") + render_trace(p.trace))
+    if p.induction is not None and p.verdict != "proved":
+        parts.append(render_induction(p.induction))
     parts += [f"note: {n}" for n in p.notes if n]
     if not parts:
         return ""
     where = f" ({p.span})" if p.span else ""
     head = f"=== {p.name}: {p.verdict}{where} ===\n{p.message}"
     return head + "\n\n" + "\n\n".join(parts)
+
+
+def render_induction(ind: InductionResult) -> str:
+    out = [f"every size (operations atomic): {ind.status}: {ind.message}"]
+    cti = ind.cti
+    if cti is not None:
+        out.append("  counterexample to induction, replayed concretely:" if cti.op else
+                   "  initial state violating it, replayed concretely:")
+        if cti.op:
+            out.append(f"    operation: {cti.op}({', '.join(f'{k}={v}' for k, v in cti.args)})")
+        out.append("    state before: " + "; ".join(f"{k} = {v}" for k, v in cti.state))
+        for c in cti.changes:
+            out.append(f"    {c.var}: {c.old} -> {c.new}")
+    return "\n".join(out)
 
 
 def render_site(site: Site, indent: str = "       ") -> list[str]:

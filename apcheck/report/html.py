@@ -1,0 +1,267 @@
+"""The HTML report: one self-contained file (inline CSS and SVG, no scripts, nothing fetched).
+
+Pictures: the lock-order graph as SVG, classes on a circle, a cycle's edges in
+red, each edge's call chains on hover and in the table below it; each
+counterexample as a sequence chart, one column per thread and one row per
+step, with lock acquisitions and blocked threads marked and the state that
+changed beside each step.
+"""
+from __future__ import annotations
+
+import math
+from html import escape
+
+from apcheck.report.text import INDUCTION_FOOTNOTE, induction_cell, render_cycle, render_induction, render_stats
+from apcheck.results import LockEdge, PropertyResult, Site, Trace, VerifyResult
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.2em; margin-top: 2em; } h3 { font-size: 1.05em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.v-violated, .v-error { background: #fbd5d5; } .v-unknown { background: #fff0c2; }
+.v-holds, .v-proved, .v-unreachable { background: #d9f2dc; } .v-reached { background: #dbe9fb; }
+.mismatch { font-weight: bold; color: #b00; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+.chain { font-family: monospace; font-size: 0.85em; }
+svg text { font-family: monospace; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+CYCLE_RED = "#d11"
+EDGE_GREY = "#667"
+
+
+def render_html(results: list[VerifyResult]) -> str:
+    body = []
+    for res in results:
+        body.append(_model(res))
+    title = "apcheck report: " + ", ".join(r.model for r in results)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
+            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _model(res: VerifyResult) -> str:
+    bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
+    out = [f"<section class=\"model\" id=\"model-{escape(res.model)}\">",
+           f"<h1>{escape(res.model)}</h1>",
+           f"<p>{escape(res.path)}{' with ' + escape(', '.join(res.specs)) if res.specs else ''}; bounds {escape(bounds)}</p>",
+           "<ul>" + "".join(f"<li>scenario <b>{escape(n)}</b>: {escape(', '.join(t))}</li>"
+                            for n, t in res.scenarios.items()) + "</ul>",
+           _verdict_table(res),
+           f"<p class=\"note\">{escape(render_stats(res))}</p>"]
+    if any(p.induction is not None for p in res.properties):
+        out.append(f"<p class=\"note\">{escape(INDUCTION_FOOTNOTE)}</p>")
+    cycle = next((p.cycle for p in res.properties if p.cycle and p.verdict == "violated"), None)
+    out += ["<h2>Lock-order graph</h2>", lock_graph_svg(res.lock_edges, cycle or []), _edge_table(res.lock_edges)]
+    for p in res.properties:
+        out.append(_property(p, res))
+    out.append("</section>")
+    return "\n".join(x for x in out if x)
+
+
+def _verdict_table(res: VerifyResult) -> str:
+    rows = ["<table class=\"verdicts\"><tr><th>property</th><th>kind</th><th>verdict</th><th>expected</th>"
+            "<th>every size*</th><th>detail</th></tr>"]
+    for p in res.properties:
+        exp = "" if p.expected is None else escape(p.expected)
+        if p.expected is not None and p.expected != p.verdict:
+            exp = f"<span class=\"mismatch\">{exp} (differs)</span>"
+        rows.append(f"<tr><td><a href=\"#{_anchor(res, p)}\">{escape(p.name)}</a></td><td>{p.kind}</td>"
+                    f"<td class=\"v-{p.verdict}\">{p.verdict}</td><td>{exp}</td><td>{induction_cell(p)}</td>"
+                    f"<td>{escape(p.message)}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _anchor(res: VerifyResult, p: PropertyResult) -> str:
+    return f"{res.model}-{p.name}"
+
+
+# ---- the lock-order graph ----------------------------------------------------------
+
+def lock_graph_svg(edges: list[LockEdge], cycle: list[LockEdge]) -> str:
+    """Lock classes on a circle; an edge per A -> B dependency; the cycle's edges in red."""
+    nodes: list[str] = []
+    for e in edges:
+        for n in (e.src, e.dst):
+            if n not in nodes:
+                nodes.append(n)
+    if not nodes:
+        return "<p>No lock is taken while another is held.</p>"
+    in_cycle = {(e.src, e.dst) for e in cycle}
+    on_cycle = {e.src for e in cycle}
+    width = max(560, 160 + 110 * len(nodes))
+    height = width * 0.72
+    cx, cy = width / 2, height / 2
+    r = min(cx, cy) - 70
+    pos = {}
+    for i, n in enumerate(nodes):
+        a = -math.pi / 2 + 2 * math.pi * i / len(nodes)
+        pos[n] = (cx + r * math.cos(a), cy + r * math.sin(a))
+    out = [f"<svg class=\"lockgraph\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0f}\" "
+           f"height=\"{height:.0f}\" viewBox=\"0 0 {width:.0f} {height:.0f}\" role=\"img\" "
+           f"aria-label=\"lock-order graph\">",
+           "<defs>" + "".join(
+               f"<marker id=\"arrow-{name}\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" "
+               f"markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"{c}\"/>"
+               f"</marker>" for name, c in (("red", CYCLE_RED), ("grey", EDGE_GREY))) + "</defs>"]
+    pairs = {(e.src, e.dst) for e in edges}
+    for e in edges:
+        (x1, y1), (x2, y2) = pos[e.src], pos[e.dst]
+        red = (e.src, e.dst) in in_cycle
+        colour, marker = (CYCLE_RED, "red") if red else (EDGE_GREY, "grey")
+        bend = 40 if (e.dst, e.src) in pairs or e.src == e.dst else 0
+        path = _edge_path(x1, y1, x2, y2, bend)
+        dash = "" if e.reached else " stroke-dasharray=\"6 4\""
+        cls = "edge cycle-edge" if red else "edge"
+        out.append(f"<g class=\"{cls}\" data-src=\"{escape(e.src)}\" data-dst=\"{escape(e.dst)}\">"
+                   f"<title>{escape(_edge_title(e))}</title>"
+                   f"<path d=\"{path}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{3 if red else 1.6}\"{dash} "
+                   f"marker-end=\"url(#arrow-{marker})\"/></g>")
+    for n in nodes:
+        x, y = pos[n]
+        stroke = CYCLE_RED if n in on_cycle else "#333"
+        w = 14 + 7.4 * len(n)
+        out.append(f"<g class=\"node\" data-lock=\"{escape(n)}\"><rect x=\"{x - w / 2:.1f}\" y=\"{y - 14:.1f}\" "
+                   f"width=\"{w:.1f}\" height=\"28\" rx=\"6\" fill=\"#fff\" stroke=\"{stroke}\" "
+                   f"stroke-width=\"{2.5 if n in on_cycle else 1.2}\"/>"
+                   f"<text x=\"{x:.1f}\" y=\"{y + 4:.1f}\" text-anchor=\"middle\" font-size=\"12\">{escape(n)}</text></g>")
+    out.append("</svg>")
+    legend = ("<p class=\"note\">Arrow A &rarr; B: B acquired while A is held. Solid: reached by the explorer; "
+              "dashed: on a static path only. Red: the cycle. Hover an edge for its call chains.</p>")
+    return "\n".join(out) + "\n" + legend
+
+
+def _edge_path(x1: float, y1: float, x2: float, y2: float, bend: float) -> str:
+    """A line (or, for a pair of opposite edges, an arc) from box edge to box edge."""
+    if (x1, y1) == (x2, y2):
+        return f"M{x1:.1f},{y1 - 14:.1f} c 40,-60 80,-20 20,14"
+    dx, dy = x2 - x1, y2 - y1
+    d = math.hypot(dx, dy)
+    ux, uy = dx / d, dy / d
+    sx, sy = x1 + ux * 30, y1 + uy * 18
+    ex, ey = x2 - ux * 30, y2 - uy * 18
+    if not bend:
+        return f"M{sx:.1f},{sy:.1f} L{ex:.1f},{ey:.1f}"
+    mx, my = (sx + ex) / 2 - uy * bend, (sy + ey) / 2 + ux * bend
+    return f"M{sx:.1f},{sy:.1f} Q{mx:.1f},{my:.1f} {ex:.1f},{ey:.1f}"
+
+
+def _edge_title(e: LockEdge) -> str:
+    return (f"{e.src} -> {e.dst} ({'reached' if e.reached else 'static path only'})\n"
+            f"{e.dst} acquired at:\n{_chain_text(e.dst_site)}\nwhile holding {e.src}, acquired at:\n"
+            f"{_chain_text(e.src_site)}")
+
+
+def _chain_text(site: Site) -> str:
+    return "\n".join(f"  {f.function} ({f.file}:{f.line})" for f in site.chain)
+
+
+def _edge_table(edges: list[LockEdge]) -> str:
+    if not edges:
+        return ""
+    rows = ["<table class=\"edges\"><tr><th>edge</th><th></th><th>acquired at (innermost call first)</th>"
+            "<th>while holding, acquired at</th></tr>"]
+    for e in edges:
+        state = "reached" if e.reached else "static only"
+        rows.append(f"<tr><td>{escape(e.src)} &rarr; {escape(e.dst)}</td><td>{state}</td>"
+                    f"<td class=\"chain\">{_chain_html(e.dst_site)}</td><td class=\"chain\">{_chain_html(e.src_site)}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _chain_html(site: Site) -> str:
+    return "<br>".join(escape(f"{f.function} ({f.file}:{f.line})") for f in site.chain)
+
+
+# ---- properties and their counterexamples --------------------------------------------
+
+def _property(p: PropertyResult, res: VerifyResult) -> str:
+    parts = []
+    if p.cycle and p.verdict == "violated":
+        parts.append(f"<pre>{escape(render_cycle(p.cycle))}</pre>")
+    if p.certificate:
+        parts.append(f"<p>Lock-order certificate: {escape(' < '.join(p.certificate))}</p>")
+    if p.trace is not None:
+        threads = res.scenarios.get(p.scenario or "", [])
+        parts.append(f"<p>Counterexample{' in scenario ' + escape(p.scenario) if p.scenario else ''}, "
+                     f"{len(p.trace.steps)} steps:</p>")
+        parts.append(sequence_chart_svg(p.trace, threads))
+    if p.induction is not None and p.verdict != "proved":
+        parts.append(f"<pre>{escape(render_induction(p.induction))}</pre>")
+    parts += [f"<p class=\"note\">note: {escape(n)}</p>" for n in p.notes if n]
+    if not parts:
+        return ""
+    where = f" <span class=\"note\">({escape(str(p.span))})</span>" if p.span else ""
+    return (f"<h3 id=\"{_anchor(res, p)}\">{escape(p.name)}: <span class=\"v-{p.verdict}\">{p.verdict}</span>"
+            f"{where}</h3>\n<p>{escape(p.message)}</p>\n" + "\n".join(parts))
+
+
+def sequence_chart_svg(trace: Trace, threads: list[str]) -> str:
+    """One column per thread, one row per step; the state that changed at the right."""
+    cols = list(threads)
+    for s in trace.steps:
+        if s.thread not in cols:
+            cols.append(s.thread)
+    blocked = {}
+    for line in trace.final:
+        name, sep, why = line.partition(" waits forever: ")
+        if sep:
+            blocked[name] = why
+    colw, rowh, top, left = 230, 58, 60, 40
+    change_x = left + colw * len(cols) + 10
+    changes_w = 460
+    rows = len(trace.steps) + (1 if blocked else 0)
+    width = change_x + changes_w
+    height = top + rowh * rows + 30
+    out = [f"<svg class=\"sequence\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
+           f"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"counterexample sequence chart\">"]
+    for i, name in enumerate(cols):
+        x = left + colw * i + colw / 2
+        out.append(f"<text x=\"{x}\" y=\"30\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">"
+                   f"{escape(name)}</text>")
+        out.append(f"<line x1=\"{x}\" y1=\"40\" x2=\"{x}\" y2=\"{height - 20}\" stroke=\"#bbb\" "
+                   f"stroke-dasharray=\"4 3\"/>")
+    out.append(f"<text x=\"{change_x}\" y=\"30\" font-size=\"13\" font-weight=\"bold\">state changed</text>")
+    for r, s in enumerate(trace.steps):
+        i = cols.index(s.thread)
+        x0, y0 = left + colw * i + 6, top + rowh * r
+        acquires = s.text.startswith("acquire") or "trylock" in s.text
+        defect = s.outcome.startswith("DEFECT")
+        fill = "#fbd5d5" if defect else "#e6eefc" if acquires else "#f4f4f4"
+        args = ", ".join(f"{k}={v}" for k, v in s.args)
+        title = (f"{s.index}. {s.thread}: {s.op}({args})\n{s.span.file}:{s.span.line}  {s.text}\n"
+                 f"{' <- '.join(f.function for f in s.chain)}\n{s.outcome}\nholds: {', '.join(s.held) or '-'}")
+        out.append(f"<g class=\"step\" data-step=\"{s.index}\" data-thread=\"{escape(s.thread)}\">"
+                   f"<title>{escape(title)}</title>"
+                   f"<rect x=\"{x0}\" y=\"{y0}\" width=\"{colw - 12}\" height=\"{rowh - 8}\" rx=\"5\" fill=\"{fill}\" "
+                   f"stroke=\"#889\"/>"
+                   f"<text x=\"{x0 + 6}\" y=\"{y0 + 15}\" font-size=\"11\" font-weight=\"bold\">"
+                   f"{s.index}. {escape(_clip(f'{s.op}({args})', 30))}</text>"
+                   f"<text x=\"{x0 + 6}\" y=\"{y0 + 30}\" font-size=\"11\">{escape(_clip(s.text, 31))}</text>"
+                   f"<text x=\"{x0 + 6}\" y=\"{y0 + 44}\" font-size=\"10\" fill=\"#555\">"
+                   f"holds: {escape(_clip(', '.join(s.held) or '-', 28))}</text></g>")
+        text = "; ".join(f"{c.var}: {c.old} -> {c.new}" for c in s.changes)
+        if text:
+            out.append(f"<text x=\"{change_x}\" y=\"{y0 + 26}\" font-size=\"11\">{escape(_clip(text, 66))}"
+                       f"<title>{escape(text)}</title></text>")
+    if blocked:
+        y0 = top + rowh * len(trace.steps)
+        for name, why in blocked.items():
+            if name not in cols:
+                continue
+            x0 = left + colw * cols.index(name) + 6
+            out.append(f"<g class=\"blocked\" data-thread=\"{escape(name)}\"><title>{escape(why)}</title>"
+                       f"<rect x=\"{x0}\" y=\"{y0}\" width=\"{colw - 12}\" height=\"{rowh - 8}\" rx=\"5\" "
+                       f"fill=\"#fff\" stroke=\"{CYCLE_RED}\" stroke-width=\"2.5\"/>"
+                       f"<text x=\"{x0 + 6}\" y=\"{y0 + 18}\" font-size=\"11\" font-weight=\"bold\" "
+                       f"fill=\"{CYCLE_RED}\">BLOCKED forever</text>"
+                       f"<text x=\"{x0 + 6}\" y=\"{y0 + 34}\" font-size=\"10\">{escape(_clip(why, 34))}</text></g>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"

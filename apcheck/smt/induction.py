@@ -1,0 +1,341 @@
+"""Invariants for every size: induction over the operations taken atomically, with Z3.
+
+Each invariant I is checked in the initial state and for inductiveness: the
+invariants still believed, and one operation with any arguments, imply I
+afterwards. An invariant that fails either check is dropped and the others
+are checked again without it (the Houdini fixpoint), so every invariant left
+is proved together with the others it relied on; auxiliary invariants
+declared in a spec serve only to strengthen that hypothesis. A failure is a
+counterexample to induction (CTI): a small concrete state and the operation
+and arguments that break the invariant. Every CTI is replayed through the
+explorer's concrete semantics before it is reported; a mismatch is an
+internal error, never a verdict.
+
+What is proved is the system in which each operation runs atomically. For a
+model whose operations have no scheduling points that system is the
+explorer's; otherwise the explorer's bounded search of all interleavings
+remains the verdict and the proof says what holds for every size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import z3
+
+from apcheck.diagnostics import InternalError
+from apcheck.explore.atomic import run_atomically
+from apcheck.explore.trace import Describer
+from apcheck.ir import program as P
+from apcheck.ir.compile import Sizes
+from apcheck.ir.lower import lower
+from apcheck.ir.system import SCHED, System
+from apcheck.ir.types import BoolT, ElemT, MapT, SetT, Type
+from apcheck.results import Cti, InductionResult
+from apcheck.smt.symbolic import (Executor, NotTranslatable, Universe, globals_read, globals_written,
+                                  initial_state)
+
+
+@dataclass
+class _Op:
+    proc: P.Proc
+    pre_assumptions: list = field(default_factory=list)
+    post: dict = field(default_factory=dict)
+    params: list = field(default_factory=list)
+    error: NotTranslatable | None = None
+    writes: set = field(default_factory=set)
+    solver: z3.Solver | None = None
+    post_formula: dict = field(default_factory=dict)   # invariant -> its formula after the operation
+
+
+def operations(program: P.Program) -> list[str]:
+    """The operations some thread of some scenario runs."""
+    names: list[str] = []
+    for sc in program.scenarios:
+        for t in sc.threads:
+            names += [o for o in t.ops if o not in names]
+    return names
+
+
+def atomic_is_exact(system: System, proved: list[P.Property]) -> bool:
+    """Do the proofs of `proved` (jointly inductive over atomic operations) hold for the explored
+    interleavings too? Yes when no operation with a scheduling point writes a state variable that
+    one of them reads: every step of the interleaved system is then either a whole atomic
+    operation, covered by the proof, or a step that leaves what they read unchanged."""
+    program = system.program
+    reads: set[P.Var] = set()
+    for prop in proved:
+        reads |= globals_read(prop.expr)
+    sched_ops = {system.ops[system.op_of_pc[pc]].name for pc, ins in enumerate(system.code) if ins.kind in SCHED}
+    for name in sched_ops:
+        if globals_written(program.procs[name].body, program.procs) & reads:
+            return False
+    return True
+
+
+def prove_invariants(program: P.Program, timeout_s: float = 10.0) -> dict[str, InductionResult]:
+    return _Induction(program, int(timeout_s * 1000)).run()
+
+
+class _Induction:
+    def __init__(self, program: P.Program, timeout_ms: int):
+        self.p = program
+        self.timeout = timeout_ms
+        self.u = Universe(program)
+        self.pre = {v: z3.Const(v.name, self.u.sort_of(v.type, v.span)) for v in program.vars}
+        self.background = [z3.Exists([x], self.u.real(s, x)) for s in program.sorts
+                           for x in self.u.bound([s])]
+        self.results: dict[str, InductionResult] = {}
+
+    # ---- translation -------------------------------------------------------------
+
+    def formula(self, e: P.Expr, state: dict) -> z3.BoolRef:
+        ex = Executor(self.u, state)
+        ex.cut_nulls = False
+        return ex.boolean(e)
+
+    def translate_op(self, name: str) -> _Op:
+        proc = self.p.procs[name]
+        op = _Op(proc, writes=globals_written(proc.body, self.p.procs))
+        ex = Executor(self.u, self.pre)
+        try:
+            ex.run_op(proc, self.p.procs)
+        except NotTranslatable as err:
+            op.error = err
+            return op
+        op.pre_assumptions = ex.assumptions
+        op.post = ex.state
+        op.params = ex.choices[:len(proc.params)]  # run_op records the arguments first
+        return op
+
+    # ---- the fixpoint --------------------------------------------------------------
+
+    def run(self) -> dict[str, InductionResult]:
+        invs = [p for p in self.p.properties if p.kind == "invariant" and p.expr is not None]
+        if not invs:
+            return {}
+        try:
+            init = initial_state(self.u, self.p)
+        except NotTranslatable as err:
+            return {p.name: InductionResult("untranslatable", f"initial state {err}") for p in invs}
+        ops = [self.translate_op(n) for n in operations(self.p)]
+        now, then = {}, {}
+        for prop in invs:
+            try:
+                now[prop.name] = self.formula(prop.expr, self.pre)
+                then[prop.name] = self.formula(prop.expr, init)
+            except NotTranslatable as err:
+                self.results[prop.name] = InductionResult("untranslatable", str(err))
+                continue
+            reads = globals_read(prop.expr)
+            for op in ops:
+                if op.error is not None and op.writes & reads:
+                    self.results[prop.name] = InductionResult(
+                        "untranslatable", f"operation {op.proc.name}: {op.error}")
+                    break
+        alive = [p for p in invs if p.name not in self.results]
+        for prop in list(alive):
+            if not self.initially(prop, then[prop.name]):
+                alive.remove(prop)
+        by_name = {p.name: p for p in invs}
+        good = [op for op in ops if op.error is None]
+        for op in good:
+            op.solver = self._op_solver(op)
+        changed = True
+        while changed:
+            changed = False
+            for prop in list(alive):
+                for op in good:
+                    if not self.preserved(prop, op, alive, now, by_name):
+                        alive.remove(prop)
+                        changed = True
+                        break
+                if changed:
+                    break
+        names = [p.name for p in alive]
+        scope = "each operation atomic, every size"
+        for prop in alive:
+            others = [n for n in names if n != prop.name]
+            with_ = f", together with {', '.join(others)}" if others else ""
+            self.results[prop.name] = InductionResult(
+                "proved", f"inductive ({scope}){with_}", hypothesis=names)
+        return self.results
+
+    def _solver(self) -> z3.Solver:
+        s = z3.Solver()
+        s.set("timeout", self.timeout)
+        s.add(self.background)
+        return s
+
+    def _op_solver(self, op: _Op) -> z3.Solver:
+        s = self._solver()
+        s.add([self.u.wf(v.type, self.pre[v]) for v in self.p.vars])
+        s.add(op.pre_assumptions)
+        return s
+
+    def initially(self, prop: P.Property, holds_initially: z3.BoolRef) -> bool:
+        s = self._solver()
+        s.add(z3.Not(holds_initially))
+        res = s.check()
+        if res == z3.unsat:
+            return True
+        if res == z3.unknown:
+            self.results[prop.name] = InductionResult("unknown", f"Z3 gave up on the initial state: "
+                                                                 f"{s.reason_unknown()}")
+            return False
+        cti = self.replay_initial(prop, self.smallest_model(s))
+        self.results[prop.name] = InductionResult(
+            "refuted", f"false in the initial state ({_sizes_text(cti.sizes)})", cti)
+        return False
+
+    def preserved(self, prop: P.Property, op: _Op, alive: list[P.Property], now: dict, by_name: dict) -> bool:
+        if prop.name not in op.post_formula:
+            try:
+                op.post_formula[prop.name] = self.formula(prop.expr, op.post)
+            except NotTranslatable as err:  # pragma: no cover - the pre-state translation succeeded
+                self.results[prop.name] = InductionResult("untranslatable", str(err))
+                return False
+        s = op.solver
+        s.push()
+        try:
+            s.add([now[p.name] for p in alive])
+            s.add(z3.Not(op.post_formula[prop.name]))
+            res = s.check()
+            if res == z3.unsat:
+                return True
+            hyp = [p.name for p in alive]
+            if res == z3.unknown:
+                self.results[prop.name] = InductionResult(
+                    "unknown", f"Z3 gave up on {op.proc.name}: {s.reason_unknown()}", hypothesis=hyp)
+                return False
+            cti = self.replay_step(prop, op, self.smallest_model(s), [by_name[n] for n in hyp])
+        finally:
+            s.pop()
+        args = ", ".join(f"{n}={v}" for n, v in cti.args)
+        self.results[prop.name] = InductionResult(
+            "cti", f"not inductive: {op.proc.name}({args}) breaks it from a state where "
+                   f"{'the invariants hold' if len(hyp) > 1 else 'it holds'} ({_sizes_text(cti.sizes)})",
+            cti, hyp)
+        return False
+
+    # ---- counterexamples, replayed concretely -------------------------------------------
+
+    def smallest_model(self, s: z3.Solver) -> z3.ModelRef:
+        """A model of the satisfiable solver with each sort as small as Z3 allows, one sort at a time."""
+        model = s.model()
+        depth = 0
+        for name, sort in self.u.sorts.items():
+            have = len(_Concrete(self.u, model, self.p).elems[name])
+            for k in range(1, have):
+                s.push()
+                elems = [z3.Const(f"{name}_{i}!{k}", sort) for i in range(k)]
+                x = self.u.bound([name])[0]
+                s.add(z3.ForAll([x], z3.Or([x == self.u.null[name]] + [x == e for e in elems])))
+                if s.check() == z3.sat:
+                    model, depth = s.model(), depth + 1
+                    break
+                s.pop()
+        for _ in range(depth):
+            s.pop()
+        return model
+
+    def concrete(self, model: z3.ModelRef) -> "_Concrete":
+        return _Concrete(self.u, model, self.p)
+
+    def replay_initial(self, prop: P.Property, model: z3.ModelRef) -> Cti:
+        c = self.concrete(model)
+        system = lower(self.p, c.sizes)
+        fn = _property_fn(system, prop)
+        if fn(system.init_globals, _scratch(system)):
+            raise InternalError(f"Z3 says invariant {prop.name} is false in the initial state with "
+                                f"{_sizes_text(c.sizes)}, but the concrete initial state satisfies it")
+        d = Describer(system)
+        return Cti(None, [], c.sizes, _visible(d, system.init_globals, globals_read(prop.expr)),
+                   globals=system.init_globals)
+
+    def replay_step(self, prop: P.Property, op: _Op, model: z3.ModelRef, hyp: list[P.Property]) -> Cti:
+        c = self.concrete(model)
+        system = lower(self.p, c.sizes)
+        g = tuple(c.value(v.type, self.pre[v]) for v in self.p.vars)
+        args = tuple(c.value(prm.type, ch.term)
+                     for prm, ch in zip(op.proc.params, op.params))
+        scratch = _scratch(system)
+        for h in hyp:
+            if not _property_fn(system, h)(g, scratch):
+                raise InternalError(f"Z3's counterexample to induction of {prop.name} does not replay: "
+                                    f"its state violates {h.name}, which Z3 assumed")
+        op_id = next(i for i, o in enumerate(system.ops) if o.name == op.proc.name)
+        finals, complete = run_atomically(system, op_id, args, g)
+        fn = _property_fn(system, prop)
+        bad = [f for f in finals if not fn(f, scratch)]
+        d = Describer(system)
+        arg_text = [(prm.name, d.value(prm.type, a)) for prm, a in zip(op.proc.params, args)]
+        if not bad:
+            what = "no path" if complete else "none of the paths tried"
+            raise InternalError(f"Z3's counterexample to induction of {prop.name} does not replay: "
+                                f"{what} of {op.proc.name}({', '.join(f'{n}={v}' for n, v in arg_text)}) "
+                                f"breaks it in the concrete semantics ({_sizes_text(c.sizes)})")
+        reads = set().union(*(globals_read(h.expr) for h in hyp)) | op.writes
+        return Cti(op.proc.name, arg_text, c.sizes, _visible(d, g, reads), d.changes(g, bad[0]), g)
+
+
+class _Concrete:
+    """Z3 model values in the explorer's encoding, at the sizes of the model's universes."""
+
+    def __init__(self, uni: Universe, model: z3.ModelRef, program: P.Program):
+        self.m = model
+        self.elems: dict[str, list] = {}
+        for name, sort in uni.sorts.items():
+            null = model.eval(uni.null[name], model_completion=True)
+            univ = model.get_universe(sort) or []
+            self.elems[name] = [u for u in univ if not z3.eq(u, null)] or [None]
+        self.sizes = {n: len(e) for n, e in self.elems.items()}
+        self.sz = Sizes(self.sizes)
+
+    def index(self, sort: str, v) -> int:
+        for i, u in enumerate(self.elems[sort]):
+            if u is not None and z3.eq(u, v):
+                return i
+        return -1
+
+    def value(self, t: Type, term) -> object:
+        """The value of `term` (not evaluated first: the model's whole-array values can be lossy)."""
+        m = self.m
+        if isinstance(t, SetT):
+            mask = 0
+            for flat, idx in enumerate(self.sz.tuples(t.sorts)):
+                key = [self.elems[s][i] for s, i in zip(t.sorts, idx)]
+                if None not in key and z3.is_true(m.eval(z3.Select(term, *key), model_completion=True)):
+                    mask |= 1 << flat
+            return mask
+        if isinstance(t, MapT):
+            out = []
+            for idx in self.sz.tuples(t.keys):
+                key = [self.elems[s][i] for s, i in zip(t.keys, idx)]
+                out.append(self.value(t.value, z3.Select(term, *key)))
+            return tuple(out)
+        v = m.eval(term, model_completion=True)
+        if isinstance(t, BoolT):
+            return 1 if z3.is_true(v) else 0
+        if isinstance(t, ElemT):
+            return self.index(t.sort, v)
+        return v.as_long()
+
+
+def _property_fn(system: System, prop: P.Property):
+    for p, fn, _ in system.invariants:
+        if p.name == prop.name:
+            return fn
+    raise KeyError(prop.name)  # pragma: no cover
+
+
+def _scratch(system: System) -> list:
+    return [0] * max(system.scratch, 1)
+
+
+def _visible(d: Describer, g: tuple, reads: set) -> list[tuple[str, str]]:
+    return [(name, text) for name, text in d.globals_text(g)
+            if any(v.name == name for v in reads)]
+
+
+def _sizes_text(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sizes.items())

@@ -1,0 +1,86 @@
+"""Z3 induction for every size: proofs, counterexamples to induction, and their concrete replay."""
+import pytest
+
+from apcheck.diagnostics import InternalError
+from apcheck.explore.engine import ExploreConfig, explore
+from apcheck.ir.lower import lower
+from apcheck.smt import induction
+from apcheck.smt.induction import prove_invariants
+from apcheck.verify import VerifyConfig, load_program, verify
+
+MODEL = "tests/models/passthrough.apm"
+AUX = "tests/models/passthrough_aux.aps"
+
+
+def by_name(result):
+    return {p.name: p for p in result.properties}
+
+
+def test_inductive_invariant_is_proved_for_every_size():
+    props = by_name(verify(load_program(MODEL)))
+    p = props["assigned_once"]
+    assert p.induction.status == "proved"
+    # the operations of this model have no scheduling point: the proof is the verdict
+    assert p.verdict == "proved"
+    assert p.method.startswith("Z3 induction (every size)")
+
+
+def test_invariant_needing_auxiliary_shows_cti_without_it():
+    p = by_name(verify(load_program(MODEL)))["guest_exclusive"]
+    assert p.verdict == "holds"            # true within the bounds ...
+    ind = p.induction
+    assert ind.status == "cti"             # ... but not inductive by itself
+    cti = ind.cti
+    assert cti.op == "start"
+    state = dict(cti.state)
+    # another mdev's guest already sees an adapter that this mdev has assigned: unreachable, but
+    # nothing in guest_exclusive alone rules it out
+    assert state["in_guest"] != "{}" and state["assigned"] != "{}"
+    assert "in_guest" in [c.var for c in cti.changes]
+
+
+def test_invariant_is_proved_with_the_auxiliary_invariants():
+    props = by_name(verify(load_program(MODEL, [AUX]), specs=[AUX]))
+    for name in ("assigned_once", "guest_exclusive", "guest_sees_assigned", "stopped_sees_nothing"):
+        assert props[name].verdict == "proved", name
+        assert props[name].induction.status == "proved"
+    assert "guest_sees_assigned" in props["guest_exclusive"].induction.hypothesis
+
+
+def test_false_invariant_is_refuted_from_a_reachable_state():
+    program = load_program(MODEL)
+    found = prove_invariants(program)["one_guest_at_a_time"]
+    assert found.status == "cti" and found.cti.op == "start"
+    # the explorer, at the counterexample's sizes, reaches the state Z3 started from
+    system = lower(program, found.cti.sizes)
+    res = explore(system, ExploreConfig(symmetry=False))
+    assert found.cti.globals in {s[0] for s in res.states}
+    assert res.invariant_violations.get("one_guest_at_a_time") is not None
+
+
+def test_untranslatable_construct_is_named_with_its_position():
+    found = prove_invariants(load_program("tests/models/untranslatable.apm"))
+    assert found["pending_is_items"].status == "untranslatable"
+    assert "tests/models/untranslatable.apm:10: while loop" in found["pending_is_items"].message
+    assert found["flag_stays_false"].status == "proved"
+
+
+def test_counterexample_that_does_not_replay_is_an_internal_error(monkeypatch):
+    # a concrete semantics in which operations change nothing cannot reproduce Z3's counterexample
+    monkeypatch.setattr(induction, "run_atomically", lambda system, op, args, g: ([g], True))
+    with pytest.raises(InternalError, match="does not replay"):
+        prove_invariants(load_program(MODEL))
+
+
+def test_shipped_models_prove_assignment_exclusive_or_say_why_not():
+    found = prove_invariants(load_program("models/vfio_ap_merged_2026.apm", ["specs/vfio_ap.aps"]))
+    assert found["no_apqn_assigned_twice"].status == "proved"
+    other = found["guest_apqn_bound_to_vfio"]
+    assert other.status == "untranslatable"
+    assert "models/common/" in other.message and "loop" in other.message
+
+
+def test_no_induction_option_leaves_bounded_verdicts():
+    cfg = VerifyConfig(induction=False)
+    p = by_name(verify(load_program(MODEL), cfg))["assigned_once"]
+    assert p.verdict == "holds" and p.induction is None
