@@ -1,13 +1,15 @@
-"""JSON report, schema version 1 (documented in docs/reports.md)."""
+"""JSON report, schema version 1: apcheck/report/schema/apcheck-results-v1.schema.json (docs/reports.md)."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 
 from apcheck import __version__
 from apcheck.results import VerifyResult
 
 SCHEMA_VERSION = 1
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", f"apcheck-results-v{SCHEMA_VERSION}.schema.json")
 
 
 def to_dict(res: VerifyResult) -> dict:
@@ -20,6 +22,8 @@ def to_dict(res: VerifyResult) -> dict:
                 step["span"] = _span(step["span"])
         for edge in prop["cycle"] or []:
             _edge(edge)
+        if prop["induction"] and prop["induction"]["cti"]:
+            del prop["induction"]["cti"]["globals"]  # the explorer's internal encoding
     for edge in d["lock_edges"]:
         _edge(edge)
     return d

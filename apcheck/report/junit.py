@@ -23,6 +23,8 @@ def render_junit(results: list[VerifyResult]) -> str:
                 ET.SubElement(case, "skipped", message=p.message)
             out = ET.SubElement(case, "system-out")
             out.text = f"{p.verdict}: {p.message} [{p.method}]"
+            if p.induction is not None:
+                out.text += f"\nevery size (operations atomic): {p.induction.status}: {p.induction.message}"
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from apcheck.report.text import induction_cell
 from apcheck.results import VerifyResult
 
 
@@ -12,8 +13,9 @@ def render_markdown(results: list[VerifyResult]) -> str:
         bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
         out.append(f"### `{res.path}` ({bounds})\n")
         rows = [[f"`{p.name}`", p.kind, f"**{p.verdict}**" if p.verdict == "violated" else p.verdict,
-                 p.expected or "", p.message.replace("|", "\\|")] for p in res.properties]
-        out.append(tabulate(rows, headers=["property", "kind", "verdict", "expected", "detail"], tablefmt="github"))
+                 p.expected or "", induction_cell(p), p.message.replace("|", "\\|")] for p in res.properties]
+        out.append(tabulate(rows, headers=["property", "kind", "verdict", "expected", "every size", "detail"],
+                            tablefmt="github"))
         s = res.stats
         out.append(f"\n{s.states:,} states, {s.transitions:,} transitions, {s.seconds:.1f} s"
                    + ("" if s.complete else f" (stopped early: {s.limit})") + "\n")

@@ -22,7 +22,6 @@ def render_sarif(results: list[VerifyResult]) -> str:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{"tool": {"driver": {"name": "apcheck", "version": __version__,
-                                      "informationUri": "https://example.invalid/apcheck",
                                       "rules": list(rules.values())}},
                   "results": out}],
     }

@@ -24,7 +24,8 @@ def render_verdicts(res: VerifyResult) -> str:
 
 
 INDUCTION_FOOTNOTE = ("* every size: Z3 induction over the operations taken atomically, for all numbers of "
-                      "elements of every sort; verdict `proved` only where operations have no scheduling point")
+                      "elements of every sort; the verdict is `proved` only where no operation with a lock, "
+                      "wait or yield writes what the proved invariants read")
 
 
 def render_stats(res: VerifyResult) -> str:
