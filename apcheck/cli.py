@@ -81,6 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("--format", choices=["text", "dot"], default="text")
     lg.set_defaults(func=cmd_lockgraph)
 
+    df = sub.add_parser("diff", help="compare two versions of a model: lock edges, operations, verdicts")
+    df.add_argument("old", metavar="OLD")
+    df.add_argument("new", metavar="NEW")
+    df.add_argument("--spec", action="append", default=[], metavar="SPEC", help="spec file (repeatable)")
+    _add_run_options(df)
+    df.add_argument("--format", choices=["text", "json"], default="text")
+    df.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    df.set_defaults(func=cmd_diff)
+
     ci = sub.add_parser("ci", help="verify every configured model and compare with the expected verdicts")
     ci.add_argument("--config", default=None, help="apcheck.toml or pyproject.toml (default: search upwards)")
     ci.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
@@ -193,6 +202,19 @@ def cmd_lockgraph(args) -> int:
     result = verify(program, run_config(args), args.spec)
     sys.stdout.write(render_lockgraph(result, args.format))
     return EXIT_OK
+
+
+def cmd_diff(args) -> int:
+    """Exit 1 when the new version has a violation the old one did not have."""
+    from apcheck.diff import diff_models
+    from apcheck.report.diff import render_diff_json, render_diff_text
+    from apcheck.verify import load_program, verify
+    config = run_config(args)
+    old = load_program(args.old, args.spec)
+    new = load_program(args.new, args.spec)
+    d = diff_models(old, new, verify(old, config, args.spec), verify(new, config, args.spec))
+    _emit(render_diff_json(d) if args.format == "json" else render_diff_text(d), args.output)
+    return EXIT_VIOLATED if d.new_violations else EXIT_OK
 
 
 def cmd_ci(args) -> int:

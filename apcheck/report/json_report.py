@@ -21,11 +21,11 @@ def to_dict(res: VerifyResult) -> dict:
             for step in prop["trace"]["steps"]:
                 step["span"] = _span(step["span"])
         for edge in prop["cycle"] or []:
-            _edge(edge)
+            edge_to_json(edge)
         if prop["induction"] and prop["induction"]["cti"]:
             del prop["induction"]["cti"]["globals"]  # the explorer's internal encoding
     for edge in d["lock_edges"]:
-        _edge(edge)
+        edge_to_json(edge)
     return d
 
 
@@ -33,7 +33,8 @@ def _span(s: dict) -> dict:
     return {"file": s["file"], "line": s["line"], "column": s["col"]}
 
 
-def _edge(e: dict) -> None:
+def edge_to_json(e: dict) -> None:
+    """A lock edge (as a dict) with its spans in the report layout, in place."""
     for key in ("src_site", "dst_site"):
         e[key]["span"] = _span(e[key]["span"])
 

@@ -1,0 +1,116 @@
+"""`apcheck ci` as a gate and `apcheck diff` between model versions, on small projects in tmp dirs."""
+import json
+import os
+import textwrap
+
+from conftest import ROOT, run_cli
+
+V1 = """
+lock a_lock: mutex
+lock b_lock: mutex
+var x: bool = false guarded_by a_lock
+
+op one() {
+    acquire a_lock
+    acquire b_lock
+    x := true
+    release b_lock
+    release a_lock
+}
+
+op two() {
+    acquire b_lock
+    release b_lock
+}
+
+thread t[2] runs one, two
+
+lockorder order: acyclic
+"""
+
+# the change under review: two() now takes a_lock inside b_lock
+V2 = V1.replace("""    acquire b_lock
+    release b_lock
+}""", """    acquire b_lock
+    acquire a_lock
+    release a_lock
+    release b_lock
+}""")
+
+SPEC = """
+expect m {
+    order: proved
+    deadlock: holds
+    defects: holds
+}
+"""
+
+
+def project(tmp_path, model: str, spec: str = SPEC):
+    (tmp_path / "m.apm").write_text(textwrap.dedent(model))
+    (tmp_path / "s.aps").write_text(textwrap.dedent(spec))
+    (tmp_path / "apcheck.toml").write_text('models = ["m.apm"]\nspecs = ["s.aps"]\n')
+    return str(tmp_path / "apcheck.toml")
+
+
+def test_ci_passes_when_every_verdict_matches(tmp_path):
+    done = run_cli("ci", "--config", project(tmp_path, V1), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout
+
+
+def test_ci_fails_when_a_change_closes_a_lock_cycle(tmp_path):
+    done = run_cli("ci", "--config", project(tmp_path, V2), "-q")
+    assert done.returncode == 1
+    out = done.stdout
+    assert "m: order: expected proved, got violated -- new violation: circular lock dependency" in out
+    assert "b_lock -> a_lock" in out or "a_lock -> b_lock -> a_lock" in out
+    assert "m: deadlock: expected holds, got violated -- new violation" in out
+    assert out.rstrip().endswith("FAIL")
+
+
+def test_ci_fails_on_a_stale_expectation(tmp_path):
+    stale = SPEC.replace("deadlock: holds", "deadlock: violated")
+    done = run_cli("ci", "--config", project(tmp_path, V1, stale), "-q")
+    assert done.returncode == 1
+    assert "m: deadlock: expected violated, got holds -- stale expectation" in done.stdout
+
+
+def test_ci_reuses_unchanged_verdicts_and_reverifies_changed_inputs(tmp_path):
+    cfg = project(tmp_path, V1)
+    assert run_cli("ci", "--config", cfg, "-q").returncode == 0
+    again = run_cli("ci", "--config", cfg, "-q")
+    assert "m (cached)" in again.stdout and again.returncode == 0
+    (tmp_path / "m.apm").write_text(textwrap.dedent(V2))
+    changed = run_cli("ci", "--config", cfg, "-q")
+    assert changed.returncode == 1 and "(cached)" not in changed.stdout
+
+
+def test_ci_passes_on_a_shipped_model(tmp_path):
+    model = os.path.join(ROOT, "models", "vfio_ap_5_12.apm")
+    spec = os.path.join(ROOT, "specs", "vfio_ap.aps")
+    (tmp_path / "apcheck.toml").write_text(f'models = ["{model}"]\nspecs = ["{spec}"]\n')
+    done = run_cli("ci", "--config", str(tmp_path / "apcheck.toml"), "-q", "--no-cache")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "every verdict matches its expectation: PASS" in done.stdout
+
+
+def test_diff_reports_the_new_edge_with_its_call_chain(tmp_path):
+    (tmp_path / "v1.apm").write_text(textwrap.dedent(V1))
+    (tmp_path / "v2.apm").write_text(textwrap.dedent(V2))
+    done = run_cli("diff", str(tmp_path / "v1.apm"), str(tmp_path / "v2.apm"), "-q")
+    assert done.returncode == 1, done.stderr   # a new violation
+    out = done.stdout
+    assert "  + b_lock -> a_lock  [reached]" in out
+    assert "      a_lock acquired at:\n        two (" in out
+    assert "~ two: changed" in out and "one" not in out.split("operations:")[1].split("verdicts:")[0]
+    assert "order: proved -> violated" in out
+    assert "deadlock: holds -> violated" in out
+
+
+def test_diff_json_and_no_change(tmp_path):
+    (tmp_path / "v1.apm").write_text(textwrap.dedent(V1))
+    done = run_cli("diff", str(tmp_path / "v1.apm"), str(tmp_path / "v1.apm"), "-q", "--format", "json")
+    assert done.returncode == 0
+    doc = json.loads(done.stdout)
+    assert doc["edges_added"] == [] and doc["verdicts_changed"] == [] and doc["ops_changed"] == []
