@@ -110,6 +110,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
     p.add_argument("--no-induction", action="store_true",
                    help="skip Z3's induction proofs of the invariants for every size")
+    p.add_argument("--bmc", type=int, default=0, metavar="DEPTH",
+                   help="cross-check the explorer with Z3 bounded model checking to DEPTH steps")
     p.add_argument("--scenario", default=None, help="explore only this scenario")
     p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
     p.add_argument("--no-reduction", action="store_true", help="turn partial-order reduction off")
@@ -139,7 +141,10 @@ def run_config(args):
                             not args.no_reduction, "dfs" if args.dfs else "bfs", progress)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")
-    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout, args.scenario, not args.no_induction)
+    if args.bmc < 0:
+        raise UsageError("--bmc must be at least 0")
+    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout, args.scenario, not args.no_induction,
+                        args.bmc)
 
 
 def _progress(p) -> None:

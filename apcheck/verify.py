@@ -19,7 +19,9 @@ from apcheck.lang.loader import load
 from apcheck.locks.graph import hierarchy_violations, shortest_cycle, topological_order
 from apcheck.locks.static import StaticEdges, static_edges
 from apcheck.results import LockEdge, PropertyResult, Stats, VerifyResult
+from apcheck.smt.bmc import bmc
 from apcheck.smt.induction import atomic_is_exact, prove_invariants
+from apcheck.smt.symbolic import NotTranslatable
 from apcheck.smt.lockorder import prove_order
 
 
@@ -30,6 +32,7 @@ class VerifyConfig:
     smt_timeout: float = 10.0
     scenario: str | None = None   # explore only this scenario
     induction: bool = True        # try Z3 induction proofs of the invariants for every size
+    bmc_depth: int = 0            # > 0: cross-check the explorer with Z3 BMC to this depth
 
 
 def load_program(model: str, specs: list[str] = ()) -> P.Program:
@@ -99,10 +102,45 @@ def _combine(program, runs: list["_Assembler"], static: StaticEdges, config, spe
                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, not limits,
                   limits[0] if limits else None, config.explore.symmetry, config.explore.reduction)
     first = runs[0].sys
+    if config.bmc_depth > 0:
+        _cross_check(props, runs, config)
     if config.induction:
         _add_induction(program, props, first, config)
     return VerifyResult(program.model_name, program.path, specs, dict(first.sizes.n),
                         {r.sys.scenario: [t.name for t in r.sys.threads] for r in runs}, props, edges, stats)
+
+
+def _cross_check(props: list[PropertyResult], runs: list["_Assembler"], config) -> None:
+    """BMC of each scenario's system; a disagreement with a complete search is an internal error."""
+    by_name = {p.name: p for p in props}
+    exact = not config.explore.reduction  # the reduction merges steps: depths compare only without it
+    for run in runs:
+        try:
+            found = bmc(run.sys, config.bmc_depth, config.smt_timeout)
+        except NotTranslatable as err:
+            for p in props:
+                if p.kind in ("invariant", "cover"):
+                    p.notes.append(f"BMC cross-check: {err}")
+            return
+        depth = {**{k: run.r.depth[v] for k, v in run.r.invariant_violations.items()},
+                 **{k: run.r.depth[v] for k, v in run.r.covers_reached.items()}}
+        for name, pr in by_name.items():
+            if pr.kind not in ("invariant", "cover"):
+                continue
+            hit = found.violations.get(name, found.reached.get(name))
+            word = "violated" if pr.kind == "invariant" else "reached"
+            where = f"scenario {run.sys.scenario}: " if len(runs) > 1 else ""
+            if found.unknown:
+                pr.notes.append(f"BMC cross-check: {where}{found.unknown}")
+                continue
+            pr.notes.append(f"BMC cross-check (Z3, every interleaving): {where}"
+                            + (f"{word} at depth {hit}" if hit is not None else
+                               f"none up to depth {found.depth}"))
+            mine = depth.get(name)
+            if hit is not None and mine is None and run.r.complete:
+                raise InternalError(f"BMC finds {name} {word} at depth {hit}, the complete search does not")
+            if exact and mine is not None and mine <= found.depth and hit != mine:
+                raise InternalError(f"BMC and the explorer disagree on {name}: depth {hit} vs {mine}")
 
 
 def _add_induction(program: P.Program, props: list[PropertyResult], system: System, config) -> None:

@@ -121,7 +121,9 @@ class _Lowerer:
         self.slot_names.append(local.name)
         return self.slots[local]
 
-    def emit(self, ins: Instr, reads=(), writes=(), global_write: bool = False) -> int:
+    def emit(self, ins: Instr, reads=(), writes=(), global_write: bool = False, ir: tuple | None = None) -> int:
+        if ir is not None:
+            ins.ir, ins.env = ir, dict(self.slots)
         ins.reads = frozenset(self.local_slots(reads)) | ins.reads
         ins.shared = global_write or ins.kind == TRY or any(True for _ in _globals_in(list(reads)))
         ins.writes = frozenset(writes) | ins.writes
@@ -167,24 +169,25 @@ class _Lowerer:
         if isinstance(s, P.SAcquire):
             mode = READ if s.mode == "read" else EXCLUSIVE
             self.emit(Instr(ACQUIRE, s.span, chain, mode=mode, guards=self.guards(s.target.index),
-                            **self.lock_fields(s.target)), reads=[s.target.index])
+                            **self.lock_fields(s.target)), reads=[s.target.index], ir=("lock", s.target.index))
         elif isinstance(s, P.SRelease):
             self.emit(Instr(RELEASE, s.span, chain, guards=self.guards(s.target.index), **self.lock_fields(s.target)),
-                      reads=[s.target.index])
+                      reads=[s.target.index], ir=("lock", s.target.index))
         elif isinstance(s, P.SWait):
-            self.emit(Instr(WAIT, s.span, chain, fn=self.fn(s.cond)), reads=[s.cond])
+            self.emit(Instr(WAIT, s.span, chain, fn=self.fn(s.cond)), reads=[s.cond], ir=("cond", s.cond))
         elif isinstance(s, P.SYield):
             self.emit(Instr(YIELD, s.span, chain))
         elif isinstance(s, P.STrylock):
             at = self.emit(Instr(TRY, s.span, chain, guards=self.guards(s.target.index),
-                                 **self.lock_fields(s.target)), reads=[s.target.index])
+                                 **self.lock_fields(s.target)), reads=[s.target.index], ir=("lock", s.target.index))
             self.emit_block(s.then, chain, ret)
             skip = self.emit(Instr(JUMP, s.span, chain))
             self.code[at].target = len(self.code)
             self.emit_block(s.orelse, chain, ret)
             self.code[skip].target = len(self.code)
         elif isinstance(s, P.SIf):
-            at = self.emit(Instr(BRANCH, s.span, chain, fn=self.fn(s.cond), guards=self.guards(s.cond)), reads=[s.cond])
+            at = self.emit(Instr(BRANCH, s.span, chain, fn=self.fn(s.cond), guards=self.guards(s.cond)), reads=[s.cond],
+                           ir=("cond", s.cond))
             self.emit_block(s.then, chain, ret)
             if s.orelse:
                 skip = self.emit(Instr(JUMP, s.span, chain))
@@ -195,7 +198,7 @@ class _Lowerer:
                 self.code[at].target = len(self.code)
         elif isinstance(s, P.SWhile):
             top = self.emit(Instr(BRANCH, s.span, chain, fn=self.fn(s.cond), guards=self.guards(s.cond)),
-                            reads=[s.cond])
+                            reads=[s.cond], ir=("cond", s.cond))
             self.emit_block(s.body, chain, ret)
             self.emit(Instr(JUMP, s.span, chain, target=top))
             self.code[top].target = len(self.code)
@@ -203,7 +206,7 @@ class _Lowerer:
             var, rem = self.alloc(s.var), self.alloc(s.remaining)
             dom = self.fn(s.domain)
             self.emit(Instr(EXEC, s.span, chain, fn=_store(rem, dom), guards=self.guards(s.domain)),
-                      reads=[s.domain], writes=[rem])
+                      reads=[s.domain], writes=[rem], ir=("store", rem, s.domain, False))
             top = self.emit(Instr(FOR, s.span, chain, slot=var, rem=rem, reads=frozenset([rem])))
             self.emit_block(s.body, chain, ret)
             self.emit(Instr(JUMP, s.span, chain, target=top))
@@ -217,7 +220,7 @@ class _Lowerer:
                 if slot is not None:
                     val = self.fn(s.value) if s.value is not None else (lambda g, l: 0)
                     self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, val), guards=self.guards(s.value)),
-                              reads=[s.value], writes=[slot])
+                              reads=[s.value], writes=[slot], ir=("store", slot, s.value, False))
                 exits.append(self.emit(Instr(JUMP, s.span, chain)))
         elif isinstance(s, P.SCall):
             self.emit_call(s, chain)
@@ -227,10 +230,11 @@ class _Lowerer:
             reads = [s.value] + list(s.indices)
             self.emit(Instr(EXEC, s.span, chain, fn=fn, guards=self.guards(s.value, s.indices, written=s.target),
                             reads=frozenset(target) if s.op != ":=" else frozenset()),
-                      reads=reads, writes=target, global_write=isinstance(s.target, P.Var))
+                      reads=reads, writes=target, global_write=isinstance(s.target, P.Var), ir=("assign", s))
         elif isinstance(s, P.SAssert):
             cond = self.fn(s.cond)
-            self.emit(Instr(EXEC, s.span, chain, fn=_assert(cond, s.span), guards=self.guards(s.cond)), reads=[s.cond])
+            self.emit(Instr(EXEC, s.span, chain, fn=_assert(cond, s.span), guards=self.guards(s.cond)), reads=[s.cond],
+                      ir=("assert", s.cond))
         else:  # pragma: no cover
             raise AssertionError(s)
 
@@ -241,12 +245,14 @@ class _Lowerer:
             slot = self.alloc(_fresh(prm))
             self.slots[prm] = slot
             value = self.element_fn(arg) if isinstance(prm.type, ElemT) and not prm.type.optional else self.fn(arg)
+            elem = isinstance(prm.type, ElemT) and not prm.type.optional
             self.emit(Instr(EXEC, s.span, chain, fn=_store(slot, value), guards=self.guards(arg)),
-                      reads=[arg], writes=[slot])
+                      reads=[arg], writes=[slot], ir=("store", slot, arg, elem))
         result = self.alloc(s.result) if s.result is not None and s.result not in self.slots else (
             self.slots[s.result] if s.result is not None else None)
         if result is not None:
-            self.emit(Instr(EXEC, s.span, chain, fn=_store(result, lambda g, l: 0)), writes=[result])
+            self.emit(Instr(EXEC, s.span, chain, fn=_store(result, lambda g, l: 0)), writes=[result],
+                      ir=("store", result, None, False))
         exits: list[int] = []
         self.emit_block(proc.body, inner, (result, exits))
         for at in exits:

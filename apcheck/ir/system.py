@@ -50,6 +50,11 @@ class Instr:
     dead: tuple[tuple[int, object], ...] = ()  # at a scheduling point: dead slots and their reset value
     shared: bool = False              # reads or writes a state variable (or tries a lock)
     private_release: bool = False     # RELEASE whose step touches nothing shared but the lock (see reduce)
+    # What the instruction does, in IR terms, for the symbolic back ends (smt.bmc): EXEC ("assign",
+    # SAssign) | ("store", slot, Expr | None (zero), element?) | ("assert", Expr); BRANCH/WAIT ("cond",
+    # Expr); ACQUIRE/RELEASE/TRY ("lock", index Expr | None). `env`: the local -> slot binding there.
+    ir: tuple | None = None
+    env: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -81,13 +81,13 @@ class Universe:
         if isinstance(t, SetT) and t.sorts is not None:
             xs = self.bound(t.sorts)
             some_null = z3.Or([x == self.null[s] for s, x in zip(t.sorts, xs)])
-            return z3.ForAll(xs, z3.Implies(some_null, z3.Not(z3.Select(v, *xs))))
+            return self.quantify("forall", xs, z3.Implies(some_null, z3.Not(z3.Select(v, *xs))))
         if isinstance(t, MapT):
             ks = self.bound(t.keys)
             inner = self.wf(t.value, z3.Select(v, *ks))
             if z3.is_true(inner):
                 return inner
-            return z3.ForAll(ks, z3.Implies(z3.And([self.real(s, k) for s, k in zip(t.keys, ks)]), inner))
+            return self.quantify("forall", ks, z3.Implies(z3.And([self.real(s, k) for s, k in zip(t.keys, ks)]), inner))
         return z3.BoolVal(True)
 
     def default(self, t: Type) -> z3.ExprRef:
@@ -102,6 +102,12 @@ class Universe:
         if isinstance(t, SetT):
             return self.empty(t.sorts)
         return z3.IntVal(0)
+
+    def quantify(self, kind: str, xs: list, body: z3.BoolRef) -> z3.BoolRef:
+        return z3.ForAll(xs, body) if kind == "forall" else z3.Exists(xs, body)
+
+    def card(self, value: z3.ExprRef, t: Type, span: Span) -> z3.ExprRef:
+        raise NotTranslatable(span, "set cardinality (#) for every size")
 
     def empty(self, sorts) -> z3.ExprRef:
         return z3.Lambda(self.bound(sorts), z3.BoolVal(False))
@@ -224,7 +230,7 @@ class Executor:
         if op == "!":
             return z3.Not(self.boolean(e.args[0]))
         if op == "#":
-            raise NotTranslatable(e.span, "set cardinality (#)")
+            return self.u.card(self.expr(e.args[0]), e.args[0].type, e.span)
         x, y = e.args
         if op in ("in", "notin"):
             parts = self.tuple_terms(x)
@@ -249,7 +255,7 @@ class Executor:
         a, b = self.pair(x, y)
         if op == "<=":
             xs = self.u.bound(x.type.sorts if x.type.sorts is not None else y.type.sorts)
-            return z3.ForAll(xs, z3.Implies(z3.Select(a, *xs), z3.Select(b, *xs)))
+            return self.u.quantify("forall", xs, z3.Implies(z3.Select(a, *xs), z3.Select(b, *xs)))
         if op in ("+", "-", "&") and sorts is not None:
             return _set_op(op, a, b, self.u.bound(sorts))
         if op == "*":
@@ -304,9 +310,9 @@ class Executor:
             self.frame.env = saved
             self.binders -= 1
         if e.kind == "forall":
-            return z3.ForAll(xs, z3.Implies(z3.And(conds), body))
+            return self.u.quantify("forall", xs, z3.Implies(z3.And(conds), body))
         if e.kind == "exists":
-            return z3.Exists(xs, z3.And(conds + [body]))
+            return self.u.quantify("exists", xs, z3.And(conds + [body]))
         return z3.Lambda(xs, z3.And(conds + [body]))
 
     # ---- statements ----------------------------------------------------------
