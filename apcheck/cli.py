@@ -114,8 +114,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="cross-check the explorer with Z3 bounded model checking to DEPTH steps")
     p.add_argument("--scenario", default=None, help="explore only this scenario")
     p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
-    p.add_argument("--no-reduction", action="store_true", help="turn partial-order reduction off")
+    p.add_argument("--no-reduction", action="store_true", help="take private releases as steps of their own")
     p.add_argument("--dfs", action="store_true", help="depth-first search (less memory; traces not shortest)")
+    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="worker processes for the scenarios (default: one per core)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
@@ -143,8 +145,10 @@ def run_config(args):
         raise UsageError("--smt-timeout must be positive")
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
+    if args.jobs < 0:
+        raise UsageError("--jobs must be at least 0")
     return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout, args.scenario, not args.no_induction,
-                        args.bmc)
+                        args.bmc, args.jobs)
 
 
 def _progress(p) -> None:

@@ -5,7 +5,7 @@ return lists of `Diagnostic`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from apcheck.explore.semantics import IDLE, Defect, Outcome, Semantics
+from apcheck.explore.semantics import IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import canonicalizer
 from apcheck.ir.system import System
 
@@ -23,7 +23,7 @@ class ExploreConfig:
     max_depth: int | None = None
     timeout: float | None = None
     symmetry: bool = True
-    reduction: bool = True  # partial-order reduction of private release steps
+    reduction: bool = True  # private releases merged into the step before them (Semantics)
     order: str = "bfs"  # bfs | dfs
     progress: Callable[["Progress"], None] | None = None
     progress_every: float = 2.0
@@ -70,7 +70,7 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
 
 
 def _explore(system: System, config: ExploreConfig) -> ExploreResult:
-    sem = Semantics(system)
+    sem = Semantics(system, merge_private_releases=config.reduction)
     canon = canonicalizer(system) if config.symmetry else None
     start = time.monotonic()
     init = sem.initial()
@@ -110,12 +110,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
             continue
         expanded[i] = 1
         sem.origin = i
-        outcomes = None
-        if config.reduction:
-            outcomes = reduced_successors(sem, s, index, canon)
-        if outcomes is None:
-            outcomes = sem.successors(s)
-        for o in outcomes:
+        for o in sem.successors(s):
             transitions += 1
             if o.state is None:
                 prop = o.defect.property
@@ -159,29 +154,6 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     deadlock = find_stuck(states, src, dst, mover, expanded, len(system.threads))
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest)
-
-
-def reduced_successors(sem: Semantics, state: tuple, index: dict, canon) -> list[Outcome] | None:
-    """Partial-order reduction: the steps of one thread alone, when that is enough.
-
-    A thread about to release a lock, whose step then touches no state
-    variable until its next scheduling point, commutes with every step of the
-    other threads: a release disables nothing, and only acquisitions of that
-    lock (blocked until it) depend on it. Exploring that thread alone keeps
-    every reachable valuation of the state variables, every lock-order edge,
-    and every deadlock. Cycle proviso: only when each of its successors is a
-    new state, so that every cycle passes through a fully expanded state.
-    """
-    code = sem.code
-    for t, (pc, _, _) in enumerate(state[2]):
-        if pc >= 0 and code[pc].private_release:
-            out: list[Outcome] = []
-            sem.thread_steps(state, t, out)
-            for o in out:
-                if o.state is not None and (canon(o.state) if canon else o.state) in index:
-                    return None
-            return out
-    return None
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from apcheck.diagnostics import Span
-from apcheck.ir import program as P
 from apcheck.ir.compile import NullDeref
 from apcheck.ir.lower import AssertionFailed
-from apcheck.ir.system import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT,
-                               YIELD, System)
+from apcheck.ir.system import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, System)
 from apcheck.ir.types import errno_text
 
 IDLE = -1
@@ -53,13 +51,29 @@ class _DefectSignal(Exception):
 
 
 class Semantics:
-    def __init__(self, system: System):
+    def __init__(self, system: System, merge_private_releases: bool = False):
         self.sys = system
+        # A release whose continuation touches nothing shared until the next scheduling point is a
+        # left mover (Lipton): taking it at the end of the step before it, instead of as a step of
+        # its own, keeps every reachable valuation, lock-order edge and deadlock.
+        self.merge = merge_private_releases
         self.code = system.code
         self.inst_class = system.inst_class
         self.lock_base = [info.base for info in system.locks]
         self.edges: dict[tuple[int, int], tuple[int, int, int]] = {}  # (A, B) -> (site A, site B, origin)
         self.origin = 0
+        # per instruction with guards: ((write?, class mask), ...) for the fast check
+        self.guard_masks = [tuple((gd.write, gd.mask) for gd in ins.guards) for ins in system.code]
+        # each operation's locals at its start, per argument tuple (copied, never mutated)
+        self.start_locals: list[list[tuple[tuple, tuple]]] = []
+        for op in system.ops:
+            starts = []
+            for args in op.arg_tuples:
+                loc = list(op.local_init)
+                for slot, v in zip(op.param_slots, args):
+                    loc[slot] = v
+                starts.append((args, tuple(loc)))
+            self.start_locals.append(starts)
 
     def initial(self) -> tuple:
         n_locks = len(self.sys.inst_class)
@@ -82,10 +96,8 @@ class Semantics:
             return
         for op_id in self.sys.threads[t].ops:
             op = self.sys.ops[op_id]
-            for args in op.arg_tuples:
-                loc = list(op.local_init)
-                for slot, v in zip(op.param_slots, args):
-                    loc[slot] = v
+            for args, start in self.start_locals[op_id]:
+                loc = list(start)
                 if self.code[op.entry].kind == ACQUIRE:
                     # Choosing an operation has no visible effect, so the start merges with its first
                     # acquire. While that lock is taken the operation cannot start: the thread stays
@@ -98,6 +110,8 @@ class Semantics:
         """Take the scheduling point at pc and run on; False when the thread is blocked there."""
         g, locks, _ = state
         ins = self.code[pc]
+        if ins.kind == ACQUIRE and self._surely_blocked(ins, pc, g, l, locks, held, t):
+            return False
         g2, locks2, l2, held2 = list(g), list(locks), list(l), list(held)
         try:
             self._check_guards(ins, held2, pc)
@@ -162,6 +176,9 @@ class Semantics:
                                             f"with {names} still held", pc, ins.span)
                     out.append(self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ())))
                     return
+                elif k == RELEASE and self.merge and ins.private_release:
+                    self._release(ins, pc, g, l, locks, held, t)
+                    pc += 1
                 else:  # a scheduling point: the step ends before it
                     for slot, value in ins.dead:
                         l[slot] = value
@@ -233,8 +250,34 @@ class Semantics:
         raise _DefectSignal("release-not-held", f"releases {self.sys.lock_instance_name(inst)}, "
                             "which this thread does not hold", pc, ins.span)
 
+    def _surely_blocked(self, ins, pc, g, l, locks, held, t) -> bool:
+        """Is this acquire blocked by another thread, with no defect to report first? Checked
+        before the state is copied; anything unusual (guards, null instance, self-deadlock)
+        takes the full path."""
+        if ins.guards:
+            return False
+        try:
+            inst = self.lock_base[ins.lock] + (ins.index(g, l) if ins.index is not None else 0)
+        except Exception:  # noqa: BLE001 - the full path reports it
+            return False
+        v = locks[inst]
+        if v == 0 or v == t + 1 or (v < 0 and -v & (1 << t)):
+            return False
+        return ins.mode != READ or v > 0
+
     def _check_guards(self, ins, held, pc) -> None:
         if not ins.guards:
+            return
+        have = 0
+        inst_class = self.inst_class
+        for i in range(0, len(held), 2):
+            have |= 1 << inst_class[held[i]]
+        ok = True
+        for write, mask in self.guard_masks[pc]:
+            if (have & mask != mask) if write else not have & mask:
+                ok = False
+                break
+        if ok:
             return
         classes = {self.inst_class[held[i]] for i in range(0, len(held), 2)}
         for guard in ins.guards:

@@ -4,9 +4,8 @@ from __future__ import annotations
 from apcheck.diagnostics import SOURCES, Span
 from apcheck.explore.engine import ExploreResult
 from apcheck.explore.semantics import IDLE, Outcome
-from apcheck.ir import program as P
-from apcheck.ir.compile import set_elements
-from apcheck.ir.system import System
+from apcheck.ir.compile import NullDeref, set_elements
+from apcheck.ir.system import ACQUIRE, RELEASE, System
 from apcheck.ir.types import (BoolT, ElemT, EnumT, ErrT, MapT, SetT, TupleT, Type, errno_text)
 from apcheck.results import Change, Frame, Site, Trace, TraceStep
 
@@ -135,9 +134,32 @@ class Describer:
         else:
             outcome = f"next: {source_text(self.sys.code[o.end_pc].span)} (line {self.sys.code[o.end_pc].span.line})"
         held = self.held(after[2][o.thread]) if after is not None else self.held(thread_before)
+        if after is not None:
+            first = self.lock_of(ins, before[0], thread_before, op, args)
+            took = first if ins.kind == ACQUIRE else []
+            shown = first if ins.kind == RELEASE else []  # the step's own statement says it
+            released = [n for n in self.held(thread_before) + took if n not in held and n not in shown]
+            if released:  # releases taken within the step (the reduction merges them into it)
+                outcome += f"; released {', '.join(dict.fromkeys(released))}"
         changes = self.changes(before[0], after[0]) if after is not None else []
         return TraceStep(n, self.sys.threads[o.thread].name, op.name, arg_text, ins.span, source_text(ins.span),
                          self.frames(o.start_pc), outcome, held, changes)
+
+    def lock_of(self, ins, g: tuple, thread: tuple, op, args: tuple) -> list[str]:
+        """The lock instance the step's first instruction acquires or releases, if it does."""
+        if ins.kind not in (ACQUIRE, RELEASE):
+            return []
+        if thread[0] == IDLE:  # the step starts the operation: its locals are the initial ones
+            loc = list(op.local_init)
+            for slot, v in zip(op.param_slots, args):
+                loc[slot] = v
+        else:
+            loc = list(thread[1])
+        try:
+            idx = ins.index(g, loc) if ins.index is not None else 0
+        except NullDeref:
+            return []
+        return [self.sys.lock_instance_name(self.sys.locks[ins.lock].base + idx)]
 
     def trace(self, steps: list[tuple[tuple, Outcome]], failing: tuple[tuple, Outcome] | None = None) -> Trace:
         """Describe a replayed path (every step from the initial state) and an optional failing step."""

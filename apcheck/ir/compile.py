@@ -9,7 +9,7 @@ from itertools import product
 from typing import Callable
 
 from apcheck.ir import program as P
-from apcheck.ir.types import ElemT, MapT, SetT
+from apcheck.ir.types import ElemT, MapT
 
 Fn = Callable[[list, list], object]
 

@@ -31,6 +31,14 @@ class Guard:
     locks: tuple[int, ...]  # lock class ids
     var: str
 
+    @property
+    def mask(self) -> int:
+        """The lock classes as a bit mask (bit c for class c)."""
+        out = 0
+        for c in self.locks:
+            out |= 1 << c
+        return out
+
 
 @dataclass
 class Instr:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError, Span
 from apcheck.ir import program as P
-from apcheck.ir.types import (BOOL, ERR, ERRNOS, INT, NULL, BoolT, ElemT, EnumT, ErrT, IntT, MapT, SetT,
+from apcheck.ir.types import (BOOL, ERR, ERRNOS, INT, NULL, ElemT, EnumT, MapT, SetT,
                               TupleT, Type, assignable, comparable)
 from apcheck.lang import ast as A
 
@@ -78,7 +78,7 @@ class _Checker:
         if name in self.names:
             prev_what, prev = self.names[name]
             self.err("E202", f"'{name}' is already declared as a {prev_what}", span,
-                     [(f"first declared here", prev)])
+                     [("first declared here", prev)])
             return False
         self.names[name] = (what, span)
         return True

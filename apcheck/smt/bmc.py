@@ -25,7 +25,7 @@ from apcheck.explore.semantics import IDLE, Semantics
 from apcheck.ir import program as P
 from apcheck.ir.system import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, YIELD,
                                Instr, System)
-from apcheck.ir.types import BoolT, ElemT, EnumT, ErrT, IntT, MapT, SetT, Type
+from apcheck.ir.types import BoolT, ElemT, MapT, SetT, Type
 from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state
 
 MAX_PATH = 2000   # instructions on one step's path (a loop with no scheduling point is cut here)
@@ -453,7 +453,7 @@ class _Bmc:
     def replay(self, model, steps, tables, prop, k: int) -> None:
         """Follow Z3's path in the concrete semantics; it must end in a state violating the invariant
         (or satisfying the cover)."""
-        sem = Semantics(self.sys)
+        sem = Semantics(self.sys)  # every step on its own, as BMC counts them
         wants = []
         for i in range(k):
             path = tables[i][model.eval(z3.Int(f"choice@{i}"), model_completion=True).as_long()]

@@ -1,0 +1,185 @@
+"""One scenario's exploration and the verdicts it gives, as plain data.
+
+`run_scenario` lowers the model for one scenario, explores it, replays the
+counterexamples and returns a ScenarioRun: picklable, so scenarios can be
+explored in separate processes (see verify.explore_scenarios).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apcheck.diagnostics import InternalError
+from apcheck.explore.engine import ExploreResult, explore
+from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
+from apcheck.ir import program as P
+from apcheck.ir.lower import bounds_of, lower
+from apcheck.results import PropertyResult, Site
+from apcheck.smt.bmc import bmc
+from apcheck.smt.symbolic import NotTranslatable
+
+
+@dataclass
+class ScenarioRun:
+    scenario: str
+    threads: list[str]
+    method: str
+    results: dict[str, PropertyResult]            # invariants, covers, deadlock, defects
+    edges: dict[tuple[int, int], tuple[Site, Site]]  # reached lock-order edges and their sites
+    states: int
+    transitions: int
+    seconds: float
+    max_depth: int
+    complete: bool
+    limit: str | None
+    deadlock_found: bool
+    peak_memory_mb: float = 0.0
+    notes: dict[str, list[str]] = field(default_factory=dict)   # property -> notes of this scenario
+
+
+def run_scenario(program: P.Program, config, scenario: P.Scenario) -> ScenarioRun:
+    """Explore one scenario and assemble its verdicts (config: a verify.VerifyConfig)."""
+    import resource
+    system = lower(program, bounds_of(program, config.bounds), scenario)
+    result = explore(system, config.explore)
+    a = _Assembler(program, system, result)
+    results = {}
+    for prop in program.properties:
+        if prop.kind == "invariant":
+            results[prop.name] = a.invariant(prop)
+        elif prop.kind == "cover":
+            results[prop.name] = a.cover(prop)
+    results["deadlock"] = a.deadlock()
+    results["defects"] = a.defects()
+    edges = {key: (a.d.site(sa), a.d.site(sb)) for key, (sa, sb, _) in result.edges.items()}
+    run = ScenarioRun(system.scenario, [t.name for t in system.threads], a.method, results, edges,
+                      len(result.states), result.transitions, result.seconds, result.max_depth_reached,
+                      result.complete, result.limit,
+                      result.deadlock is not None or "deadlock" in result.defects,
+                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    if config.bmc_depth > 0:
+        run.notes = cross_check(system, result, config)
+    return run
+
+
+def cross_check(system, result: ExploreResult, config) -> dict[str, list[str]]:
+    """BMC of the scenario's system: a note per invariant and cover; a disagreement with a complete
+    search is an internal error (depths compare only without the reduction, which merges steps)."""
+    props = [p for p in system.program.properties if p.kind in ("invariant", "cover")]
+    where = f"scenario {system.scenario}: "
+    try:
+        found = bmc(system, config.bmc_depth, config.smt_timeout)
+    except NotTranslatable as err:
+        return {p.name: [f"BMC cross-check: {where}{err}"] for p in props}
+    if found.unknown:
+        return {p.name: [f"BMC cross-check: {where}{found.unknown}"] for p in props}
+    depth = {**{k: result.depth[v] for k, v in result.invariant_violations.items()},
+             **{k: result.depth[v] for k, v in result.covers_reached.items()}}
+    exact = not config.explore.reduction
+    notes = {}
+    for prop in props:
+        name = prop.name
+        hit = found.violations.get(name, found.reached.get(name))
+        word = "violated" if prop.kind == "invariant" else "reached"
+        notes[name] = [f"BMC cross-check (Z3, every interleaving): {where}"
+                       + (f"{word} at depth {hit}" if hit is not None else f"none up to depth {found.depth}")]
+        mine = depth.get(name)
+        if hit is not None and mine is None and result.complete:
+            raise InternalError(f"BMC finds {name} {word} at depth {hit}, the complete search does not")
+        if exact and mine is not None and mine <= found.depth and hit != mine:
+            raise InternalError(f"BMC and the explorer disagree on {name}: depth {hit} vs {mine}")
+    return notes
+
+
+
+
+class _Assembler:
+    """Verdicts of one scenario's exploration."""
+
+    def __init__(self, program, system, result: ExploreResult):
+        self.p = program
+        self.sys = system
+        self.r = result
+        self.d = Describer(system)
+        bounds = ", ".join(f"{k}={v}" for k, v in system.sizes.n.items())
+        sym = "symmetry on" if result.canon else "symmetry off"
+        self.method = f"explicit-state ({bounds}; {sym}), scenario {system.scenario}"
+
+    # ---- state properties ------------------------------------------------------
+
+    def result(self, *args, **kw) -> PropertyResult:
+        return PropertyResult(*args, scenario=self.sys.scenario, **kw)
+
+    def unknown(self, name, kind, span, what) -> PropertyResult:
+        return self.result(name, kind, "unknown", self.method,
+                           f"{what}; search stopped early ({self.r.limit}) after {len(self.r.states)} states "
+                           f"of scenario {self.sys.scenario}", span)
+
+    def trace_to(self, idx: int):
+        return self.d.trace(replay(self.r, idx))
+
+    def invariant(self, prop: P.Property) -> PropertyResult:
+        idx = self.r.invariant_violations.get(prop.name)
+        if idx is not None:
+            return self.result(prop.name, "invariant", "violated", self.method,
+                                  f"violated after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
+        if not self.r.complete:
+            return self.unknown(prop.name, "invariant", prop.span, "no violation found")
+        return self.result(prop.name, "invariant", "holds", self.method,
+                              f"holds in all {len(self.r.states)} reachable states of scenario {self.sys.scenario}", prop.span)
+
+    def cover(self, prop: P.Property) -> PropertyResult:
+        idx = self.r.covers_reached.get(prop.name)
+        if idx is not None:
+            return self.result(prop.name, "cover", "reached", self.method,
+                                  f"reached after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
+        if not self.r.complete:
+            return self.unknown(prop.name, "cover", prop.span, "not reached")
+        return self.result(prop.name, "cover", "unreachable", self.method,
+                              f"no reachable state satisfies it ({len(self.r.states)} states)", prop.span)
+
+    def failing_trace(self, prop: str):
+        idx, rec = self.r.defects[prop]
+        steps = replay(self.r, idx)
+        state = final_state(self.r, steps)
+        o = concrete_failure(self.r, state, rec)
+        return self.d.trace(steps, (state, o)), o
+
+    def defects(self) -> PropertyResult:
+        if "defects" in self.r.defects:
+            trace, o = self.failing_trace("defects")
+            return self.result("defects", "defects", "violated", self.method,
+                                  f"{o.defect.kind}: {o.defect.message}", o.defect.span, trace)
+        if not self.r.complete:
+            return self.unknown("defects", "defects", None, "no model defect found")
+        return self.result("defects", "defects", "holds", self.method,
+                              "no release of an unheld lock, lock held at return, unguarded access, "
+                              "null lock instance or failed assert")
+
+    def deadlock(self) -> PropertyResult:
+        stuck = self.r.deadlock
+        selfd = self.r.defects.get("deadlock")
+        if stuck is not None and (selfd is None or self.r.depth[stuck[0]] <= self.r.depth[selfd[0]]):
+            idx, mask = stuck
+            steps = replay(self.r, idx)
+            trace = self.d.trace(steps)
+            state = final_state(self.r, steps)
+            names = []
+            for t in range(len(self.sys.threads)):
+                if mask >> t & 1:
+                    names.append(self.sys.threads[t].name)
+                    trace.final.append(f"{self.sys.threads[t].name} waits forever: "
+                                       f"{self.r.semantics.blocked_on(state, t)}")
+            total = all(mask >> t & 1 or state[2][t][0] < 0 for t in range(len(self.sys.threads)))
+            kind = "deadlock" if len(names) > 1 else "stuck thread"
+            msg = f"{kind} after {len(steps)} steps: {', '.join(names)} can never move again"
+            if not total:
+                msg += " (other threads still run)"
+            return self.result("deadlock", "deadlock", "violated", self.method, msg, None, trace)
+        if selfd is not None:
+            trace, o = self.failing_trace("deadlock")
+            return self.result("deadlock", "deadlock", "violated", self.method,
+                                  f"self-deadlock: {o.defect.message}", o.defect.span, trace)
+        if not self.r.complete:
+            return self.unknown("deadlock", "deadlock", None, "no deadlock found")
+        return self.result("deadlock", "deadlock", "holds", self.method,
+                              "every busy thread can always move again (no partial or global deadlock)")
