@@ -153,7 +153,7 @@ def run_config(args):
 
 def _progress(p) -> None:
     rate = p.states / p.seconds if p.seconds else 0
-    print(f"apcheck: {p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
+    print(f"apcheck: scenario {p.scenario}: {p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
           f"frontier {p.frontier:,}, {rate:,.0f} states/s, {p.seconds:.0f} s", file=sys.stderr, flush=True)
 
 

@@ -36,6 +36,7 @@ class Progress:
     depth: int
     frontier: int
     seconds: float
+    scenario: str = ""
 
 
 @dataclass
@@ -146,7 +147,8 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
                 limit = f"timeout {config.timeout:g}s"
                 break
             if config.progress and now >= next_report:
-                config.progress(Progress(len(states), transitions, deepest, len(frontier), now - start))
+                config.progress(Progress(len(states), transitions, deepest, len(frontier), now - start,
+                                         system.scenario))
                 next_report = now + config.progress_every
     for i in defect_states:
         expanded[i] = 0
