@@ -82,7 +82,8 @@ def _anchor(res: VerifyResult, p: PropertyResult) -> str:
 # ---- the lock-order graph ----------------------------------------------------------
 
 def lock_graph_svg(edges: list[LockEdge], cycle: list[LockEdge]) -> str:
-    """Lock classes on a circle; an edge per A -> B dependency; the cycle's edges in red."""
+    """Lock classes in layers (outer locks on top, as a lock hierarchy reads); an edge per A -> B
+    dependency, curved where it goes back up or skips layers; the cycle's edges in red."""
     nodes: list[str] = []
     for e in edges:
         for n in (e.src, e.dst):
@@ -92,14 +93,8 @@ def lock_graph_svg(edges: list[LockEdge], cycle: list[LockEdge]) -> str:
         return "<p>No lock is taken while another is held.</p>"
     in_cycle = {(e.src, e.dst) for e in cycle}
     on_cycle = {e.src for e in cycle}
-    width = max(560, 160 + 110 * len(nodes))
-    height = width * 0.72
-    cx, cy = width / 2, height / 2
-    r = min(cx, cy) - 70
-    pos = {}
-    for i, n in enumerate(nodes):
-        a = -math.pi / 2 + 2 * math.pi * i / len(nodes)
-        pos[n] = (cx + r * math.cos(a), cy + r * math.sin(a))
+    reached = [(e.src, e.dst) for e in edges if e.reached]  # static-only edges do not shape the layers
+    pos, width, height = _layers(nodes, reached or [(e.src, e.dst) for e in edges])
     out = [f"<svg class=\"lockgraph\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0f}\" "
            f"height=\"{height:.0f}\" viewBox=\"0 0 {width:.0f} {height:.0f}\" role=\"img\" "
            f"aria-label=\"lock-order graph\">",
@@ -112,7 +107,8 @@ def lock_graph_svg(edges: list[LockEdge], cycle: list[LockEdge]) -> str:
         (x1, y1), (x2, y2) = pos[e.src], pos[e.dst]
         red = (e.src, e.dst) in in_cycle
         colour, marker = (CYCLE_RED, "red") if red else (EDGE_GREY, "grey")
-        bend = 40 if (e.dst, e.src) in pairs or e.src == e.dst else 0
+        skips = abs(y2 - y1) > 120 or y2 < y1 or abs(y2 - y1) < 1  # not to the next layer down
+        bend = 40 if (e.dst, e.src) in pairs or e.src == e.dst or skips else 0
         path = _edge_path(x1, y1, x2, y2, bend)
         dash = "" if e.reached else " stroke-dasharray=\"6 4\""
         cls = "edge cycle-edge" if red else "edge"
@@ -132,6 +128,45 @@ def lock_graph_svg(edges: list[LockEdge], cycle: list[LockEdge]) -> str:
     legend = ("<p class=\"note\">Arrow A &rarr; B: B acquired while A is held. Solid: reached by the explorer; "
               "dashed: on a static path only. Red: the cycle. Hover an edge for its call chains.</p>")
     return "\n".join(out) + "\n" + legend
+
+
+def _layers(nodes: list[str], pairs: list[tuple[str, str]]) -> tuple[dict, float, float]:
+    """Positions: each class one layer below every class held when it is taken (longest path, with
+    the edges that close cycles left out), the classes of a layer side by side."""
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in pairs:
+        if a != b:
+            succ[a].append(b)
+    state: dict[str, int] = {}
+    back: set[tuple[str, str]] = set()
+
+    def dfs(n: str) -> None:  # marks the edges that close a cycle
+        state[n] = 1
+        for m in succ[n]:
+            if state.get(m) == 1:
+                back.add((n, m))
+            elif m not in state:
+                dfs(m)
+        state[n] = 2
+    for n in nodes:
+        if n not in state:
+            dfs(n)
+    level = {n: 0 for n in nodes}
+    for _ in nodes:  # longest path over the acyclic rest
+        for a, b in pairs:
+            if a != b and (a, b) not in back and level[b] < level[a] + 1:
+                level[b] = level[a] + 1
+    rows: dict[int, list[str]] = {}
+    for n in nodes:
+        rows.setdefault(level[n], []).append(n)
+    widest = max(len(r) for r in rows.values())
+    width = max(560.0, 60 + 250 * widest)
+    height = 70 + 110 * len(rows)
+    pos = {}
+    for lv, row in rows.items():
+        for i, n in enumerate(row):
+            pos[n] = (width * (i + 1) / (len(row) + 1), 50 + 110 * lv)
+    return pos, width, height
 
 
 def _edge_path(x1: float, y1: float, x2: float, y2: float, bend: float) -> str:
