@@ -1,3 +1,3 @@
 """apcheck: a model checker for the locking and configuration invariants of drivers."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

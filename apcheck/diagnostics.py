@@ -41,6 +41,9 @@ class DiagnosticError(Exception):
         super().__init__("; ".join(d.message for d in diagnostics))
         self.diagnostics = diagnostics
 
+    def __reduce__(self):  # crosses process boundaries (scenario workers) intact
+        return DiagnosticError, (self.diagnostics,)
+
 
 class UsageError(Exception):
     """A bad command line or configuration (not tied to a source position)."""

@@ -6,6 +6,7 @@ explored in separate processes (see verify.explore_scenarios).
 """
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass, field
 
 from apcheck.diagnostics import InternalError
@@ -38,7 +39,6 @@ class ScenarioRun:
 
 def run_scenario(program: P.Program, config, scenario: P.Scenario) -> ScenarioRun:
     """Explore one scenario and assemble its verdicts (config: a verify.VerifyConfig)."""
-    import resource
     system = lower(program, bounds_of(program, config.bounds), scenario)
     result = explore(system, config.explore)
     a = _Assembler(program, system, result)

@@ -33,6 +33,9 @@ class NotTranslatable(Exception):
         self.span = span
         self.what = what
 
+    def __reduce__(self):
+        return NotTranslatable, (self.span, self.what)
+
     def __str__(self) -> str:
         where = f"{self.span.file}:{self.span.line}: " if self.span is not None else ""
         return f"not translatable ({where}{self.what})"
