@@ -113,7 +113,7 @@ def test_junit_parses_with_the_standard_library(demo):
 
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--hide-scrollbars"]
+                 "--hide-scrollbars", "--disable-dev-shm-usage"]
 
 # Appended to a copy of the report by the test only: measures what the browser laid out.
 PROBE = """<script>
