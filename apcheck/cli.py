@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     ci.add_argument("--config", default=None, help="apcheck.toml or pyproject.toml (default: search upwards)")
     ci.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
     ci.add_argument("--sarif", metavar="FILE", help="also write SARIF 2.1.0")
+    ci.add_argument("--html", metavar="FILE", help="also write the HTML report of every model (one file)")
     ci.add_argument("--no-cache", action="store_true", help="verify even inputs that have not changed")
     ci.add_argument("--claims-table", action="store_true",
                     help="print the Markdown table of the configured claims (for the README)")
@@ -229,7 +230,7 @@ def cmd_diff(args) -> int:
 def cmd_ci(args) -> int:
     from apcheck.ci import run_ci
     from apcheck.report.ci import render_ci
-    need_results = bool(args.junit or args.sarif or args.claims_table)
+    need_results = bool(args.junit or args.sarif or args.html or args.claims_table)
     outcome = run_ci(args.config, use_cache=not (args.no_cache or need_results),
                      progress=None if args.quiet else _ci_progress)
     if args.claims_table:
@@ -243,6 +244,9 @@ def cmd_ci(args) -> int:
     if args.sarif:
         from apcheck.report.sarif import render_sarif
         _emit(render_sarif([r.result for r in outcome.runs if r.result]), args.sarif)
+    if args.html:
+        from apcheck.report.html import render_html
+        _emit(render_html([r.result for r in outcome.runs if r.result]), args.html)
     return EXIT_OK if outcome.ok else EXIT_VIOLATED
 
 

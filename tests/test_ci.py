@@ -69,6 +69,17 @@ def test_ci_fails_when_a_change_closes_a_lock_cycle(tmp_path):
     assert out.rstrip().endswith("FAIL")
 
 
+def test_ci_writes_junit_sarif_and_html(tmp_path):
+    cfg = project(tmp_path, V2)
+    out = {ext: str(tmp_path / f"report.{ext}") for ext in ("xml", "sarif", "html")}
+    done = run_cli("ci", "--config", cfg, "-q", "--junit", out["xml"], "--sarif", out["sarif"], "--html", out["html"])
+    assert done.returncode == 1
+    html = open(out["html"]).read()
+    assert 'class="edge cycle-edge"' in html and "<svg class=\"sequence\"" in html
+    assert json.load(open(out["sarif"]))["runs"][0]["results"]
+    assert "<testsuite name=\"m\"" in open(out["xml"]).read()
+
+
 def test_ci_fails_on_a_stale_expectation(tmp_path):
     stale = SPEC.replace("deadlock: holds", "deadlock: violated")
     done = run_cli("ci", "--config", project(tmp_path, V1, stale), "-q")
