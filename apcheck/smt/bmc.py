@@ -218,13 +218,11 @@ class _Bmc:
         out = []
         for p in self.guarded(base, ins, t, op_id):
             if ins.kind in (ACQUIRE, RELEASE):
-                for p2 in self.instances(p, ins, t, op_id):
-                    inst = p2.pc  # instances() parks the instance id in pc
-                    p2.pc = pc
+                for inst, p2 in self.instances(p, ins, t, op_id):
                     if ins.kind == ACQUIRE:
                         self.acquire(p2, inst, t, ins.mode)
-                    elif not self.release(p2, inst, t):
-                        continue
+                    else:
+                        self.release(p2, inst, t)
                     out += self.run(t, op_id, p2, pc + 1)
             elif ins.kind == WAIT:
                 p.cond.append(self.expr(p, ins, t, op_id, ins.ir[1]))
@@ -278,8 +276,7 @@ class _Bmc:
                     q.loc[(op_id, ins.rem)] = z3.Lambda([x], z3.And(z3.Select(rem, x), x != e))
                     todo.append((q, pc + 1, n + 1))
             elif k == TRY:
-                for q in self.instances(p, ins, t, op_id):
-                    inst, q.pc = q.pc, pc
+                for inst, q in self.instances(p, ins, t, op_id):
                     free = z3.And(q.w[inst] == 0, *[z3.Not(x) for x in q.r[inst]])
                     got = _fork(q, free)
                     self.acquire(got, inst, t, ins.mode)
@@ -343,22 +340,15 @@ class _Bmc:
             p.cond.append(z3.And(have) if guard.write else z3.Or(have))
         return [p]
 
-    def instances(self, p: _Path, ins: Instr, t: int, op_id: int) -> list[_Path]:
-        """One path per lock instance the instruction may name (its id parked in pc)."""
+    def instances(self, p: _Path, ins: Instr, t: int, op_id: int) -> list[tuple[int, _Path]]:
+        """One path per lock instance the instruction may name, with the instance id. A null index
+        has no path: the explorer reports it as a defect."""
         info = self.sys.locks[ins.lock]
         if ins.ir[1] is None:
-            q = _fork(p, z3.BoolVal(True))
-            q.pc = info.base
-            return [q]
+            return [(info.base, _fork(p, z3.BoolVal(True)))]
         ex = self.executor(p, ins, t, op_id)
         idx = ex.expr(ins.ir[1])
-        sort = info.cls.per
-        out = []
-        for i, e in enumerate(self.u.elems[sort]):
-            q = _fork(p, idx == e)
-            q.pc = info.base + i
-            out.append(q)
-        return out
+        return [(info.base + i, _fork(p, idx == e)) for i, e in enumerate(self.u.elems[info.cls.per])]
 
     def acquire(self, p: _Path, inst: int, t: int, mode: int) -> None:
         me = t + 1
@@ -370,14 +360,14 @@ class _Bmc:
             p.cond += [p.w[inst] == 0] + [z3.Not(x) for x in p.r[inst]]
             p.w[inst] = z3.IntVal(me)
 
-    def release(self, p: _Path, inst: int, t: int) -> bool:
+    def release(self, p: _Path, inst: int, t: int) -> None:
+        """Releasing what the thread does not hold is a defect: the path needs it held."""
         me = t + 1
         was_w, was_r = p.w[inst], p.r[inst][t]
         p.cond.append(z3.Or(was_w == me, was_r))
         p.w[inst] = z3.If(was_w == me, z3.IntVal(0), was_w)
         p.r[inst] = list(p.r[inst])
         p.r[inst][t] = z3.If(was_w == me, was_r, z3.BoolVal(False))
-        return True
 
     # ---- properties and the unrolling ------------------------------------------------
 
