@@ -19,7 +19,7 @@ import pytest
 
 from apcheck.report import render_format
 from apcheck.report.json_report import SCHEMA_PATH
-from apcheck.verify import load_program, verify
+from apcheck.verify import VerifyConfig, load_program, verify
 
 DEMO = "tests/models/report_demo.apm"
 GOLDEN = "tests/golden"
@@ -191,8 +191,7 @@ def _red_pixels(png: bytes) -> int:
 
 def test_v15_html_report_draws_the_cycle_and_the_trace_in_a_browser(tmp_path):
     browser = _browser()
-    result = verify(load_program("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"]),
-                    __import__("apcheck.verify", fromlist=["VerifyConfig"]).VerifyConfig(scenario="locking"),
+    result = verify(load_program("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"]), VerifyConfig(scenario="locking"),
                     specs=["specs/vfio_ap.aps"])
     html = render_format(result, "html")
     page = tmp_path / "report.html"
