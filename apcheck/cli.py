@@ -90,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     df.set_defaults(func=cmd_diff)
 
+    ex = sub.add_parser("explain", help="does the model explain a lockdep report? (each dependency: reached, "
+                                        "static only, or absent)")
+    ex.add_argument("model", metavar="MODEL")
+    ex.add_argument("splat", metavar="LOCKDEP_REPORT", help="the report as dmesg printed it")
+    ex.add_argument("--spec", action="append", default=[], metavar="SPEC", help="spec file (repeatable)")
+    _add_run_options(ex)
+    ex.set_defaults(func=cmd_explain)
+
     ci = sub.add_parser("ci", help="verify every configured model and compare with the expected verdicts")
     ci.add_argument("--config", default=None, help="apcheck.toml or pyproject.toml (default: search upwards)")
     ci.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
@@ -225,6 +233,24 @@ def cmd_diff(args) -> int:
     d = diff_models(old, new, verify(old, config, args.spec), verify(new, config, args.spec))
     _emit(render_diff_json(d) if args.format == "json" else render_diff_text(d), args.output)
     return EXIT_VIOLATED if d.new_violations else EXIT_OK
+
+
+def cmd_explain(args) -> int:
+    """Exit 0 when every dependency of the report is reached in the model, 1 otherwise."""
+    from apcheck.lockdep import explain, parse_splat
+    from apcheck.report.explain import render_explanation
+    from apcheck.verify import load_program, verify
+    try:
+        with open(args.splat, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError as err:
+        raise UsageError(f"cannot read '{args.splat}': {err.strerror}") from None
+    splat = parse_splat(text, args.splat)
+    program = load_program(args.model, args.spec)
+    result = verify(program, run_config(args), args.spec)
+    ex = explain(splat, result.lock_edges, list(program.locks))
+    sys.stdout.write(render_explanation(args.model, splat, ex))
+    return EXIT_OK if ex.explained else EXIT_VIOLATED
 
 
 def cmd_ci(args) -> int:

@@ -431,7 +431,8 @@ class _Bmc:
                 model = solver.model() if res == z3.sat else None
                 solver.pop()
                 if res == z3.unknown:
-                    result.unknown = f"Z3 gave up at depth {k}: {solver.reason_unknown()}"
+                    result.unknown = (f"Z3 gave up at depth {k}: {solver.reason_unknown()} (each query may take "
+                                      f"{self.timeout / 1000:g} s; --smt-timeout raises it)")
                     return result
                 if model is not None:
                     self.replay(model, steps, tables, prop, k)
