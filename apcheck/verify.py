@@ -86,21 +86,22 @@ def explore_scenarios(program: P.Program, config: VerifyConfig, scenarios: list[
     jobs = config.jobs or min(len(scenarios), os.cpu_count() or 1)
     if jobs <= 1 or len(scenarios) == 1 or "fork" not in mp.get_all_start_methods():
         return [run_scenario(program, config, sc) for sc in scenarios]
-    global _WORK
-    _WORK = (program, config)  # inherited by the forked workers, never pickled
-    try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as pool:
-            # longest first would be better, but sizes are unknown: keep the declared order
-            return list(pool.map(_run_in_worker, range(len(scenarios))))
-    finally:
-        _WORK = None
+    # fork: the workers inherit the program and the configuration; nothing of them is pickled
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork"),
+                             initializer=_worker_start, initargs=(program, config)) as pool:
+        return list(pool.map(_run_in_worker, range(len(scenarios))))
 
 
-_WORK: tuple | None = None
+_worker: tuple | None = None  # set once in each worker process, by _worker_start
+
+
+def _worker_start(program: P.Program, config: VerifyConfig) -> None:
+    global _worker
+    _worker = (program, config)
 
 
 def _run_in_worker(index: int) -> ScenarioRun:
-    program, config = _WORK
+    program, config = _worker
     return run_scenario(program, config, select_scenarios(program, config.scenario)[index])
 
 
