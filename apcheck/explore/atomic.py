@@ -18,9 +18,7 @@ def run_atomically(system: System, op_id: int, args: tuple, g: tuple) -> tuple[l
     """The globals after every path of the operation from globals `g`; the flag says all paths were run."""
     op = system.ops[op_id]
     code = system.code
-    local = list(op.local_init)
-    for slot, v in zip(op.param_slots, args):
-        local[slot] = v
+    local = op.start_locals(args)
     finals: list[tuple] = []
     stack = [(op.entry, list(g), local)]
     paths = 0

@@ -18,6 +18,19 @@ from apcheck.ir.types import errno_text
 
 IDLE = -1
 
+# who holds a lock instance, as seen by a thread that wants it (see _holder)
+FREE, MINE, OTHER = 0, 1, 2
+
+
+def _holder(v: int, t: int, mode: int) -> int:
+    """Lock word v (0 free, t+1 writer t, -mask readers): MINE if thread t holds it, OTHER if
+    another thread holds it in a mode that excludes `mode`, else FREE."""
+    if v == t + 1 or (v < 0 and -v >> t & 1):
+        return MINE
+    if v > 0 or (v < 0 and mode != READ):
+        return OTHER
+    return FREE
+
 
 @dataclass(frozen=True)
 class Defect:
@@ -65,15 +78,8 @@ class Semantics:
         # per instruction with guards: ((write?, class mask), ...) for the fast check
         self.guard_masks = [tuple((gd.write, gd.mask) for gd in ins.guards) for ins in system.code]
         # each operation's locals at its start, per argument tuple (copied, never mutated)
-        self.start_locals: list[list[tuple[tuple, tuple]]] = []
-        for op in system.ops:
-            starts = []
-            for args in op.arg_tuples:
-                loc = list(op.local_init)
-                for slot, v in zip(op.param_slots, args):
-                    loc[slot] = v
-                starts.append((args, tuple(loc)))
-            self.start_locals.append(starts)
+        self.start_locals = [[(args, tuple(op.start_locals(args))) for args in op.arg_tuples]
+                             for op in system.ops]
 
     def initial(self) -> tuple:
         n_locks = len(self.sys.inst_class)
@@ -97,33 +103,35 @@ class Semantics:
         for op_id in self.sys.threads[t].ops:
             op = self.sys.ops[op_id]
             for args, start in self.start_locals[op_id]:
-                loc = list(start)
                 if self.code[op.entry].kind == ACQUIRE:
                     # Choosing an operation has no visible effect, so the start merges with its first
                     # acquire. While that lock is taken the operation cannot start: the thread stays
                     # idle, holding nothing, so it can be no part of a deadlock.
-                    self._sched_step(state, t, op_id, args, op.entry, loc, (), out)
+                    self._sched_step(state, t, op_id, args, op.entry, start, (), out)
                 else:
-                    self._run(state, t, op_id, args, op.entry, op.entry, list(g), list(locks), loc, [], out)
+                    self._run(state, t, op_id, args, op.entry, op.entry, list(g), list(locks), list(start), [], out)
 
     def _sched_step(self, state, t, op_id, args, pc, l, held, out) -> bool:
-        """Take the scheduling point at pc and run on; False when the thread is blocked there."""
+        """Take the scheduling point at pc and run on; False when the thread is blocked there.
+        The state is copied only once the thread can move."""
         g, locks, _ = state
         ins = self.code[pc]
-        if ins.kind == ACQUIRE and self._surely_blocked(ins, pc, g, l, locks, held, t):
-            return False
-        g2, locks2, l2, held2 = list(g), list(locks), list(l), list(held)
+        k = ins.kind
+        l2 = list(l)
         try:
-            self._check_guards(ins, held2, pc)
-            k = ins.kind
+            self._check_guards(ins, held, pc)
+            inst = -1
             if k == ACQUIRE:
-                if not self._acquire(ins, pc, g2, l2, locks2, held2, t, blocking=True):
+                inst = self.instance(ins, g, l2)
+                if _holder(locks[inst], t, ins.mode) == OTHER:
                     return False
+            elif k == WAIT and not ins.fn(g, l2):
+                return False
+            g2, locks2, held2 = list(g), list(locks), list(held)
+            if k == ACQUIRE:
+                self._acquire(ins, pc, g2, l2, locks2, held2, t, blocking=True, inst=inst)
             elif k == RELEASE:
                 self._release(ins, pc, g2, l2, locks2, held2, t)
-            elif k == WAIT:
-                if not ins.fn(g2, l2):
-                    return False
         except _DefectSignal as sig:
             out.append(Outcome(t, op_id, args, pc, pc, None, None, sig.defect))
             return True
@@ -208,26 +216,18 @@ class Semantics:
     def instance(self, ins, g, l) -> int:
         return self.lock_base[ins.lock] + (ins.index(g, l) if ins.index is not None else 0)
 
-    def _acquire(self, ins, pc, g, l, locks, held, t, blocking: bool) -> bool:
-        inst = self.instance(ins, g, l)
+    def _acquire(self, ins, pc, g, l, locks, held, t, blocking: bool, inst: int = -1) -> bool:
+        if inst < 0:
+            inst = self.instance(ins, g, l)
         v = locks[inst]
-        me = 1 << t
-        if ins.mode == READ:
-            if v == t + 1 or (v < 0 and -v & me):
-                if blocking:
-                    raise _DefectSignal("self-deadlock", f"{self.sys.lock_instance_name(inst)} acquired for read "
-                                        "by a thread that already holds it", pc, ins.span)
-                return False
-            if v > 0:
-                return False
-            new = -((-v) | me)
-        else:
-            if v != 0:
-                if blocking and (v == t + 1 or (v < 0 and -v & me)):
-                    raise _DefectSignal("self-deadlock", f"{self.sys.lock_instance_name(inst)} acquired again "
-                                        "by the thread that holds it", pc, ins.span)
-                return False
-            new = t + 1
+        holder = _holder(v, t, ins.mode)
+        if holder == MINE and blocking:
+            what = "acquired for read by a thread that already holds it" if ins.mode == READ else \
+                "acquired again by the thread that holds it"
+            raise _DefectSignal("self-deadlock", f"{self.sys.lock_instance_name(inst)} {what}", pc, ins.span)
+        if holder != FREE:
+            return False
+        new = -((-v) | (1 << t)) if ins.mode == READ else t + 1
         if blocking and held:
             cb = self.inst_class[inst]
             for i in range(0, len(held), 2):
@@ -249,21 +249,6 @@ class Semantics:
                 return
         raise _DefectSignal("release-not-held", f"releases {self.sys.lock_instance_name(inst)}, "
                             "which this thread does not hold", pc, ins.span)
-
-    def _surely_blocked(self, ins, pc, g, l, locks, held, t) -> bool:
-        """Is this acquire blocked by another thread, with no defect to report first? Checked
-        before the state is copied; anything unusual (guards, null instance, self-deadlock)
-        takes the full path."""
-        if ins.guards:
-            return False
-        try:
-            inst = self.lock_base[ins.lock] + (ins.index(g, l) if ins.index is not None else 0)
-        except Exception:  # noqa: BLE001 - the full path reports it
-            return False
-        v = locks[inst]
-        if v == 0 or v == t + 1 or (v < 0 and -v & (1 << t)):
-            return False
-        return ins.mode != READ or v > 0
 
     def _check_guards(self, ins, held, pc) -> None:
         if not ins.guards:

@@ -149,12 +149,8 @@ class Describer:
         """The lock instance the step's first instruction acquires or releases, if it does."""
         if ins.kind not in (ACQUIRE, RELEASE):
             return []
-        if thread[0] == IDLE:  # the step starts the operation: its locals are the initial ones
-            loc = list(op.local_init)
-            for slot, v in zip(op.param_slots, args):
-                loc[slot] = v
-        else:
-            loc = list(thread[1])
+        # a step that starts the operation begins with the initial locals
+        loc = op.start_locals(args) if thread[0] == IDLE else list(thread[1])
         try:
             idx = ins.index(g, loc) if ins.index is not None else 0
         except NullDeref:

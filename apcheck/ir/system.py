@@ -77,6 +77,13 @@ class OpInfo:
     local_names: list[str]
     span: Span
 
+    def start_locals(self, args: tuple) -> list:
+        """The locals when the operation starts with these arguments."""
+        loc = list(self.local_init)
+        for slot, v in zip(self.param_slots, args):
+            loc[slot] = v
+        return loc
+
 
 @dataclass
 class ThreadInst:
