@@ -57,8 +57,8 @@ def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: 
     d.ops_removed = sorted(old_ops - new_ops)
     old_text, new_text = _texts(old), _texts(new)
     for op in sorted(old_ops & new_ops):
-        changed = [p for p in _closure(new, op) if old_text.get(p) != new_text.get(p)]
-        changed += [p for p in _closure(old, op) if p not in new.procs and p not in changed]
+        changed = [p for p in P.proc_closure(new.procs, op) if old_text.get(p) != new_text.get(p)]
+        changed += [p for p in P.proc_closure(old.procs, op) if p not in new.procs and p not in changed]
         if changed:
             d.ops_changed.append(OpChange(op, changed))
     was = {p.name: p for p in old_res.properties}
@@ -69,29 +69,6 @@ def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: 
         if va != vb:
             d.verdicts.append(VerdictChange(name, va, vb, b.message if b else ""))
     return d
-
-
-def _closure(program: P.Program, op: str) -> list[str]:
-    """The operation and every procedure it calls, transitively, in call order."""
-    out: list[str] = []
-    stack = [op]
-    while stack:
-        name = stack.pop(0)
-        if name in out or name not in program.procs:
-            continue
-        out.append(name)
-        stack += _calls(program.procs[name].body)
-    return out
-
-
-def _calls(stmts: list[P.Stmt]) -> list[str]:
-    out = []
-    for s in stmts:
-        if isinstance(s, P.SCall):
-            out.append(s.proc)
-        for part in ("then", "orelse", "body"):
-            out += _calls(getattr(s, part, None) or [])
-    return out
 
 
 def _texts(program: P.Program) -> dict[str, str]:

@@ -125,7 +125,7 @@ class _Lowerer:
         if ir is not None:
             ins.ir, ins.env = ir, dict(self.slots)
         ins.reads = frozenset(self.local_slots(reads)) | ins.reads
-        ins.shared = global_write or ins.kind == TRY or any(True for _ in _globals_in(list(reads)))
+        ins.shared = global_write or ins.kind == TRY or any(True for _ in P.globals_in(list(reads)))
         ins.writes = frozenset(writes) | ins.writes
         self.code.append(ins)
         self.op_of_pc.append(self.op_id)
@@ -133,7 +133,7 @@ class _Lowerer:
 
     def local_slots(self, parts) -> set[int]:
         out = set()
-        for node in _walk(list(parts)):
+        for node in P.walk_expr(list(parts)):
             if isinstance(node, P.LocalRef) and node.local.kind != "binder":
                 out.add(self.slots[node.local])
         return out
@@ -146,7 +146,7 @@ class _Lowerer:
         """The lock checks an instruction needs: reads need one guard held, writes all of them."""
         found: dict[str, Guard] = {}
         for part in parts:
-            for v in _globals_in(part):
+            for v in P.globals_in(part):
                 if v.guard:
                     found.setdefault(v.name, Guard(False, tuple(self.lock_ids[c.name] for c in v.guard), v.name))
         if isinstance(written, P.Var) and written.guard:
@@ -396,7 +396,7 @@ def _key_fn(idx, sizes, spans, types):
 
 def _alloc_binders(e, slots: dict, alloc=None) -> None:
     """Give every quantifier binder in `e` a local slot."""
-    for node in _walk(e):
+    for node in P.walk_expr(e):
         if isinstance(node, P.Quant):
             for b, _ in node.binders:
                 if b not in slots:
@@ -404,33 +404,3 @@ def _alloc_binders(e, slots: dict, alloc=None) -> None:
                         slots[b] = len(slots)
                     else:
                         alloc(b)
-
-
-def _walk(e):
-    if e is None:
-        return
-    if isinstance(e, (list, tuple)):
-        for x in e:
-            yield from _walk(x)
-        return
-    if not isinstance(e, P.Expr):
-        return
-    yield e
-    for attr in ("args", "items", "base", "body"):
-        yield from _walk(getattr(e, attr, None))
-    if isinstance(e, P.Quant):
-        for _, d in e.binders:
-            yield from _walk(d)
-
-
-def _globals_in(part):
-    if isinstance(part, P.Var):
-        yield part
-        return
-    if isinstance(part, (list, tuple)):
-        for p in part:
-            yield from _globals_in(p)
-        return
-    for node in _walk(part):
-        if isinstance(node, P.GlobalRef):
-            yield node.var

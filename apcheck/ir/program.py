@@ -290,3 +290,58 @@ class Program:
     def model_name(self) -> str:
         import os
         return os.path.splitext(os.path.basename(self.path))[0]
+
+
+# ---- walking the IR --------------------------------------------------------------
+
+def walk_expr(e):
+    """Every expression node in e (an expression, a list of them, or None), quantifier domains too."""
+    if e is None:
+        return
+    if isinstance(e, (list, tuple)):
+        for x in e:
+            yield from walk_expr(x)
+        return
+    if not isinstance(e, Expr):
+        return
+    yield e
+    for attr in ("args", "items", "base", "body"):
+        yield from walk_expr(getattr(e, attr, None))
+    if isinstance(e, Quant):
+        for _, d in e.binders:
+            yield from walk_expr(d)
+
+
+def globals_in(part):
+    """The state variables that part (a Var, expressions, or lists of them) reads, with repeats."""
+    if isinstance(part, Var):
+        yield part
+        return
+    if isinstance(part, (list, tuple)):
+        for p in part:
+            yield from globals_in(p)
+        return
+    for node in walk_expr(part):
+        if isinstance(node, GlobalRef):
+            yield node.var
+
+
+def walk_stmts(stmts: list[Stmt]):
+    """Every statement of a block and of the blocks nested in it (not of called procedures)."""
+    for s in stmts:
+        yield s
+        for part in ("then", "orelse", "body"):
+            yield from walk_stmts(getattr(s, part, None) or [])
+
+
+def proc_closure(procs: dict[str, Proc], name: str) -> list[str]:
+    """The procedure and every procedure it calls, transitively, in call order."""
+    out: list[str] = []
+    todo = [name]
+    while todo:
+        n = todo.pop(0)
+        if n in out or n not in procs:
+            continue
+        out.append(n)
+        todo += [s.proc for s in walk_stmts(procs[n].body) if isinstance(s, SCall)]
+    return out

@@ -67,7 +67,7 @@ def atomic_is_exact(system: System, proved: list[P.Property]) -> bool:
         reads |= globals_read(prop.expr)
     sched_ops = {system.ops[system.op_of_pc[pc]].name for pc, ins in enumerate(system.code) if ins.kind in SCHED}
     for name in sched_ops:
-        if globals_written(program.procs[name].body, program.procs) & reads:
+        if globals_written(program.procs, name) & reads:
             return False
     return True
 
@@ -95,7 +95,7 @@ class _Induction:
 
     def translate_op(self, name: str) -> _Op:
         proc = self.p.procs[name]
-        op = _Op(proc, writes=globals_written(proc.body, self.p.procs))
+        op = _Op(proc, writes=globals_written(self.p.procs, name))
         ex = Executor(self.u, self.pre)
         try:
             ex.run_op(proc, self.p.procs)

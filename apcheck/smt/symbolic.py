@@ -465,7 +465,7 @@ class Executor:
             self.frame.env[s.var] = x
             self.block(s.body, z3.And(g, nonempty))
             return
-        if _returns(s.body):
+        if any(isinstance(x, P.SReturn) for x in P.walk_stmts(s.body)):
             raise NotTranslatable(s.span, "a loop that returns on some iterations only")
         x = self.u.fresh(s.var.name, s.var.type)
         loop = _Loop(x, s.span, set(self.frame.env))
@@ -548,17 +548,6 @@ def _untyped(t: Type) -> bool:
     return isinstance(t, NullT) or (isinstance(t, SetT) and t.sorts is None)
 
 
-def _returns(stmts: list[P.Stmt]) -> bool:
-    """Does any statement in the block (not in called procedures) return?"""
-    for s in stmts:
-        if isinstance(s, P.SReturn):
-            return True
-        for part in ("then", "orelse", "body"):
-            if _returns(getattr(s, part, None) or []):
-                return True
-    return False
-
-
 def initial_state(uni: Universe, program: P.Program) -> dict:
     """The initial values of the state variables (their initialisers, or the defaults)."""
     ex = Executor(uni, {})
@@ -572,35 +561,12 @@ def initial_state(uni: Universe, program: P.Program) -> dict:
     return state
 
 
-def globals_read(e: P.Expr, procs: dict[str, P.Proc] | None = None) -> set[P.Var]:
+def globals_read(e: P.Expr) -> set[P.Var]:
     """The state variables an expression reads."""
-    out: set[P.Var] = set()
-    stack = [e]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, P.GlobalRef):
-            out.add(node.var)
-        for part in ("args", "items", "base", "body"):
-            sub = getattr(node, part, None)
-            if isinstance(sub, list):
-                stack += sub
-            elif isinstance(sub, P.Expr):
-                stack.append(sub)
-        if isinstance(node, P.Quant):
-            stack += [d for _, d in node.binders if d is not None]
-    return out
+    return set(P.globals_in(e))
 
 
-def globals_written(stmts: list[P.Stmt], procs: dict[str, P.Proc], seen: set | None = None) -> set[P.Var]:
-    """The state variables a block may write, through the procedures it calls too."""
-    seen = set() if seen is None else seen
-    out: set[P.Var] = set()
-    for s in stmts:
-        if isinstance(s, P.SAssign) and isinstance(s.target, P.Var):
-            out.add(s.target)
-        elif isinstance(s, P.SCall) and s.proc not in seen:
-            seen.add(s.proc)
-            out |= globals_written(procs[s.proc].body, procs, seen)
-        for part in ("then", "orelse", "body"):
-            out |= globals_written(getattr(s, part, None) or [], procs, seen)
-    return out
+def globals_written(procs: dict[str, P.Proc], name: str) -> set[P.Var]:
+    """The state variables a procedure may write, through the procedures it calls too."""
+    return {s.target for n in P.proc_closure(procs, name) for s in P.walk_stmts(procs[n].body)
+            if isinstance(s, P.SAssign) and isinstance(s.target, P.Var)}
