@@ -26,7 +26,7 @@ from apcheck.ir import program as P
 from apcheck.ir.system import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, YIELD,
                                Instr, System)
 from apcheck.ir.types import BoolT, ElemT, MapT, SetT, Type
-from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state
+from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state, model_value
 
 MAX_PATH = 2000   # instructions on one step's path (a loop with no scheduling point is cut here)
 PRUNE_AFTER = 64  # from this many instructions on, a branch is followed only where its path is feasible
@@ -71,28 +71,6 @@ class FiniteUniverse(Universe):
         if isinstance(t, MapT):
             raise NotTranslatable(None, "a map-valued local")
         return z3.IntVal(v)
-
-    def decode(self, t: Type, term, model: z3.ModelRef) -> object:
-        """A Z3 term's value in the model, in the explorer's encoding."""
-        if isinstance(t, SetT):
-            mask = 0
-            for flat, idx in enumerate(product(*(range(len(self.elems[s])) for s in t.sorts))):
-                key = [self.elems[s][i] for s, i in zip(t.sorts, idx)]
-                if z3.is_true(model.eval(z3.Select(term, *key), model_completion=True)):
-                    mask |= 1 << flat
-            return mask
-        if isinstance(t, MapT):
-            return tuple(self.decode(t.value, z3.Select(term, *[self.elems[s][i] for s, i in zip(t.keys, idx)]), model)
-                         for idx in product(*(range(len(self.elems[s])) for s in t.keys)))
-        v = model.eval(term, model_completion=True)
-        if isinstance(t, BoolT):
-            return 1 if z3.is_true(v) else 0
-        if isinstance(t, ElemT):
-            for i, e in enumerate(self.elems[t.sort]):
-                if z3.eq(v, e):
-                    return i
-            return -1
-        return v.as_long()
 
 
 def _sort_name(u: FiniteUniverse, x: z3.ExprRef) -> str:
@@ -149,6 +127,9 @@ class _Bmc:
         self.n_threads = len(system.threads)
         self.n_locks = len(system.inst_class)
         self.timeout = int(timeout_s * 1000)
+        # each thread's scheduling points: where a step of it can start
+        self.sched_pcs = [[pc for pc, ins in enumerate(self.code) if ins.kind in (ACQUIRE, RELEASE, WAIT, YIELD)
+                           and self.sys.op_of_pc[pc] in th.ops] for th in system.threads]
         self.slot_types = {}
         for op_id, op in enumerate(system.ops):
             for slot, t in enumerate(op.local_types):
@@ -180,7 +161,7 @@ class _Bmc:
     def paths_from(self, s: _Step, t: int) -> list[tuple[z3.BoolRef, _Path]]:
         """Every way thread t can take a step from state s, each with the pc it starts at."""
         out = []
-        for pc in sorted(self.sched_pcs(t)):
+        for pc in self.sched_pcs[t]:
             for path in self.sched_step(s, t, pc):
                 out.append((s.pc[t] == pc, path))
         for op_id in self.sys.threads[t].ops:
@@ -203,33 +184,24 @@ class _Bmc:
             out += [(s.pc[t] == IDLE, p) for p in paths]
         return out
 
-    def sched_pcs(self, t: int) -> set[int]:
-        pcs = set()
-        for op_id in self.sys.threads[t].ops:
-            for pc, ins in enumerate(self.code):
-                if self.sys.op_of_pc[pc] == op_id and ins.kind in (ACQUIRE, RELEASE, WAIT, YIELD):
-                    pcs.add(pc)
-        return pcs
-
     def sched_step(self, s: _Step, t: int, pc: int, start: _Path | None = None) -> list[_Path]:
         op_id = self.sys.op_of_pc[pc]
         base = start or _Path([], dict(s.g), dict(s.loc[t]), list(s.w), [list(x) for x in s.r], pc, t, op_id)
         ins = self.code[pc]
-        out = []
-        for p in self.guarded(base, ins, t, op_id):
-            if ins.kind in (ACQUIRE, RELEASE):
-                for inst, p2 in self.instances(p, ins, t, op_id):
-                    if ins.kind == ACQUIRE:
-                        self.acquire(p2, inst, t, ins.mode)
-                    else:
-                        self.release(p2, inst, t)
-                    out += self.run(t, op_id, p2, pc + 1)
-            elif ins.kind == WAIT:
-                p.cond.append(self.expr(p, ins, t, op_id, ins.ir[1]))
-                out += self.run(t, op_id, p, pc + 1)
-            else:  # YIELD
-                out += self.run(t, op_id, p, pc + 1)
-        return out
+        p = base
+        self.guard(p, ins, t)
+        if ins.kind in (ACQUIRE, RELEASE):
+            out = []
+            for inst, p2 in self.instances(p, ins, t, op_id):
+                if ins.kind == ACQUIRE:
+                    self.acquire(p2, inst, t, ins.mode)
+                else:
+                    self.release(p2, inst, t)
+                out += self.run(t, op_id, p2, pc + 1)
+            return out
+        if ins.kind == WAIT:
+            p.cond.append(self.expr(p, ins, t, op_id, ins.ir[1]))
+        return self.run(t, op_id, p, pc + 1)
 
     def run(self, t: int, op_id: int, path: _Path, pc: int) -> list[_Path]:
         """Run from pc to the next scheduling point or return, splitting at branches."""
@@ -241,14 +213,11 @@ class _Bmc:
             ins = self.code[pc]
             k = ins.kind
             if k in (ACQUIRE, RELEASE, WAIT, YIELD):
-                self.guarded(p, ins, t, op_id)  # the explorer checks guards before it stops here
+                self.guard(p, ins, t)  # the explorer checks guards before it stops here
                 p.pc = pc
                 done.append(p)
                 continue
-            alive = self.guarded(p, ins, t, op_id)
-            if not alive:
-                continue
-            p = alive[0]
+            self.guard(p, ins, t)
             if k == EXEC:
                 self.execute(p, ins, t, op_id)
                 todo.append((p, pc + 1, n + 1))
@@ -327,18 +296,16 @@ class _Bmc:
             p.cond.append(ex.boolean(ins.ir[1]))
         p.cond += ex.assumptions
 
-    def guarded(self, p: _Path, ins: Instr, t: int, op_id: int) -> list[_Path]:
-        """The path, if the instruction's guarded-variable checks pass (else a defect: no path)."""
-        if not ins.guards:
-            return [p]
-        me = t + 1
-        held = {}
-        for c, info in enumerate(self.sys.locks):
-            held[c] = z3.Or([z3.Or(p.w[i] == me, p.r[i][t]) for i in range(info.base, info.base + info.count)])
+    def guard(self, p: _Path, ins: Instr, t: int) -> None:
+        """The path goes on only if the instruction's guarded-variable checks pass (else a defect)."""
         for guard in ins.guards:
-            have = [held[c] for c in guard.locks]
+            have = [self.holds_class(p.w, p.r, t, c) for c in guard.locks]
             p.cond.append(z3.And(have) if guard.write else z3.Or(have))
-        return [p]
+
+    def holds_class(self, w: list, r: list, t: int, c: int) -> z3.BoolRef:
+        """Thread t holds some instance of lock class c (as writer or reader)."""
+        info = self.sys.locks[c]
+        return z3.Or([z3.Or(w[i] == t + 1, r[i][t]) for i in range(info.base, info.base + info.count)])
 
     def instances(self, p: _Path, ins: Instr, t: int, op_id: int) -> list[tuple[int, _Path]]:
         """One path per lock instance the instruction may name, with the instance id. A null index
@@ -381,12 +348,9 @@ class _Bmc:
         bad = z3.Not(ex.boolean(prop.expr))
         if not guards:
             return bad
-        hidden = []  # some thread holds every lock guarding one of the unlocked(...) variables
-        for t in range(self.n_threads):
-            holds = {}
-            for c, info in enumerate(self.sys.locks):
-                holds[c] = z3.Or([z3.Or(s.w[i] == t + 1, s.r[i][t]) for i in range(info.base, info.base + info.count)])
-            hidden += [z3.And([holds[c] for c in g]) for g in guards]
+        # some thread holds every lock guarding one of the unlocked(...) variables
+        hidden = [z3.And([self.holds_class(s.w, s.r, t, c) for c in g])
+                  for t in range(self.n_threads) for g in guards]
         return z3.And(bad, z3.Not(z3.Or(hidden)))
 
     def transition(self, s: _Step, n: _Step, k: int) -> tuple[z3.ExprRef, list]:
@@ -448,11 +412,11 @@ class _Bmc:
         wants = []
         for i in range(k):
             path = tables[i][model.eval(z3.Int(f"choice@{i}"), model_completion=True).as_long()]
-            g = tuple(self.u.decode(v.type, steps[i + 1].g[v], model) for v in self.p.vars)
+            g = tuple(model_value(v.type, steps[i + 1].g[v], model, self.u.elems) for v in self.p.vars)
             args = None
             if path.starts:
                 params = self.sys.ops[path.op].params
-                args = tuple(self.u.decode(ty, a, model) for a, (_, ty) in zip(path.args, params))
+                args = tuple(model_value(ty, a, model, self.u.elems) for a, (_, ty) in zip(path.args, params))
             pc = model.eval(steps[i + 1].pc[path.thread], model_completion=True).as_long()
             wants.append((path.thread, path.op, args, g, pc))
 

@@ -26,13 +26,12 @@ from apcheck.diagnostics import InternalError
 from apcheck.explore.atomic import run_atomically
 from apcheck.explore.trace import Describer
 from apcheck.ir import program as P
-from apcheck.ir.compile import Sizes
 from apcheck.ir.lower import lower
 from apcheck.ir.system import SCHED, System
-from apcheck.ir.types import BoolT, ElemT, MapT, SetT, Type
+from apcheck.ir.types import Type
 from apcheck.results import Cti, InductionResult
 from apcheck.smt.symbolic import (Executor, NotTranslatable, Universe, globals_read, globals_written,
-                                  initial_state)
+                                  initial_state, model_value)
 
 
 @dataclass
@@ -289,36 +288,9 @@ class _Concrete:
             univ = model.get_universe(sort) or []
             self.elems[name] = [u for u in univ if not z3.eq(u, null)] or [None]
         self.sizes = {n: len(e) for n, e in self.elems.items()}
-        self.sz = Sizes(self.sizes)
-
-    def index(self, sort: str, v) -> int:
-        for i, u in enumerate(self.elems[sort]):
-            if u is not None and z3.eq(u, v):
-                return i
-        return -1
 
     def value(self, t: Type, term) -> object:
-        """The value of `term` (not evaluated first: the model's whole-array values can be lossy)."""
-        m = self.m
-        if isinstance(t, SetT):
-            mask = 0
-            for flat, idx in enumerate(self.sz.tuples(t.sorts)):
-                key = [self.elems[s][i] for s, i in zip(t.sorts, idx)]
-                if None not in key and z3.is_true(m.eval(z3.Select(term, *key), model_completion=True)):
-                    mask |= 1 << flat
-            return mask
-        if isinstance(t, MapT):
-            out = []
-            for idx in self.sz.tuples(t.keys):
-                key = [self.elems[s][i] for s, i in zip(t.keys, idx)]
-                out.append(self.value(t.value, z3.Select(term, *key)))
-            return tuple(out)
-        v = m.eval(term, model_completion=True)
-        if isinstance(t, BoolT):
-            return 1 if z3.is_true(v) else 0
-        if isinstance(t, ElemT):
-            return self.index(t.sort, v)
-        return v.as_long()
+        return model_value(t, term, self.m, self.elems)
 
 
 def _property_fn(system: System, prop: P.Property):

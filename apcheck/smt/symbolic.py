@@ -18,7 +18,7 @@ built from a translation that is not exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import count, product
 
 import z3
 
@@ -559,6 +559,27 @@ def initial_state(uni: Universe, program: P.Program) -> dict:
             continue
         state[v] = ex.value_for(v.type, v.init)
     return state
+
+
+def model_value(t: Type, term: z3.ExprRef, model: z3.ModelRef, elems: dict[str, list]) -> object:
+    """The value of `term` in a Z3 model, in the explorer's encoding. elems[sort] lists the model's
+    elements of the sort in index order (None: a placeholder no set contains). Sets and maps are
+    read entry by entry: the model's whole-array values can be lossy."""
+    if isinstance(t, SetT):
+        mask = 0
+        for flat, key in enumerate(product(*(elems[s] for s in t.sorts))):
+            if all(k is not None for k in key) and z3.is_true(model.eval(z3.Select(term, *key), model_completion=True)):
+                mask |= 1 << flat
+        return mask
+    if isinstance(t, MapT):
+        return tuple(model_value(t.value, z3.Select(term, *key), model, elems)
+                     for key in product(*(elems[s] for s in t.keys)))
+    v = model.eval(term, model_completion=True)
+    if isinstance(t, BoolT):
+        return 1 if z3.is_true(v) else 0
+    if isinstance(t, ElemT):
+        return next((i for i, e in enumerate(elems[t.sort]) if e is not None and z3.eq(e, v)), -1)
+    return v.as_long()
 
 
 def globals_read(e: P.Expr) -> set[P.Var]:
