@@ -195,11 +195,16 @@ def cmd_fmt(args) -> int:
     return status
 
 
+def _verified(model: str, args):
+    """Load a model with the --spec files and verify it with the run options: (program, result)."""
+    from apcheck.verify import load_program, verify
+    program = load_program(model, args.spec)
+    return program, verify(program, run_config(args), args.spec)
+
+
 def cmd_verify(args) -> int:
     from apcheck.report import render_format
-    from apcheck.verify import load_program, verify
-    program = load_program(args.model, args.spec)
-    result = verify(program, run_config(args), args.spec)
+    _, result = _verified(args.model, args)
     text = render_format(result, args.format, brief=args.brief)
     _emit(text, args.output)
     return exit_status([p.verdict for p in result.properties])
@@ -215,9 +220,7 @@ def exit_status(verdicts: list[str]) -> int:
 
 def cmd_lockgraph(args) -> int:
     from apcheck.report.graph import render_lockgraph
-    from apcheck.verify import load_program, verify
-    program = load_program(args.model, args.spec)
-    result = verify(program, run_config(args), args.spec)
+    _, result = _verified(args.model, args)
     sys.stdout.write(render_lockgraph(result, args.format))
     return EXIT_OK
 
@@ -226,11 +229,9 @@ def cmd_diff(args) -> int:
     """Exit 1 when the new version has a violation the old one did not have."""
     from apcheck.diff import diff_models
     from apcheck.report.diff import render_diff_json, render_diff_text
-    from apcheck.verify import load_program, verify
-    config = run_config(args)
-    old = load_program(args.old, args.spec)
-    new = load_program(args.new, args.spec)
-    d = diff_models(old, new, verify(old, config, args.spec), verify(new, config, args.spec))
+    old, old_result = _verified(args.old, args)
+    new, new_result = _verified(args.new, args)
+    d = diff_models(old, new, old_result, new_result)
     _emit(render_diff_json(d) if args.format == "json" else render_diff_text(d), args.output)
     return EXIT_VIOLATED if d.new_violations else EXIT_OK
 
@@ -239,15 +240,13 @@ def cmd_explain(args) -> int:
     """Exit 0 when every dependency of the report is reached in the model, 1 otherwise."""
     from apcheck.lockdep import explain, parse_splat
     from apcheck.report.explain import render_explanation
-    from apcheck.verify import load_program, verify
     try:
         with open(args.splat, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
     except OSError as err:
         raise UsageError(f"cannot read '{args.splat}': {err.strerror}") from None
     splat = parse_splat(text, args.splat)
-    program = load_program(args.model, args.spec)
-    result = verify(program, run_config(args), args.spec)
+    program, result = _verified(args.model, args)
     ex = explain(splat, result.lock_edges, list(program.locks))
     sys.stdout.write(render_explanation(args.model, splat, ex))
     return EXIT_OK if ex.explained else EXIT_VIOLATED
