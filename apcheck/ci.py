@@ -15,7 +15,7 @@ from typing import Callable
 from apcheck import __version__
 from apcheck.diagnostics import UsageError
 from apcheck.lang.loader import load
-from apcheck.results import VerifyResult
+from apcheck.results import Verdict, VerifyResult
 
 CACHE_DIR = ".apcheck-cache"
 
@@ -142,20 +142,18 @@ def run_ci(config_path: str | None, use_cache: bool = True,
 
 
 def compare(result: VerifyResult) -> list[Mismatch]:
+    """Every property the gate fails on: one without an expectation, or one whose verdict fails
+    by the results rule (PropertyResult.is_failure)."""
     out = []
     for p in result.properties:
         if p.expected is None:
             out.append(Mismatch(result.model, p.name, None, p.verdict,
                                 f"no expected verdict declared (add '{p.name}: {p.verdict}' to an expect block)"))
-        elif not satisfies(p.verdict, p.expected):
-            kind = ("new violation" if p.verdict == "violated" else
-                    "stale expectation" if p.expected in ("violated", "reached") else "verdict changed")
+        elif p.is_failure:
+            kind = ("new violation" if p.verdict == Verdict.VIOLATED else
+                    "stale expectation" if p.expected in (Verdict.VIOLATED, Verdict.REACHED) else "verdict changed")
             out.append(Mismatch(result.model, p.name, p.expected, p.verdict, f"{kind}: {p.message}"))
     return out
-
-
-def satisfies(actual: str, expected: str) -> bool:
-    return actual == expected or (expected == "holds" and actual == "proved")
 
 
 def _load_cache() -> dict:

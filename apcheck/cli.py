@@ -13,8 +13,10 @@ import traceback
 
 from apcheck import __version__
 from apcheck.diagnostics import DiagnosticError, UsageError, render
+from apcheck.results import ExitStatus, exit_status
 
-EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN, EXIT_INTERNAL = (
+    ExitStatus.OK, ExitStatus.FAILED, ExitStatus.ERROR, ExitStatus.UNKNOWN, ExitStatus.INTERNAL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,16 +150,17 @@ def run_config(args):
         if val is not None and val < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     progress = None if args.quiet else _progress
-    explore = ExploreConfig(args.max_states, args.max_depth, args.timeout, not args.no_symmetry,
-                            not args.no_reduction, "dfs" if args.dfs else "bfs", progress)
+    explore = ExploreConfig(max_states=args.max_states, max_depth=args.max_depth, timeout=args.timeout,
+                            symmetry=not args.no_symmetry, reduction=not args.no_reduction,
+                            order="dfs" if args.dfs else "bfs", progress=progress)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
     if args.jobs < 0:
         raise UsageError("--jobs must be at least 0")
-    return VerifyConfig(parse_bounds(args.bound), explore, args.smt_timeout, args.scenario, not args.no_induction,
-                        args.bmc, args.jobs)
+    return VerifyConfig(bounds=parse_bounds(args.bound), explore=explore, smt_timeout=args.smt_timeout,
+                        scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc, jobs=args.jobs)
 
 
 def _progress(p) -> None:
@@ -207,15 +210,7 @@ def cmd_verify(args) -> int:
     _, result = _verified(args.model, args)
     text = render_format(result, args.format, brief=args.brief)
     _emit(text, args.output)
-    return exit_status([p.verdict for p in result.properties])
-
-
-def exit_status(verdicts: list[str]) -> int:
-    if "violated" in verdicts or "error" in verdicts:
-        return EXIT_VIOLATED
-    if "unknown" in verdicts:
-        return EXIT_UNKNOWN
-    return EXIT_OK
+    return exit_status(result.properties)
 
 
 def cmd_lockgraph(args) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from apcheck.diagnostics import SOURCES
 from apcheck.ir import program as P
-from apcheck.results import LockEdge, VerifyResult
+from apcheck.results import LockEdge, Verdict, VerifyResult
 
 
 @dataclass
@@ -42,7 +42,7 @@ class ModelDiff:
 
     @property
     def new_violations(self) -> list[VerdictChange]:
-        return [v for v in self.verdicts if v.new == "violated" and v.old != "violated"]
+        return [v for v in self.verdicts if v.new == Verdict.VIOLATED and v.old != Verdict.VIOLATED]
 
 
 def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: VerifyResult) -> ModelDiff:

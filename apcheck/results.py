@@ -2,10 +2,58 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
 
 from apcheck.diagnostics import Span
 
-VERDICT_ORDER = ("violated", "error", "unknown", "reached", "unreachable", "holds", "proved")
+
+class Verdict(StrEnum):
+    """What a back end concluded about one property (docs/language.md, "Verdicts").
+
+    Model and spec errors are not verdicts: they are diagnostics (exit status 2)."""
+
+    HOLDS = "holds"              # every reachable state within the stated bounds explored
+    PROVED = "proved"            # Z3, for every size
+    VIOLATED = "violated"        # with a replayed trace (or a lock-order cycle)
+    REACHED = "reached"          # a cover: with a replayed trace
+    UNREACHABLE = "unreachable"  # a cover: no reachable state within the bounds satisfies it
+    UNKNOWN = "unknown"          # a limit was hit, or Z3 said unknown
+
+
+class Kind(StrEnum):
+    INVARIANT = "invariant"
+    COVER = "cover"
+    LOCKORDER = "lockorder"
+    DEADLOCK = "deadlock"
+    DEFECTS = "defects"
+
+
+class ExitStatus(IntEnum):
+    """The CLI's exit status (README, "Exit status")."""
+
+    OK = 0
+    FAILED = 1      # a verdict fails (see is_failure)
+    ERROR = 2       # a model, spec or usage error
+    UNKNOWN = 3     # no failure, but some verdict is unknown
+    INTERNAL = 4
+
+
+VERDICT_ORDER = (Verdict.VIOLATED, Verdict.UNKNOWN, Verdict.REACHED, Verdict.UNREACHABLE, Verdict.HOLDS,
+                 Verdict.PROVED)
+
+# Verdicts that show something exists (a trace): a run of some scenarios can give them to the whole model.
+_WITNESSED = (Verdict.VIOLATED, Verdict.REACHED)
+
+
+def satisfies(verdict: str, expected: str) -> bool:
+    """Does the verdict meet the expectation? `proved` meets an expected `holds` (it claims more)."""
+    return verdict == expected or (expected == Verdict.HOLDS and verdict == Verdict.PROVED)
+
+
+def decides(verdict: str, expected: str, partial: bool) -> bool:
+    """Can this verdict be compared with a whole-model expectation? A run of only some scenarios
+    (`partial`) cannot refute an expected violation or reached cover by not finding it there."""
+    return not partial or verdict in _WITNESSED or verdict == Verdict.PROVED or expected not in _WITNESSED
 
 
 @dataclass
@@ -86,12 +134,36 @@ class InductionResult:
     hypothesis: list[str] = field(default_factory=list)   # the invariants assumed (proved: jointly)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Method:
+    """How a verdict was obtained: the engine, and for the explorer its bounds, scenarios and reductions."""
+
+    engine: str                            # explicit-state | z3-unsat-core | z3-ranks | z3-induction
+    bounds: tuple[tuple[str, int], ...] = ()
+    scenarios: tuple[str, ...] = ()
+    symmetry: bool = True
+    reduction: bool = True
+    then: Method | None = None             # z3-induction: the explorer's run it strengthened
+
+    def __str__(self) -> str:
+        if self.engine == "z3-unsat-core":
+            return "z3 unsat core over reached edges"
+        if self.engine == "z3-ranks":
+            return "z3 rank certificate over every static acquisition path (all sizes)"
+        if self.engine == "z3-induction":
+            return f"Z3 induction (every size); {self.then}"
+        bounds = ", ".join(f"{k}={v}" for k, v in self.bounds)
+        sym = "symmetry on" if self.symmetry else "symmetry off"
+        which = "scenario " if len(self.scenarios) == 1 else "scenarios "
+        return f"explicit-state ({bounds}; {sym}), {which}{', '.join(self.scenarios)}"
+
+
+@dataclass(kw_only=True)
 class PropertyResult:
     name: str
-    kind: str          # invariant | cover | lockorder | deadlock | defects
-    verdict: str       # holds | proved | violated | reached | unreachable | unknown | error
-    method: str
+    kind: Kind
+    verdict: Verdict
+    method: Method
     message: str
     span: Span | None = None
     trace: Trace | None = None
@@ -101,6 +173,23 @@ class PropertyResult:
     notes: list[str] = field(default_factory=list)
     scenario: str | None = None   # the scenario whose exploration gave the verdict (None: all, or static)
     induction: InductionResult | None = None   # invariants: Z3's result for every size
+    partial: bool = False         # explored only some of the model's scenarios (verify --scenario)
+
+    @property
+    def judged(self) -> bool:
+        """Is there an expectation this verdict can be compared with?"""
+        return self.expected is not None and decides(self.verdict, self.expected, self.partial)
+
+    @property
+    def mismatch(self) -> bool:
+        """The verdict differs from an expectation it can decide."""
+        return self.judged and not satisfies(self.verdict, self.expected)
+
+    @property
+    def is_failure(self) -> bool:
+        """The one rule every report, the exit status and `apcheck ci` use: a verdict fails when it
+        differs from its expectation, or, with no expectation it can decide, when it is a violation."""
+        return self.mismatch if self.judged else self.verdict == Verdict.VIOLATED
 
 
 @dataclass
@@ -129,9 +218,18 @@ class VerifyResult:
     stats: Stats
 
     @property
-    def worst(self) -> str:
+    def worst(self) -> Verdict:
         verdicts = {p.verdict for p in self.properties}
         for v in VERDICT_ORDER:
             if v in verdicts:
                 return v
-        return "holds"
+        return Verdict.HOLDS
+
+
+def exit_status(properties: list[PropertyResult]) -> ExitStatus:
+    """FAILED if a verdict fails, else UNKNOWN if a verdict is unknown, else OK."""
+    if any(p.is_failure for p in properties):
+        return ExitStatus.FAILED
+    if any(p.verdict == Verdict.UNKNOWN for p in properties):
+        return ExitStatus.UNKNOWN
+    return ExitStatus.OK

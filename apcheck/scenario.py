@@ -14,7 +14,7 @@ from apcheck.explore.engine import ExploreResult, explore
 from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
 from apcheck.ir import program as P
 from apcheck.ir.lower import bounds_of, lower
-from apcheck.results import PropertyResult, Site
+from apcheck.results import Kind, Method, PropertyResult, Site, Verdict
 from apcheck.smt.bmc import bmc
 from apcheck.smt.symbolic import NotTranslatable
 
@@ -23,7 +23,7 @@ from apcheck.smt.symbolic import NotTranslatable
 class ScenarioRun:
     scenario: str
     threads: list[str]
-    method: str
+    method: Method
     results: dict[str, PropertyResult]            # invariants, covers, deadlock, defects
     edges: dict[tuple[int, int], tuple[Site, Site]]  # reached lock-order edges and their sites
     states: int
@@ -41,7 +41,7 @@ def run_scenario(program: P.Program, config, scenario: P.Scenario) -> ScenarioRu
     """Explore one scenario and assemble its verdicts (config: a verify.VerifyConfig)."""
     system = lower(program, bounds_of(program, config.bounds), scenario)
     result = explore(system, config.explore)
-    a = _Assembler(program, system, result)
+    a = _Assembler(program, system, result, config)
     results = {}
     for prop in program.properties:
         if prop.kind == "invariant":
@@ -95,22 +95,23 @@ def cross_check(system, result: ExploreResult, config) -> dict[str, list[str]]:
 class _Assembler:
     """Verdicts of one scenario's exploration."""
 
-    def __init__(self, program, system, result: ExploreResult):
+    def __init__(self, program, system, result: ExploreResult, config):
         self.p = program
         self.sys = system
         self.r = result
         self.d = Describer(system)
-        bounds = ", ".join(f"{k}={v}" for k, v in system.sizes.n.items())
-        sym = "symmetry on" if result.canon else "symmetry off"
-        self.method = f"explicit-state ({bounds}; {sym}), scenario {system.scenario}"
+        self.method = Method("explicit-state", tuple(system.sizes.n.items()), (system.scenario,),
+                             result.canon is not None, config.explore.reduction)
 
     # ---- state properties ------------------------------------------------------
 
-    def result(self, *args, **kw) -> PropertyResult:
-        return PropertyResult(*args, scenario=self.sys.scenario, **kw)
+    def result(self, name: str, kind: Kind, verdict: Verdict, message: str, span=None, trace=None
+               ) -> PropertyResult:
+        return PropertyResult(name=name, kind=kind, verdict=verdict, method=self.method, message=message,
+                              span=span, trace=trace, scenario=self.sys.scenario)
 
     def unknown(self, name, kind, span, what) -> PropertyResult:
-        return self.result(name, kind, "unknown", self.method,
+        return self.result(name, kind, Verdict.UNKNOWN,
                            f"{what}; search stopped early ({self.r.limit}) after {len(self.r.states)} states "
                            f"of scenario {self.sys.scenario}", span)
 
@@ -120,22 +121,23 @@ class _Assembler:
     def invariant(self, prop: P.Property) -> PropertyResult:
         idx = self.r.invariant_violations.get(prop.name)
         if idx is not None:
-            return self.result(prop.name, "invariant", "violated", self.method,
-                                  f"violated after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
+            return self.result(prop.name, Kind.INVARIANT, Verdict.VIOLATED,
+                               f"violated after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
         if not self.r.complete:
-            return self.unknown(prop.name, "invariant", prop.span, "no violation found")
-        return self.result(prop.name, "invariant", "holds", self.method,
-                              f"holds in all {len(self.r.states)} reachable states of scenario {self.sys.scenario}", prop.span)
+            return self.unknown(prop.name, Kind.INVARIANT, prop.span, "no violation found")
+        return self.result(prop.name, Kind.INVARIANT, Verdict.HOLDS,
+                           f"holds in all {len(self.r.states)} reachable states of scenario {self.sys.scenario}",
+                           prop.span)
 
     def cover(self, prop: P.Property) -> PropertyResult:
         idx = self.r.covers_reached.get(prop.name)
         if idx is not None:
-            return self.result(prop.name, "cover", "reached", self.method,
-                                  f"reached after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
+            return self.result(prop.name, Kind.COVER, Verdict.REACHED,
+                               f"reached after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
         if not self.r.complete:
-            return self.unknown(prop.name, "cover", prop.span, "not reached")
-        return self.result(prop.name, "cover", "unreachable", self.method,
-                              f"no reachable state satisfies it ({len(self.r.states)} states)", prop.span)
+            return self.unknown(prop.name, Kind.COVER, prop.span, "not reached")
+        return self.result(prop.name, Kind.COVER, Verdict.UNREACHABLE,
+                           f"no reachable state satisfies it ({len(self.r.states)} states)", prop.span)
 
     def failing_trace(self, prop: str):
         idx, rec = self.r.defects[prop]
@@ -147,13 +149,13 @@ class _Assembler:
     def defects(self) -> PropertyResult:
         if "defects" in self.r.defects:
             trace, o = self.failing_trace("defects")
-            return self.result("defects", "defects", "violated", self.method,
-                                  f"{o.defect.kind}: {o.defect.message}", o.defect.span, trace)
+            return self.result("defects", Kind.DEFECTS, Verdict.VIOLATED,
+                               f"{o.defect.kind}: {o.defect.message}", o.defect.span, trace)
         if not self.r.complete:
-            return self.unknown("defects", "defects", None, "no model defect found")
-        return self.result("defects", "defects", "holds", self.method,
-                              "no release of an unheld lock, lock held at return, unguarded access, "
-                              "null lock instance or failed assert")
+            return self.unknown("defects", Kind.DEFECTS, None, "no model defect found")
+        return self.result("defects", Kind.DEFECTS, Verdict.HOLDS,
+                           "no release of an unheld lock, lock held at return, unguarded access, "
+                           "null lock instance or failed assert")
 
     def deadlock(self) -> PropertyResult:
         stuck = self.r.deadlock
@@ -174,12 +176,12 @@ class _Assembler:
             msg = f"{kind} after {len(steps)} steps: {', '.join(names)} can never move again"
             if not total:
                 msg += " (other threads still run)"
-            return self.result("deadlock", "deadlock", "violated", self.method, msg, None, trace)
+            return self.result("deadlock", Kind.DEADLOCK, Verdict.VIOLATED, msg, None, trace)
         if selfd is not None:
             trace, o = self.failing_trace("deadlock")
-            return self.result("deadlock", "deadlock", "violated", self.method,
-                                  f"self-deadlock: {o.defect.message}", o.defect.span, trace)
+            return self.result("deadlock", Kind.DEADLOCK, Verdict.VIOLATED,
+                               f"self-deadlock: {o.defect.message}", o.defect.span, trace)
         if not self.r.complete:
-            return self.unknown("deadlock", "deadlock", None, "no deadlock found")
-        return self.result("deadlock", "deadlock", "holds", self.method,
-                              "every busy thread can always move again (no partial or global deadlock)")
+            return self.unknown("deadlock", Kind.DEADLOCK, None, "no deadlock found")
+        return self.result("deadlock", Kind.DEADLOCK, Verdict.HOLDS,
+                           "every busy thread can always move again (no partial or global deadlock)")

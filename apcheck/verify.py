@@ -9,7 +9,7 @@ import multiprocessing as mp
 import os
 import resource
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError, InternalError, UsageError
 from apcheck.explore.engine import ExploreConfig
@@ -21,13 +21,13 @@ from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
 from apcheck.locks.graph import hierarchy_violations, shortest_cycle, topological_order
 from apcheck.locks.static import StaticEdges, static_edges
-from apcheck.results import LockEdge, PropertyResult, Stats, VerifyResult
+from apcheck.results import Kind, LockEdge, Method, PropertyResult, Stats, Verdict, VerifyResult
 from apcheck.scenario import ScenarioRun, run_scenario
 from apcheck.smt.induction import atomic_is_exact, prove_invariants
 from apcheck.smt.lockorder import prove_order
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VerifyConfig:
     bounds: dict[str, int] = field(default_factory=dict)
     explore: ExploreConfig = ExploreConfig()
@@ -108,7 +108,7 @@ def _run_in_worker(index: int) -> ScenarioRun:
 def _combine(program, runs: list[ScenarioRun], system: System, static: StaticEdges, config, specs) -> VerifyResult:
     props = []
     for prop in program.properties:
-        if prop.kind in ("invariant", "cover"):
+        if prop.kind in (Kind.INVARIANT, Kind.COVER):
             props.append(_merge([r.results[prop.name] for r in runs]))
     props.append(_merge([r.results["deadlock"] for r in runs]))
     props.append(_merge([r.results["defects"] for r in runs]))
@@ -117,22 +117,27 @@ def _combine(program, runs: list[ScenarioRun], system: System, static: StaticEdg
             pr.notes += r.notes.get(pr.name, [])
     edges = _union_edges(runs, system, static)
     for prop in program.properties:
-        if prop.kind == "lockorder":
+        if prop.kind == Kind.LOCKORDER:
             props.append(_lockorder(prop, edges, runs, system, config))
     expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
+    partial = len(runs) < len(program.scenarios)
     for pr in props:
         pr.expected = expect.get(pr.name)
+        pr.partial = partial
     total_states = sum(r.states for r in runs)
     secs = sum(r.seconds for r in runs)
     limits = [r.limit for r in runs if r.limit]
     memory = max([r.peak_memory_mb for r in runs] + [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0])
-    stats = Stats(total_states, sum(r.transitions for r in runs), max(r.max_depth for r in runs),
-                  secs, total_states / max(secs, 1e-9), memory, not limits,
-                  limits[0] if limits else None, config.explore.symmetry, config.explore.reduction)
+    stats = Stats(states=total_states, transitions=sum(r.transitions for r in runs),
+                  depth=max(r.max_depth for r in runs), seconds=secs,
+                  states_per_second=total_states / max(secs, 1e-9), peak_memory_mb=memory,
+                  complete=not limits, limit=limits[0] if limits else None,
+                  symmetry=config.explore.symmetry, reduction=config.explore.reduction)
     if config.induction:
         _add_induction(program, props, system, config)
-    return VerifyResult(program.model_name, program.path, specs, dict(system.sizes.n),
-                        {r.scenario: r.threads for r in runs}, props, edges, stats)
+    return VerifyResult(model=program.model_name, path=program.path, specs=specs, bounds=dict(system.sizes.n),
+                        scenarios={r.scenario: r.threads for r in runs}, properties=props, lock_edges=edges,
+                        stats=stats)
 
 
 def _add_induction(program: P.Program, props: list[PropertyResult], system: System, config) -> None:
@@ -143,17 +148,17 @@ def _add_induction(program: P.Program, props: list[PropertyResult], system: Syst
     exact = atomic_is_exact(system, proved)
     for pr in props:
         ind = found.get(pr.name)
-        if pr.kind != "invariant" or ind is None:
+        if pr.kind != Kind.INVARIANT or ind is None:
             continue
         pr.induction = ind
         if not exact or ind.status != "proved":
             continue
-        if pr.verdict == "violated":
+        if pr.verdict == Verdict.VIOLATED:
             raise InternalError(f"Z3 proved invariant {pr.name} inductive, but the explorer reached a "
                                 "violation of it in the same (atomic) system")
-        if pr.verdict == "holds":
-            pr.verdict = "proved"
-            pr.method = "Z3 induction (every size); " + pr.method
+        if pr.verdict == Verdict.HOLDS:
+            pr.verdict = Verdict.PROVED
+            pr.method = Method("z3-induction", then=pr.method)
             pr.message = f"{ind.message}; {pr.message}"
 
 
@@ -161,19 +166,23 @@ def _merge(results: list[PropertyResult]) -> PropertyResult:
     """One verdict from the scenarios' verdicts on the same property."""
     if len(results) == 1:
         return results[0]
-    for verdict in ("violated", "reached"):
+    for verdict in (Verdict.VIOLATED, Verdict.REACHED):
         found = [r for r in results if r.verdict == verdict]
         if found:
             return min(found, key=lambda r: len(r.trace.steps) if r.trace else 0)
-    unknown = [r for r in results if r.verdict == "unknown"]
+    unknown = [r for r in results if r.verdict == Verdict.UNKNOWN]
     if unknown:
         return unknown[0]
     first = results[0]
-    names = ", ".join(r.scenario for r in results if r.scenario)
-    message = {"invariant": "holds in every reachable state of every scenario",
-               "cover": "no reachable state of any scenario satisfies it"}.get(first.kind, first.message)
-    return PropertyResult(first.name, first.kind, first.verdict,
-                          first.method.split(", scenario ")[0] + f", scenarios {names}", message, first.span)
+    message = {Kind.INVARIANT: "holds in every reachable state of every scenario",
+               Kind.COVER: "no reachable state of any scenario satisfies it"}.get(first.kind, first.message)
+    return PropertyResult(name=first.name, kind=first.kind, verdict=first.verdict,
+                          method=_over_scenarios([r.method for r in results]), message=message, span=first.span)
+
+
+def _over_scenarios(methods: list[Method]) -> Method:
+    """The explorer's method of one run per scenario, as one method over all of them."""
+    return replace(methods[0], scenarios=tuple(s for m in methods for s in m.scenarios))
 
 
 def _union_edges(runs: list[ScenarioRun], system: System, static: StaticEdges) -> list[LockEdge]:
@@ -209,23 +218,23 @@ def _lockorder(prop: P.Property, edges: list[LockEdge], runs: list[ScenarioRun],
     hier = [ids[c.name] for c in prop.hierarchy] if prop.hierarchy is not None else None
     deadlock_note = _deadlock_note(runs)
     complete = all(r.complete for r in runs)
-    method = runs[0].method.split(", scenario ")[0] + ", scenarios " + ", ".join(r.scenario for r in runs)
+    method = _over_scenarios([r.method for r in runs])
     proof = prove_order(classes, reached, timeout)
     if proof.status == "unsat":
         cycle = proof.cycle or shortest_cycle(reached)
         cyc_edges = [by_key[(cycle[i], cycle[(i + 1) % len(cycle)])] for i in range(len(cycle))]
         chain = " -> ".join([names[c] for c in cycle] + [names[cycle[0]]])
-        return PropertyResult(prop.name, "lockorder", "violated", "z3 unsat core over reached edges",
-                              f"circular lock dependency: {chain}", prop.span, cycle=cyc_edges,
-                              notes=[deadlock_note])
+        return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.VIOLATED,
+                              method=Method("z3-unsat-core"), message=f"circular lock dependency: {chain}",
+                              span=prop.span, cycle=cyc_edges, notes=[deadlock_note])
     if hier is not None:
         bad = hierarchy_violations(reached, hier)
         if bad:
             e = by_key[bad[0]]
             order = " < ".join(names[c] for c in hier)
-            return PropertyResult(prop.name, "lockorder", "violated", method,
-                                  f"{e.src} -> {e.dst} contradicts the declared order {order}",
-                                  prop.span, cycle=[e])
+            return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.VIOLATED, method=method,
+                                  message=f"{e.src} -> {e.dst} contradicts the declared order {order}",
+                                  span=prop.span, cycle=[e])
     static_proof = prove_order(classes, static, timeout)
     static_ok = static_proof.status == "sat"
     if static_ok and hier is not None:
@@ -234,10 +243,10 @@ def _lockorder(prop: P.Property, edges: list[LockEdge], runs: list[ScenarioRun],
         order = static_proof.order
         if hier is not None:
             order = _merge_order(order, hier, static)
-        return PropertyResult(prop.name, "lockorder", "proved",
-                              "z3 rank certificate over every static acquisition path (all sizes)",
-                              "every path of every operation respects one total order",
-                              prop.span, certificate=[names[c] for c in order])
+        return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.PROVED,
+                              method=Method("z3-ranks"),
+                              message="every path of every operation respects one total order",
+                              span=prop.span, certificate=[names[c] for c in order])
     notes = []
     if static_proof.status == "unsat" and static_proof.cycle:
         c = static_proof.cycle
@@ -249,11 +258,12 @@ def _lockorder(prop: P.Property, edges: list[LockEdge], runs: list[ScenarioRun],
             notes.append(f"a static path takes {names[bad[0][0]]} -> {names[bad[0][1]]}, "
                          "not reached within the bounds")
     if not complete:
-        return PropertyResult(prop.name, "lockorder", "unknown", method,
-                              "no cycle among reached edges, but a search stopped early", prop.span, notes=notes)
+        return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.UNKNOWN, method=method,
+                              message="no cycle among reached edges, but a search stopped early",
+                              span=prop.span, notes=notes)
     order = proof.order
-    return PropertyResult(prop.name, "lockorder", "holds", method,
-                          "the reached edges respect one total order", prop.span,
+    return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.HOLDS, method=method,
+                          message="the reached edges respect one total order", span=prop.span,
                           certificate=[names[c] for c in order] if order else None, notes=notes)
 
 

@@ -40,8 +40,8 @@ def main() -> None:
         variants = [(True, True), (False, True), (True, False)] if compare else [(True, True)]
         for symmetry, reduction in variants:
             start = time.monotonic()
-            cfg = VerifyConfig(bounds, ExploreConfig(timeout=args.timeout, symmetry=symmetry, reduction=reduction),
-                               scenario=scenario)
+            explore = ExploreConfig(timeout=args.timeout, symmetry=symmetry, reduction=reduction)
+            cfg = VerifyConfig(bounds=bounds, explore=explore, scenario=scenario)
             res = verify(program, cfg, ["specs/vfio_ap.aps"])
             total = time.monotonic() - start
             s = res.stats

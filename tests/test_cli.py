@@ -79,3 +79,21 @@ def test_random_text_never_crashes(text):
 def test_main_returns_status_without_exiting(capsys):
     assert main(["check", "tests/models/tutorial.apm"]) == 0
     assert main(["verify"]) == 2
+
+
+def test_expected_holds_got_proved_passes_verify_and_every_format(tmp_path):
+    """An invariant expected `holds` that Z3 proves for every size meets its expectation everywhere."""
+    spec = tmp_path / "proved.aps"
+    spec.write_text("expect passthrough {\n    assigned_once: holds\n    guest_exclusive: holds\n"
+                    "    one_guest_at_a_time: violated\n    deadlock: holds\n    defects: holds\n}\n")
+    args = ["verify", "tests/models/passthrough.apm", "--spec", str(spec), "-q"]
+    text = run_cli(*args)
+    row = next(line for line in text.stdout.splitlines() if line.startswith("assigned_once"))
+    assert "proved" in row and "(!)" not in row
+    assert text.returncode == 0, text.stdout
+    junit = run_cli(*args, "--format", "junit")
+    case = ET.fromstring(junit.stdout).find("testsuite/testcase[@name='assigned_once']")
+    assert case.find("failure") is None
+    sarif = json.loads(run_cli(*args, "--format", "sarif").stdout)
+    levels = {r["message"]["text"].split(":")[1].split()[0]: r["level"] for r in sarif["runs"][0]["results"]}
+    assert levels["assigned_once"] == "note"

@@ -5,7 +5,7 @@ from apcheck.verify import VerifyConfig, load_program, verify
 
 def run(path, symmetry=True, reduction=True, **bounds):
     program = load_program(path)
-    return verify(program, VerifyConfig(bounds, ExploreConfig(symmetry=symmetry, reduction=reduction)))
+    return verify(program, VerifyConfig(bounds=bounds, explore=ExploreConfig(symmetry=symmetry, reduction=reduction)))
 
 
 def props(res):
@@ -90,7 +90,7 @@ def test_reduction_keeps_verdicts():
 
 def test_limits_give_unknown_never_holds():
     program = load_program("tests/models/tutorial.apm")
-    res = verify(program, VerifyConfig({}, ExploreConfig(max_states=5)))
+    res = verify(program, VerifyConfig(explore=ExploreConfig(max_states=5)))
     p = props(res)
     assert p["opened_are_present"].verdict == "unknown"
     assert "max states 5" in p["opened_are_present"].message

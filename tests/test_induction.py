@@ -22,7 +22,7 @@ def test_inductive_invariant_is_proved_for_every_size():
     assert p.induction.status == "proved"
     # the operations of this model have no scheduling point: the proof is the verdict
     assert p.verdict == "proved"
-    assert p.method.startswith("Z3 induction (every size)")
+    assert str(p.method).startswith("Z3 induction (every size)") and p.method.engine == "z3-induction"
 
 
 def test_invariant_needing_auxiliary_shows_cti_without_it():

@@ -12,7 +12,7 @@ SPEC = ["specs/vfio_ap.aps"]
 
 def run(model, scenario=None, **bounds):
     program = load_program(f"models/{model}.apm", SPEC)
-    return verify(program, VerifyConfig(bounds, ExploreConfig(), scenario=scenario), SPEC)
+    return verify(program, VerifyConfig(bounds=bounds, scenario=scenario), SPEC)
 
 
 def verdicts(res):
@@ -73,7 +73,7 @@ def test_v15_cycle_is_the_seeds():
 def test_v15_locking_without_the_reduction():
     """Every step on its own (no release merged): the same verdicts, a longer shortest trace."""
     program = load_program("models/vfio_ap_v15.apm", SPEC)
-    res = verify(program, VerifyConfig({}, ExploreConfig(reduction=False), scenario="locking"), SPEC)
+    res = verify(program, VerifyConfig(explore=ExploreConfig(reduction=False), scenario="locking"), SPEC)
     reduced = run("vfio_ap_v15", scenario="locking")
     assert verdicts(res) == verdicts(reduced)
     assert len(prop(res, "deadlock").trace.steps) == 10

@@ -17,7 +17,7 @@ from apcheck.explore.symmetry import canonicalizer
 from apcheck.ir.system import System
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExploreConfig:
     max_states: int | None = None
     max_depth: int | None = None

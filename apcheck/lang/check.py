@@ -9,9 +9,10 @@ from apcheck.ir import program as P
 from apcheck.ir.types import (BOOL, ERR, ERRNOS, INT, NULL, ElemT, EnumT, MapT, SetT,
                               TupleT, Type, assignable, comparable)
 from apcheck.lang import ast as A
+from apcheck.results import Verdict
 
 LOCK_KINDS = ("mutex", "rwsem", "spinlock")
-VERDICTS = ("holds", "proved", "violated", "reached", "unreachable", "unknown")
+VERDICTS = tuple(Verdict)
 DEFAULT_BOUND = 2
 BUILTIN_PROPERTIES = ("deadlock", "defects")
 

@@ -1,11 +1,11 @@
 """The lock-order graph as text or Graphviz DOT (cycle edges highlighted)."""
 from __future__ import annotations
 
-from apcheck.results import VerifyResult
+from apcheck.results import Kind, Verdict, VerifyResult
 
 
 def _cycle_edges(res: VerifyResult) -> set[tuple[str, str]]:
-    return {(e.src, e.dst) for p in res.properties if p.kind == "lockorder" and p.verdict == "violated"
+    return {(e.src, e.dst) for p in res.properties if p.kind == Kind.LOCKORDER and p.verdict == Verdict.VIOLATED
             for e in p.cycle or []}
 
 

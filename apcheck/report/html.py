@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from apcheck.report.text import INDUCTION_FOOTNOTE, induction_cell, render_cycle, render_induction, render_stats
-from apcheck.results import LockEdge, PropertyResult, Site, Trace, VerifyResult
+from apcheck.report.text import INDUCTION_FOOTNOTE, expected_cell, induction_cell, render_cycle, render_induction, render_stats
+from apcheck.results import LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -53,7 +53,7 @@ def _model(res: VerifyResult) -> str:
            f"<p class=\"note\">{escape(render_stats(res))}</p>"]
     if any(p.induction is not None for p in res.properties):
         out.append(f"<p class=\"note\">{escape(INDUCTION_FOOTNOTE)}</p>")
-    cycle = next((p.cycle for p in res.properties if p.cycle and p.verdict == "violated"), None)
+    cycle = next((p.cycle for p in res.properties if p.cycle and p.verdict == Verdict.VIOLATED), None)
     out += ["<h2>Lock-order graph</h2>", lock_graph_svg(res.lock_edges, cycle or []), _edge_table(res.lock_edges)]
     for p in res.properties:
         out.append(_property(p, res))
@@ -65,9 +65,9 @@ def _verdict_table(res: VerifyResult) -> str:
     rows = ["<table class=\"verdicts\"><tr><th>property</th><th>kind</th><th>verdict</th><th>expected</th>"
             "<th>every size*</th><th>detail</th></tr>"]
     for p in res.properties:
-        exp = "" if p.expected is None else escape(p.expected)
-        if p.expected is not None and p.expected != p.verdict:
-            exp = f"<span class=\"mismatch\">{exp} (differs)</span>"
+        exp = escape(expected_cell(p))
+        if p.mismatch:
+            exp = f"<span class=\"mismatch\">{escape(p.expected)} (differs)</span>"
         rows.append(f"<tr><td><a href=\"#{_anchor(res, p)}\">{escape(p.name)}</a></td><td>{p.kind}</td>"
                     f"<td class=\"v-{p.verdict}\">{p.verdict}</td><td>{exp}</td><td>{induction_cell(p)}</td>"
                     f"<td>{escape(p.message)}</td></tr>")
@@ -215,7 +215,7 @@ def _chain_html(site: Site) -> str:
 
 def _property(p: PropertyResult, res: VerifyResult) -> str:
     parts = []
-    if p.cycle and p.verdict == "violated":
+    if p.cycle and p.verdict == Verdict.VIOLATED:
         parts.append(f"<pre>{escape(render_cycle(p.cycle))}</pre>")
     if p.certificate:
         parts.append(f"<p>Lock-order certificate: {escape(' < '.join(p.certificate))}</p>")
@@ -224,7 +224,7 @@ def _property(p: PropertyResult, res: VerifyResult) -> str:
         parts.append(f"<p>Counterexample{' in scenario ' + escape(p.scenario) if p.scenario else ''}, "
                      f"{len(p.trace.steps)} steps:</p>")
         parts.append(sequence_chart_svg(p.trace, threads))
-    if p.induction is not None and p.verdict != "proved":
+    if p.induction is not None and p.verdict != Verdict.PROVED:
         parts.append(f"<pre>{escape(render_induction(p.induction))}</pre>")
     parts += [f"<p class=\"note\">note: {escape(n)}</p>" for n in p.notes if n]
     if not parts:

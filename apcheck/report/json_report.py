@@ -14,7 +14,9 @@ SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", f"apcheck-result
 
 def to_dict(res: VerifyResult) -> dict:
     d = asdict(res)
-    for prop in d["properties"]:
+    for prop, p in zip(d["properties"], res.properties):
+        prop["method"] = str(p.method)
+        prop["failed"] = p.is_failure     # the one failure rule (results.PropertyResult.is_failure)
         if prop["span"]:
             prop["span"] = _span(prop["span"])
         if prop["trace"]:

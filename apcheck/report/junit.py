@@ -4,22 +4,22 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from apcheck.report.text import render_property
-from apcheck.results import VerifyResult
+from apcheck.results import Verdict, VerifyResult
 
 
 def render_junit(results: list[VerifyResult]) -> str:
     suites = ET.Element("testsuites", name="apcheck")
     for res in results:
-        failures = sum(1 for p in res.properties if _failed(p))
+        failures = sum(1 for p in res.properties if p.is_failure)
         suite = ET.SubElement(suites, "testsuite", name=res.model, tests=str(len(res.properties)),
                               failures=str(failures), time=f"{res.stats.seconds:.3f}")
         for p in res.properties:
             case = ET.SubElement(suite, "testcase", classname=res.model, name=p.name)
-            if _failed(p):
-                f = ET.SubElement(case, "failure", message=f"{p.verdict} (expected {p.expected}): {p.message}",
-                                  type=p.verdict)
+            if p.is_failure:
+                expected = f" (expected {p.expected})" if p.judged else ""
+                f = ET.SubElement(case, "failure", message=f"{p.verdict}{expected}: {p.message}", type=p.verdict)
                 f.text = render_property(p)
-            elif p.verdict == "unknown":
+            elif p.verdict == Verdict.UNKNOWN:
                 ET.SubElement(case, "skipped", message=p.message)
             out = ET.SubElement(case, "system-out")
             out.text = f"{p.verdict}: {p.message} [{p.method}]"
@@ -27,9 +27,3 @@ def render_junit(results: list[VerifyResult]) -> str:
                 out.text += f"\nevery size (operations atomic): {p.induction.status}: {p.induction.message}"
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
-
-
-def _failed(p) -> bool:
-    if p.expected is not None:
-        return p.verdict != p.expected
-    return p.verdict in ("violated", "error")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from apcheck.report.text import induction_cell
+from apcheck.report.text import expected_cell, induction_cell
 from apcheck.results import VerifyResult
 
 
@@ -12,8 +12,8 @@ def render_markdown(results: list[VerifyResult]) -> str:
     for res in results:
         bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
         out.append(f"### `{res.path}` ({bounds})\n")
-        rows = [[f"`{p.name}`", p.kind, f"**{p.verdict}**" if p.verdict == "violated" else p.verdict,
-                 p.expected or "", induction_cell(p), p.message.replace("|", "\\|")] for p in res.properties]
+        rows = [[f"`{p.name}`", p.kind, f"**{p.verdict}**" if p.is_failure else p.verdict,
+                 expected_cell(p), induction_cell(p), p.message.replace("|", "\\|")] for p in res.properties]
         out.append(tabulate(rows, headers=["property", "kind", "verdict", "expected", "every size", "detail"],
                             tablefmt="github"))
         s = res.stats

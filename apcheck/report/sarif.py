@@ -4,9 +4,21 @@ from __future__ import annotations
 import json
 
 from apcheck import __version__
-from apcheck.results import PropertyResult, VerifyResult
+from apcheck.results import PropertyResult, Verdict, VerifyResult
 
-LEVEL = {"violated": "error", "unknown": "warning", "error": "error"}
+
+
+def level(p: PropertyResult) -> str | None:
+    """The SARIF level of a property, from the one failure rule: `error` for a failing verdict,
+    `warning` for an unknown one, `note` for a violation or cycle that meets its expectation;
+    None (not reported) for everything else."""
+    if p.is_failure:
+        return "error"
+    if p.verdict == Verdict.UNKNOWN:
+        return "warning"
+    if p.verdict == Verdict.VIOLATED or p.judged:
+        return "note"
+    return None
 
 
 def render_sarif(results: list[VerifyResult]) -> str:
@@ -14,7 +26,7 @@ def render_sarif(results: list[VerifyResult]) -> str:
     out = []
     for res in results:
         for p in res.properties:
-            if p.verdict not in LEVEL and not (p.expected and p.expected != p.verdict):
+            if level(p) is None:
                 continue
             rules.setdefault(p.kind, {"id": p.kind, "shortDescription": {"text": f"apcheck {p.kind} property"}})
             out.append(_result(res, p))
@@ -34,8 +46,7 @@ def _result(res: VerifyResult, p: PropertyResult) -> dict:
     if span is not None and span.line > 0:
         loc = [{"physicalLocation": {"artifactLocation": {"uri": span.file},
                                      "region": {"startLine": span.line, "startColumn": max(span.col, 1)}}}]
-    level = "error" if p.expected and p.expected != p.verdict else LEVEL.get(p.verdict, "note")
-    return {"ruleId": p.kind, "level": level,
+    return {"ruleId": p.kind, "level": level(p),
             "message": {"text": f"{res.model}: {p.name} {p.verdict}"
                                 + (f" (expected {p.expected})" if p.expected else "") + f": {p.message}"},
             "locations": loc}

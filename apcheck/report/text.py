@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from apcheck.results import InductionResult, LockEdge, PropertyResult, Site, Trace, VerifyResult
+from apcheck.results import InductionResult, LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult
 
 INDUCTION_SHORT = {"proved": "proved", "cti": "CTI", "refuted": "false initially", "unknown": "unknown",
                    "untranslatable": "not translatable"}
@@ -14,11 +14,20 @@ def induction_cell(p: PropertyResult) -> str:
     return INDUCTION_SHORT[p.induction.status] if p.induction is not None else ""
 
 
+def expected_cell(p: PropertyResult) -> str:
+    """The expected column: `(!)` marks a verdict that differs from its expectation; an expectation
+    that a run of some scenarios cannot decide is marked as the whole model's."""
+    if p.expected is None:
+        return ""
+    if not p.judged:
+        return f"{p.expected} (whole model, not decided by this run)"
+    return f"{p.expected} (!)" if p.mismatch else p.expected
+
+
 def render_verdicts(res: VerifyResult) -> str:
     rows = []
     for p in res.properties:
-        exp = "" if p.expected is None else (p.expected if p.expected == p.verdict else f"{p.expected} (!)")
-        rows.append([p.name, p.kind, p.verdict, exp, induction_cell(p), p.message])
+        rows.append([p.name, p.kind, p.verdict, expected_cell(p), induction_cell(p), p.message])
     return tabulate(rows, headers=["property", "kind", "verdict", "expected", "every size*", "detail"],
                     tablefmt="simple")
 
@@ -54,13 +63,13 @@ def render(res: VerifyResult, details: bool = True) -> str:
 
 def render_property(p: PropertyResult) -> str:
     parts = []
-    if p.cycle and p.verdict == "violated":
+    if p.cycle and p.verdict == Verdict.VIOLATED:
         parts.append(render_cycle(p.cycle))
     if p.certificate:
         parts.append("lock order certificate: " + " < ".join(p.certificate))
     if p.trace is not None:
         parts.append((f"in scenario {p.scenario}:\n" if p.scenario else "") + render_trace(p.trace))
-    if p.induction is not None and p.verdict != "proved":
+    if p.induction is not None and p.verdict != Verdict.PROVED:
         parts.append(render_induction(p.induction))
     parts += [f"note: {n}" for n in p.notes if n]
     if not parts:
