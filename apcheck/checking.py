@@ -31,7 +31,7 @@ def _check_one(path: str) -> list[str]:
     items = [it for m in modules for it in m.items]
     if any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl, A.ProcDecl)) for it in items):
         program = check(modules, path)
-        build(program, {})
+        build(program)
         return [f"{path}: ok (model: {len(program.procs)} procedures and operations, "
                 f"{len(program.properties)} properties)"]
     models = sorted({it.model for it in modules[-1].items if isinstance(it, A.ExpectDecl)})
@@ -43,7 +43,7 @@ def _check_one(path: str) -> list[str]:
         model = _find_model(path, name)
         program = check(load([model, path]), model)
         check_expectations(program, [p.name for p in program.properties] + list(BUILTIN_PROPERTIES))
-        build(program, {})
+        build(program)
         out.append(f"{path}: ok against {model}")
     return out
 

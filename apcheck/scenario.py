@@ -1,8 +1,9 @@
 """One scenario's exploration and the verdicts it gives, as plain data.
 
-`run_scenario` lowers the model for one scenario, explores it, replays the
-counterexamples and returns a ScenarioRun: picklable, so scenarios can be
-explored in separate processes (see verify.explore_scenarios).
+`run_scenario` instantiates the lowered program with one scenario's threads,
+explores it, replays the counterexamples and returns a ScenarioRun: picklable,
+so scenarios can be explored in separate processes (see
+verify.explore_scenarios).
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from dataclasses import dataclass, field
 from apcheck.diagnostics import InternalError
 from apcheck.explore.engine import ExploreResult, explore
 from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
+from apcheck.explore.system import bounds_of, scenario_system
 from apcheck.ir import program as P
-from apcheck.ir.lower import bounds_of, lower
+from apcheck.ir.lowered import Lowered
 from apcheck.results import Kind, Method, PropertyResult, Site, Verdict
 from apcheck.smt.bmc import bmc
 from apcheck.smt.symbolic import NotTranslatable
@@ -37,9 +39,10 @@ class ScenarioRun:
     notes: dict[str, list[str]] = field(default_factory=dict)   # property -> notes of this scenario
 
 
-def run_scenario(program: P.Program, config, scenario: P.Scenario) -> ScenarioRun:
+def run_scenario(lowered: Lowered, config, scenario: P.Scenario) -> ScenarioRun:
     """Explore one scenario and assemble its verdicts (config: a verify.VerifyConfig)."""
-    system = lower(program, bounds_of(program, config.bounds), scenario)
+    program = lowered.program
+    system = scenario_system(lowered, bounds_of(program, config.bounds), scenario)
     result = explore(system, config.explore)
     a = _Assembler(program, system, result, config)
     results = {}

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError, InternalError, UsageError
 from apcheck.explore.engine import ExploreConfig
-from apcheck.explore.trace import Describer
+from apcheck.explore.system import bounds_of, initial_globals
+from apcheck.explore.trace import lock_site
 from apcheck.ir import program as P
-from apcheck.ir.lower import bounds_of, lower
-from apcheck.ir.system import System
+from apcheck.ir.lower import lower
+from apcheck.ir.lowered import Lowered
 from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
 from apcheck.locks.graph import hierarchy_violations, shortest_cycle, topological_order
@@ -51,13 +52,15 @@ def check_expectations(program: P.Program, names: list[str]) -> None:
         raise DiagnosticError(bad)
 
 
-def build(program: P.Program, bounds: dict[str, int], scenario: P.Scenario | None = None
-          ) -> tuple[System, StaticEdges]:
-    system = lower(program, bounds_of(program, bounds), scenario)
-    static = static_edges(system)
+def build(program: P.Program) -> tuple[Lowered, StaticEdges]:
+    """The lowered program and its static lock-order edges: once per model. Raises the model errors
+    found here: E402 (a release no path holds), E301 (an initial value that uses null)."""
+    lowered = lower(program)
+    static = static_edges(lowered)
     if static.diagnostics:
         raise DiagnosticError(static.diagnostics)
-    return system, static
+    initial_globals(program, bounds_of(program))
+    return lowered, static
 
 
 def select_scenarios(program: P.Program, name: str | None) -> list[P.Scenario]:
@@ -76,36 +79,38 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     names = [p.name for p in program.properties] + list(BUILTIN_PROPERTIES)
     check_expectations(program, names)
     scenarios = select_scenarios(program, config.scenario)
-    system, static = build(program, config.bounds, scenarios[0])  # static edges do not depend on threads
-    runs = explore_scenarios(program, config, scenarios)
-    return _combine(program, runs, system, static, config, list(specs))
+    bounds_of(program, config.bounds)  # a bad --bound is a usage error before any work
+    lowered, static = build(program)
+    runs = explore_scenarios(lowered, config, scenarios)
+    return _combine(lowered, runs, static, config, list(specs))
 
 
-def explore_scenarios(program: P.Program, config: VerifyConfig, scenarios: list[P.Scenario]) -> list[ScenarioRun]:
+def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]) -> list[ScenarioRun]:
     """Run the scenarios, in parallel worker processes when there are several and jobs allow."""
     jobs = config.jobs or min(len(scenarios), os.cpu_count() or 1)
     if jobs <= 1 or len(scenarios) == 1 or "fork" not in mp.get_all_start_methods():
-        return [run_scenario(program, config, sc) for sc in scenarios]
-    # fork: the workers inherit the program and the configuration; nothing of them is pickled
+        return [run_scenario(lowered, config, sc) for sc in scenarios]
+    # fork: the workers inherit the lowered program and the configuration; nothing of them is pickled
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork"),
-                             initializer=_worker_start, initargs=(program, config)) as pool:
+                             initializer=_worker_start, initargs=(lowered, config, scenarios)) as pool:
         return list(pool.map(_run_in_worker, range(len(scenarios))))
 
 
 _worker: tuple | None = None  # set once in each worker process, by _worker_start
 
 
-def _worker_start(program: P.Program, config: VerifyConfig) -> None:
+def _worker_start(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]) -> None:
     global _worker
-    _worker = (program, config)
+    _worker = (lowered, config, scenarios)
 
 
 def _run_in_worker(index: int) -> ScenarioRun:
-    program, config = _worker
-    return run_scenario(program, config, select_scenarios(program, config.scenario)[index])
+    lowered, config, scenarios = _worker
+    return run_scenario(lowered, config, scenarios[index])
 
 
-def _combine(program, runs: list[ScenarioRun], system: System, static: StaticEdges, config, specs) -> VerifyResult:
+def _combine(lowered: Lowered, runs: list[ScenarioRun], static: StaticEdges, config, specs) -> VerifyResult:
+    program = lowered.program
     props = []
     for prop in program.properties:
         if prop.kind in (Kind.INVARIANT, Kind.COVER):
@@ -115,10 +120,10 @@ def _combine(program, runs: list[ScenarioRun], system: System, static: StaticEdg
     for pr in props:
         for r in runs:
             pr.notes += r.notes.get(pr.name, [])
-    edges = _union_edges(runs, system, static)
+    edges = _union_edges(runs, lowered, static)
     for prop in program.properties:
         if prop.kind == Kind.LOCKORDER:
-            props.append(_lockorder(prop, edges, runs, system, config))
+            props.append(_lockorder(prop, edges, runs, lowered, config))
     expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
     partial = len(runs) < len(program.scenarios)
     for pr in props:
@@ -134,18 +139,19 @@ def _combine(program, runs: list[ScenarioRun], system: System, static: StaticEdg
                   complete=not limits, limit=limits[0] if limits else None,
                   symmetry=config.explore.symmetry, reduction=config.explore.reduction)
     if config.induction:
-        _add_induction(program, props, system, config)
-    return VerifyResult(model=program.model_name, path=program.path, specs=specs, bounds=dict(system.sizes.n),
+        _add_induction(lowered, props, config)
+    return VerifyResult(model=program.model_name, path=program.path, specs=specs,
+                        bounds=bounds_of(program, config.bounds),
                         scenarios={r.scenario: r.threads for r in runs}, properties=props, lock_edges=edges,
                         stats=stats)
 
 
-def _add_induction(program: P.Program, props: list[PropertyResult], system: System, config) -> None:
+def _add_induction(lowered: Lowered, props: list[PropertyResult], config) -> None:
     """Attach Z3's every-size result to each invariant. Where the proofs carry over to the
     interleavings (see atomic_is_exact), a proof makes the verdict `proved`."""
-    found = prove_invariants(program, config.smt_timeout)
-    proved = [p for p in program.properties if p.name in found and found[p.name].status == "proved"]
-    exact = atomic_is_exact(system, proved)
+    found = prove_invariants(lowered, config.smt_timeout)
+    proved = [p for p in lowered.program.properties if p.name in found and found[p.name].status == "proved"]
+    exact = atomic_is_exact(lowered, proved)
     for pr in props:
         ind = found.get(pr.name)
         if pr.kind != Kind.INVARIANT or ind is None:
@@ -185,10 +191,9 @@ def _over_scenarios(methods: list[Method]) -> Method:
     return replace(methods[0], scenarios=tuple(s for m in methods for s in m.scenarios))
 
 
-def _union_edges(runs: list[ScenarioRun], system: System, static: StaticEdges) -> list[LockEdge]:
+def _union_edges(runs: list[ScenarioRun], lowered: Lowered, static: StaticEdges) -> list[LockEdge]:
     """Every static edge and every edge reached in some scenario, with the sites that took it."""
-    d = Describer(system)
-    names = [info.cls.name for info in system.locks]
+    names = [cls.name for cls in lowered.locks]
     reached: dict[tuple[int, int], tuple] = {}
     for r in runs:
         for key, sites in r.edges.items():
@@ -198,17 +203,17 @@ def _union_edges(runs: list[ScenarioRun], system: System, static: StaticEdges) -
         if (a, b) in reached:
             sa, sb = reached[(a, b)]
         else:
-            sa, sb = (d.site(pc) for pc in static.edges[(a, b)])
+            sa, sb = (lock_site(lowered, pc) for pc in static.edges[(a, b)])
         out.append(LockEdge(names[a], names[b], sa, sb, (a, b) in reached,
                             (a, b) in static.edges, (a, b) in static.read))
     return out
 
 
-def _lockorder(prop: P.Property, edges: list[LockEdge], runs: list[ScenarioRun], system: System,
-           config: "VerifyConfig") -> PropertyResult:
+def _lockorder(prop: P.Property, edges: list[LockEdge], runs: list[ScenarioRun], lowered: Lowered,
+               config: VerifyConfig) -> PropertyResult:
     """Reached edges: a cycle (Z3 unsat core) is a violation; all static paths in one order (Z3 ranks)
     is a proof for every size; otherwise holds within the bounds."""
-    names = [info.cls.name for info in system.locks]
+    names = [cls.name for cls in lowered.locks]
     ids = {n: i for i, n in enumerate(names)}
     reached = {(ids[e.src], ids[e.dst]) for e in edges if e.reached}
     static = {(ids[e.src], ids[e.dst]) for e in edges if e.static}

@@ -7,6 +7,7 @@ import pytest
 
 from apcheck.diagnostics import InternalError
 from apcheck.explore.engine import ExploreConfig, explore
+from apcheck.explore.system import scenario_system
 from apcheck.ir.lower import lower
 from apcheck.smt import bmc as bmc_module
 from apcheck.smt.bmc import bmc
@@ -18,7 +19,8 @@ MODELS = sorted(glob.glob("tests/models/*.apm"))
 
 def explored(path):
     program = load_program(path)
-    system = lower(program, {n: s.bound for n, s in program.sorts.items()})
+    bounds = {n: s.bound for n, s in program.sorts.items()}
+    system = scenario_system(lower(program), bounds, program.scenarios[0])
     # BMC counts every step; the explorer's reduction merges some, so compare without it
     res = explore(system, ExploreConfig(reduction=False))
     return system, res

@@ -3,6 +3,7 @@ import pytest
 
 from apcheck.diagnostics import InternalError
 from apcheck.explore.engine import ExploreConfig, explore
+from apcheck.explore.system import scenario_system
 from apcheck.ir.lower import lower
 from apcheck.smt import induction
 from apcheck.smt.induction import prove_invariants
@@ -49,17 +50,17 @@ def test_invariant_is_proved_with_the_auxiliary_invariants():
 
 def test_false_invariant_is_refuted_from_a_reachable_state():
     program = load_program(MODEL)
-    found = prove_invariants(program)["one_guest_at_a_time"]
+    found = prove_invariants(lower(program))["one_guest_at_a_time"]
     assert found.status == "cti" and found.cti.op == "start"
     # the explorer, at the counterexample's sizes, reaches the state Z3 started from
-    system = lower(program, found.cti.sizes)
+    system = scenario_system(lower(program), found.cti.sizes, program.scenarios[0])
     res = explore(system, ExploreConfig(symmetry=False))
     assert found.cti.globals in {s[0] for s in res.states}
     assert res.invariant_violations.get("one_guest_at_a_time") is not None
 
 
 def test_untranslatable_construct_is_named_with_its_position():
-    found = prove_invariants(load_program("tests/models/untranslatable.apm"))
+    found = prove_invariants(lower(load_program("tests/models/untranslatable.apm")))
     assert found["pending_is_items"].status == "untranslatable"
     assert "tests/models/untranslatable.apm:10: while loop" in found["pending_is_items"].message
     assert found["flag_stays_false"].status == "proved"
@@ -69,11 +70,11 @@ def test_counterexample_that_does_not_replay_is_an_internal_error(monkeypatch):
     # a concrete semantics in which operations change nothing cannot reproduce Z3's counterexample
     monkeypatch.setattr(induction, "run_atomically", lambda system, op, args, g: ([g], True))
     with pytest.raises(InternalError, match="does not replay"):
-        prove_invariants(load_program(MODEL))
+        prove_invariants(lower(load_program(MODEL)))
 
 
 def test_shipped_models_prove_assignment_exclusive_or_say_why_not():
-    found = prove_invariants(load_program("models/vfio_ap_merged_2026.apm", ["specs/vfio_ap.aps"]))
+    found = prove_invariants(lower(load_program("models/vfio_ap_merged_2026.apm", ["specs/vfio_ap.aps"])))
     assert found["no_apqn_assigned_twice"].status == "proved"
     other = found["guest_apqn_bound_to_vfio"]
     assert other.status == "untranslatable"

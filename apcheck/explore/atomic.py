@@ -1,74 +1,43 @@
-"""One operation run to completion by itself, in the concrete semantics.
+"""One operation run to completion by itself, in the concrete semantics (explore.semantics).
 
-Used to replay Z3's counterexamples to induction: lock operations are taken
-without contention, a trylock may succeed or fail, a wait whose condition is
-false and a defect (null instance, failed assert) end the path, and loops
-take every iteration order. Returns every final state.
+Used to replay Z3's counterexamples to induction. The operation runs as the
+only thread, so its locks are never contended; a trylock may succeed or fail
+(Semantics' `trylocks_may_fail` mode); a wait whose condition is false and a
+defect end the path; loops take every iteration order. Returns every final
+state.
 """
 from __future__ import annotations
 
-from apcheck.ir.compile import NullDeref
-from apcheck.ir.lower import AssertionFailed
-from apcheck.ir.system import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, RELEASE, RETURN, TRY, WAIT, YIELD, System)
+from apcheck.explore.semantics import IDLE, Semantics
+from apcheck.explore.system import System, instantiate
+from apcheck.ir.lowered import Lowered, ThreadInst
 
-MAX_PATHS = 200_000
+MAX_STATES = 200_000
+
+
+def alone(lowered: Lowered, sizes: dict[str, int], op_id: int) -> System:
+    """The system in which one thread runs only operation op_id."""
+    return instantiate(lowered, sizes, [ThreadInst("alone", "alone", [op_id])], "alone")
 
 
 def run_atomically(system: System, op_id: int, args: tuple, g: tuple) -> tuple[list[tuple], bool]:
-    """The globals after every path of the operation from globals `g`; the flag says all paths were run."""
-    op = system.ops[op_id]
-    code = system.code
-    local = op.start_locals(args)
+    """The globals after every path of the operation from globals `g` (a system made by `alone`);
+    the flag says that all paths were run."""
+    sem = Semantics(system, merge_private_releases=True, trylocks_may_fail=True)
+    idle = (g, (0,) * len(system.inst_class), ((IDLE, (), ()),))
+    out = []
+    sem.start(idle, 0, op_id, args, tuple(system.ops[op_id].start_locals(args)), out)
     finals: list[tuple] = []
-    stack = [(op.entry, list(g), local)]
-    paths = 0
-    while stack:
-        paths += 1
-        if paths > MAX_PATHS:
+    seen: set[tuple] = set()
+    while out:
+        if len(seen) > MAX_STATES:
             return finals, False
-        pc, g2, l2 = stack.pop()
-        try:
-            while True:
-                ins = code[pc]
-                k = ins.kind
-                if k == EXEC:
-                    ins.fn(g2, l2)
-                    pc += 1
-                elif k == BRANCH:
-                    pc = pc + 1 if ins.fn(g2, l2) else ins.target
-                elif k == JUMP:
-                    pc = ins.target
-                elif k == FOR:
-                    rem = l2[ins.rem]
-                    if not rem:
-                        pc = ins.target
-                        continue
-                    bits = [b for b in range(rem.bit_length()) if rem >> b & 1]
-                    for b in bits[1:]:
-                        other = list(l2)
-                        other[ins.slot], other[ins.rem] = b, rem & ~(1 << b)
-                        stack.append((pc + 1, list(g2), other))
-                    l2[ins.slot], l2[ins.rem] = bits[0], rem & ~(1 << bits[0])
-                    pc += 1
-                elif k in (ACQUIRE, RELEASE, TRY):
-                    if ins.index is not None:
-                        ins.index(g2, l2)
-                    if k == TRY:
-                        stack.append((ins.target, list(g2), list(l2)))
-                    pc += 1
-                elif k == WAIT:
-                    if not ins.fn(g2, l2):
-                        break
-                    pc += 1
-                elif k == YIELD:
-                    pc += 1
-                elif k == RETURN:
-                    if ins.fn is not None:
-                        ins.fn(g2, l2)
-                    finals.append(tuple(g2))
-                    break
-                else:  # pragma: no cover - every kind is handled above
-                    raise AssertionError(k)
-        except (NullDeref, AssertionFailed):
+        o = out.pop()
+        if o.state is None or o.state in seen:  # a defect ends the path
             continue
+        seen.add(o.state)
+        if o.end_pc == IDLE:
+            finals.append(o.state[0])
+        else:
+            sem.thread_steps(o.state, 0, out)
     return finals, True

@@ -14,7 +14,7 @@ from typing import Callable
 
 from apcheck.explore.semantics import IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import canonicalizer
-from apcheck.ir.system import System
+from apcheck.explore.system import System
 
 
 @dataclass(frozen=True, kw_only=True)

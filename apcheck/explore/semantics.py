@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from apcheck.diagnostics import Span
-from apcheck.ir.compile import NullDeref
-from apcheck.ir.lower import AssertionFailed
-from apcheck.ir.system import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, System)
+from apcheck.explore.compile import NullDeref
+from apcheck.explore.system import AssertionFailed, System
+from apcheck.ir.lowered import ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT
 from apcheck.ir.types import errno_text
 
 IDLE = -1
@@ -64,8 +64,13 @@ class _DefectSignal(Exception):
 
 
 class Semantics:
-    def __init__(self, system: System, merge_private_releases: bool = False):
+    """The steps of the system's threads. With `trylocks_may_fail`, a trylock also takes its failing
+    branch when the lock is free (another thread might hold it): the mode in which one operation
+    is run alone (run_alone), for the replay of Z3's counterexamples to induction."""
+
+    def __init__(self, system: System, merge_private_releases: bool = False, trylocks_may_fail: bool = False):
         self.sys = system
+        self.trylocks_may_fail = trylocks_may_fail
         # A release whose continuation touches nothing shared until the next scheduling point is a
         # left mover (Lipton): taking it at the end of the step before it, instead of as a step of
         # its own, keeps every reachable valuation, lock-order edge and deadlock.
@@ -78,8 +83,8 @@ class Semantics:
         # per instruction with guards: ((write?, class mask), ...) for the fast check
         self.guard_masks = [tuple((gd.write, gd.mask) for gd in ins.guards) for ins in system.code]
         # each operation's locals at its start, per argument tuple (copied, never mutated)
-        self.start_locals = [[(args, tuple(op.start_locals(args))) for args in op.arg_tuples]
-                             for op in system.ops]
+        self.start_locals = [[(args, tuple(op.start_locals(args))) for args in arg_tuples]
+                             for op, arg_tuples in zip(system.ops, system.arg_tuples)]
 
     def initial(self) -> tuple:
         n_locks = len(self.sys.inst_class)
@@ -101,15 +106,20 @@ class Semantics:
             self._sched_step(state, t, self.sys.op_of_pc[pc], None, pc, l, held, out)
             return
         for op_id in self.sys.threads[t].ops:
-            op = self.sys.ops[op_id]
             for args, start in self.start_locals[op_id]:
-                if self.code[op.entry].kind == ACQUIRE:
-                    # Choosing an operation has no visible effect, so the start merges with its first
-                    # acquire. While that lock is taken the operation cannot start: the thread stays
-                    # idle, holding nothing, so it can be no part of a deadlock.
-                    self._sched_step(state, t, op_id, args, op.entry, start, (), out)
-                else:
-                    self._run(state, t, op_id, args, op.entry, op.entry, list(g), list(locks), list(start), [], out)
+                self.start(state, t, op_id, args, start, out)
+
+    def start(self, state: tuple, t: int, op_id: int, args: tuple, start: tuple, out: list[Outcome]) -> None:
+        """Idle thread t starts operation op_id with these arguments (`start`: its initial locals)."""
+        entry = self.sys.ops[op_id].entry
+        if self.code[entry].kind == ACQUIRE:
+            # Choosing an operation has no visible effect, so the start merges with its first
+            # acquire. While that lock is taken the operation cannot start: the thread stays
+            # idle, holding nothing, so it can be no part of a deadlock.
+            self._sched_step(state, t, op_id, args, entry, start, (), out)
+        else:
+            g, locks, _ = state
+            self._run(state, t, op_id, args, entry, entry, list(g), list(locks), list(start), [], out)
 
     def _sched_step(self, state, t, op_id, args, pc, l, held, out) -> bool:
         """Take the scheduling point at pc and run on; False when the thread is blocked there.
@@ -174,6 +184,9 @@ class Semantics:
                     l[ins.slot], l[ins.rem] = low, rest
                     pc += 1
                 elif k == TRY:
+                    if self.trylocks_may_fail:
+                        self._run(state, t, op_id, args, start, ins.target, list(g), list(locks), list(l),
+                                  list(held), out)
                     pc = pc + 1 if self._acquire(ins, pc, g, l, locks, held, t, blocking=False) else ins.target
                 elif k == RETURN:
                     result = ins.fn(g, l) if ins.fn is not None else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from itertools import permutations, product
 from typing import Callable
 
-from apcheck.ir.system import System
+from apcheck.explore.system import System
 from apcheck.ir.types import ElemT, MapT, SetT, TupleT, Type
 
 TABLE_BITS = 10  # sets over at most this many tuples are renamed by table lookup

@@ -4,8 +4,9 @@ from __future__ import annotations
 from apcheck.diagnostics import SOURCES, Span
 from apcheck.explore.engine import ExploreResult
 from apcheck.explore.semantics import IDLE, Outcome
-from apcheck.ir.compile import NullDeref, set_elements
-from apcheck.ir.system import ACQUIRE, RELEASE, System
+from apcheck.explore.compile import NullDeref, set_elements
+from apcheck.explore.system import System
+from apcheck.ir.lowered import ACQUIRE, RELEASE, Lowered
 from apcheck.ir.types import (BoolT, ElemT, EnumT, ErrT, MapT, SetT, TupleT, Type, errno_text)
 from apcheck.results import Change, Frame, Site, Trace, TraceStep
 
@@ -108,18 +109,10 @@ class Describer:
         return [self.sys.lock_instance_name(held[i]) for i in range(0, len(held), 2)]
 
     def frames(self, pc: int) -> list[Frame]:
-        """Call chain of an instruction, innermost first, each frame at the line it was executing."""
-        ins = self.sys.code[pc]
-        chain = ins.chain
-        out = []
-        for i in range(len(chain) - 1, -1, -1):
-            where = ins.span if i == len(chain) - 1 else chain[i + 1].span
-            out.append(Frame(chain[i].function, where.file, where.line))
-        return out
+        return frames(self.sys.lowered, pc)
 
     def site(self, pc: int) -> Site:
-        ins = self.sys.code[pc]
-        return Site(self.sys.locks[ins.lock].cls.name, ins.span, source_text(ins.span), self.frames(pc))
+        return lock_site(self.sys.lowered, pc)
 
     def step(self, n: int, before: tuple, o: Outcome, after: tuple | None, args: tuple) -> TraceStep:
         op = self.sys.ops[o.op]
@@ -168,6 +161,23 @@ class Describer:
             after = o.state if o is not (failing[1] if failing else None) else None
             rows.append(self.step(len(rows) + 1, before, o, after, args_of.get(o.thread, ())))
         return Trace(self.globals_text(init[0]) if init else [], rows)
+
+
+def frames(lowered: Lowered, pc: int) -> list[Frame]:
+    """Call chain of an instruction, innermost first, each frame at the line it was executing."""
+    ins = lowered.code[pc]
+    chain = ins.chain
+    out = []
+    for i in range(len(chain) - 1, -1, -1):
+        where = ins.span if i == len(chain) - 1 else chain[i + 1].span
+        out.append(Frame(chain[i].function, where.file, where.line))
+    return out
+
+
+def lock_site(lowered: Lowered, pc: int) -> Site:
+    """Where a lock instruction takes its lock, with its call chain."""
+    ins = lowered.code[pc]
+    return Site(lowered.locks[ins.lock].name, ins.span, source_text(ins.span), frames(lowered, pc))
 
 
 def source_text(span: Span) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apcheck.diagnostics import Diagnostic
-from apcheck.ir.system import (ACQUIRE, BRANCH, FOR, JUMP, READ, RELEASE, RETURN, TRY, System)
+from apcheck.ir.lowered import ACQUIRE, BRANCH, FOR, JUMP, READ, RELEASE, RETURN, TRY, Lowered
 
 MAX_NESTING = 2  # copies of one class kept on a path's held stack (loops that nest one class)
 
@@ -19,12 +19,13 @@ class StaticEdges:
     diagnostics: list[Diagnostic]
 
 
-def static_edges(system: System) -> StaticEdges:
-    code = system.code
+def static_edges(lowered: Lowered) -> StaticEdges:
+    """Once per model: lock classes and paths do not depend on sizes or scenarios."""
+    code = lowered.code
     edges: dict[tuple[int, int], tuple[int, int]] = {}
     read: set[tuple[int, int]] = set()
     release_ok: dict[int, bool] = {}
-    for op in system.ops:
+    for op in lowered.ops:
         seen: set[tuple[int, tuple]] = set()
         stack = [(op.entry, ())]
         while stack:
@@ -69,7 +70,7 @@ def static_edges(system: System) -> StaticEdges:
     for pc, ok in sorted(release_ok.items()):
         if not ok:
             ins = code[pc]
-            name = system.locks[ins.lock].cls.name
+            name = lowered.locks[ins.lock].name
             diags.append(Diagnostic("E402", f"release of {name}, which no path to this statement holds",
                                     ins.span, notes=tuple((f"in {f.function}", f.span) for f in ins.chain[1:])))
     return StaticEdges(edges, read, diags)

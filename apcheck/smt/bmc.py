@@ -23,8 +23,9 @@ import z3
 from apcheck.diagnostics import InternalError
 from apcheck.explore.semantics import IDLE, Semantics
 from apcheck.ir import program as P
-from apcheck.ir.system import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, YIELD,
-                               Instr, System)
+from apcheck.explore.system import System
+from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, YIELD, Assert,
+                                Assign, Instr, Store)
 from apcheck.ir.types import BoolT, ElemT, MapT, SetT, Type
 from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state, model_value
 
@@ -123,7 +124,7 @@ class _Bmc:
         self.sys = system
         self.p = system.program
         self.u = FiniteUniverse(self.p, system.sizes.n)
-        self.code = system.code
+        self.code = system.lowered.code   # the IR of each instruction; sizes and threads from `system`
         self.n_threads = len(system.threads)
         self.n_locks = len(system.inst_class)
         self.timeout = int(timeout_s * 1000)
@@ -200,7 +201,7 @@ class _Bmc:
                 out += self.run(t, op_id, p2, pc + 1)
             return out
         if ins.kind == WAIT:
-            p.cond.append(self.expr(p, ins, t, op_id, ins.ir[1]))
+            p.cond.append(self.expr(p, ins, t, op_id, ins.cond))
         return self.run(t, op_id, p, pc + 1)
 
     def run(self, t: int, op_id: int, path: _Path, pc: int) -> list[_Path]:
@@ -222,7 +223,7 @@ class _Bmc:
                 self.execute(p, ins, t, op_id)
                 todo.append((p, pc + 1, n + 1))
             elif k == BRANCH:
-                c = self.expr(p, ins, t, op_id, ins.ir[1])
+                c = self.expr(p, ins, t, op_id, ins.cond)
                 for q, nxt in ((_fork(p, c), pc + 1), (_fork(p, z3.Not(c)), ins.target)):
                     if n < PRUNE_AFTER or _feasible(q.cond):  # long paths: drop infeasible branches (loops)
                         todo.append((q, nxt, n + 1))
@@ -275,25 +276,25 @@ class _Bmc:
         return value
 
     def execute(self, p: _Path, ins: Instr, t: int, op_id: int) -> None:
-        kind = ins.ir[0]
+        effect = ins.effect
         ex = self.executor(p, ins, t, op_id)
-        if kind == "assign":
-            s = ins.ir[1]
+        if isinstance(effect, Assign):
+            s = effect.stmt
             ex.assign(s, z3.BoolVal(True))
             p.g = ex.state
             if isinstance(s.target, P.Local):
                 p.loc[(op_id, ins.env[s.target])] = ex.frame.env[s.target]
-        elif kind == "store":
-            _, slot, e, elem = ins.ir
+        elif isinstance(effect, Store):
+            slot, e = effect.slot, effect.value
             ty = self.slot_types[(op_id, slot)]
             if e is None:
                 value = self.u.encode(ty, 0) if not isinstance(ty, ElemT) else self.u.null[ty.sort]
             else:
-                value = ex.element(e) if elem else ex.value_for(ty, e)
+                value = ex.element(e) if effect.element else ex.value_for(ty, e)
             p.loc[(op_id, slot)] = value
             p.taken.pop((op_id, slot), None)
-        elif kind == "assert":
-            p.cond.append(ex.boolean(ins.ir[1]))
+        elif isinstance(effect, Assert):
+            p.cond.append(ex.boolean(effect.cond))
         p.cond += ex.assumptions
 
     def guard(self, p: _Path, ins: Instr, t: int) -> None:
@@ -311,10 +312,10 @@ class _Bmc:
         """One path per lock instance the instruction may name, with the instance id. A null index
         has no path: the explorer reports it as a defect."""
         info = self.sys.locks[ins.lock]
-        if ins.ir[1] is None:
+        if ins.instance is None:
             return [(info.base, _fork(p, z3.BoolVal(True)))]
         ex = self.executor(p, ins, t, op_id)
-        idx = ex.expr(ins.ir[1])
+        idx = ex.expr(ins.instance)
         return [(info.base + i, _fork(p, idx == e)) for i, e in enumerate(self.u.elems[info.cls.per])]
 
     def acquire(self, p: _Path, inst: int, t: int, mode: int) -> None:

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import z3
 
 from apcheck.diagnostics import InternalError
-from apcheck.explore.atomic import run_atomically
+from apcheck.explore.atomic import alone, run_atomically
+from apcheck.explore.system import System, instantiate
 from apcheck.explore.trace import Describer
 from apcheck.ir import program as P
-from apcheck.ir.lower import lower
-from apcheck.ir.system import SCHED, System
+from apcheck.ir.lowered import SCHED, Lowered
 from apcheck.ir.types import Type
 from apcheck.results import Cti, InductionResult
 from apcheck.smt.symbolic import (Executor, NotTranslatable, Universe, globals_read, globals_written,
@@ -55,33 +55,36 @@ def operations(program: P.Program) -> list[str]:
     return names
 
 
-def atomic_is_exact(system: System, proved: list[P.Property]) -> bool:
+def atomic_is_exact(lowered: Lowered, proved: list[P.Property]) -> bool:
     """Do the proofs of `proved` (jointly inductive over atomic operations) hold for the explored
     interleavings too? Yes when no operation with a scheduling point writes a state variable that
     one of them reads: every step of the interleaved system is then either a whole atomic
     operation, covered by the proof, or a step that leaves what they read unchanged."""
-    program = system.program
+    program = lowered.program
     reads: set[P.Var] = set()
     for prop in proved:
         reads |= globals_read(prop.expr)
-    sched_ops = {system.ops[system.op_of_pc[pc]].name for pc, ins in enumerate(system.code) if ins.kind in SCHED}
+    sched_ops = {lowered.ops[lowered.op_of_pc[pc]].name for pc, ins in enumerate(lowered.code) if ins.kind in SCHED}
     for name in sched_ops:
         if globals_written(program.procs, name) & reads:
             return False
     return True
 
 
-def prove_invariants(program: P.Program, timeout_s: float = 10.0) -> dict[str, InductionResult]:
-    return _Induction(program, int(timeout_s * 1000)).run()
+def prove_invariants(lowered: Lowered, timeout_s: float = 10.0) -> dict[str, InductionResult]:
+    """Z3's induction result for every invariant of the program (counterexamples replayed concretely
+    on the lowered program at the counterexample's sizes)."""
+    return _Induction(lowered, int(timeout_s * 1000)).run()
 
 
 class _Induction:
-    def __init__(self, program: P.Program, timeout_ms: int):
-        self.p = program
+    def __init__(self, lowered: Lowered, timeout_ms: int):
+        self.lowered = lowered
+        self.p = lowered.program
         self.timeout = timeout_ms
-        self.u = Universe(program)
-        self.pre = {v: z3.Const(v.name, self.u.sort_of(v.type, v.span)) for v in program.vars}
-        self.background = [z3.Exists([x], self.u.real(s, x)) for s in program.sorts
+        self.u = Universe(self.p)
+        self.pre = {v: z3.Const(v.name, self.u.sort_of(v.type, v.span)) for v in self.p.vars}
+        self.background = [z3.Exists([x], self.u.real(s, x)) for s in self.p.sorts
                            for x in self.u.bound([s])]
         self.results: dict[str, InductionResult] = {}
 
@@ -242,7 +245,7 @@ class _Induction:
 
     def replay_initial(self, prop: P.Property, model: z3.ModelRef) -> Cti:
         c = self.concrete(model)
-        system = lower(self.p, c.sizes)
+        system = instantiate(self.lowered, c.sizes, [], "initial state")
         fn = _property_fn(system, prop)
         if fn(system.init_globals, _scratch(system)):
             raise InternalError(f"Z3 says invariant {prop.name} is false in the initial state with "
@@ -253,7 +256,8 @@ class _Induction:
 
     def replay_step(self, prop: P.Property, op: _Op, model: z3.ModelRef, hyp: list[P.Property]) -> Cti:
         c = self.concrete(model)
-        system = lower(self.p, c.sizes)
+        op_id = next(i for i, o in enumerate(self.lowered.ops) if o.name == op.proc.name)
+        system = alone(self.lowered, c.sizes, op_id)
         g = tuple(c.value(v.type, self.pre[v]) for v in self.p.vars)
         args = tuple(c.value(prm.type, ch.term)
                      for prm, ch in zip(op.proc.params, op.params))
@@ -262,7 +266,6 @@ class _Induction:
             if not _property_fn(system, h)(g, scratch):
                 raise InternalError(f"Z3's counterexample to induction of {prop.name} does not replay: "
                                     f"its state violates {h.name}, which Z3 assumed")
-        op_id = next(i for i, o in enumerate(system.ops) if o.name == op.proc.name)
         finals, complete = run_atomically(system, op_id, args, g)
         fn = _property_fn(system, prop)
         bad = [f for f in finals if not fn(f, scratch)]
