@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from apcheck.diagnostics import Diagnostic, DiagnosticError, Span
+from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.lang import ast as A
 from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
@@ -15,14 +15,16 @@ def check_paths(paths: list[str]) -> list[str]:
     `expect` blocks name, found in a `models/` folder beside the spec's folder. Raises
     DiagnosticError with every error of every file."""
     errors: list[Diagnostic] = []
+    sources = Sources()
     lines: list[str] = []
     for path in paths:
         try:
             lines += _check_one(path)
         except DiagnosticError as err:
             errors += [d for d in err.diagnostics if d not in errors]
+            sources.update(err.sources)
     if errors:
-        raise DiagnosticError(errors)
+        raise DiagnosticError(errors, sources)
     return lines
 
 

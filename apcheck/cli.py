@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DiagnosticError as err:
         for d in err.diagnostics:
-            print(render(d), file=sys.stderr)
+            print(render(d, err.sources), file=sys.stderr)
         n = len(err.diagnostics)
         print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
         return EXIT_ERROR

@@ -37,12 +37,13 @@ class Diagnostic:
 class DiagnosticError(Exception):
     """Raised by a front-end phase with every diagnostic it found."""
 
-    def __init__(self, diagnostics: list[Diagnostic]):
+    def __init__(self, diagnostics: list[Diagnostic], sources: Sources | None = None):
         super().__init__("; ".join(d.message for d in diagnostics))
         self.diagnostics = diagnostics
+        self.sources = sources if sources is not None else Sources()  # the texts the spans point into
 
     def __reduce__(self):  # crosses process boundaries (scenario workers) intact
-        return DiagnosticError, (self.diagnostics,)
+        return DiagnosticError, (self.diagnostics, self.sources)
 
 
 class UsageError(Exception):
@@ -79,32 +80,19 @@ CODES = {
 }
 
 
-class SourceCache:
-    """Texts of the files read so far, for showing source lines."""
-
-    def __init__(self) -> None:
-        self._texts: dict[str, str] = {}
-
-    def add(self, path: str, text: str) -> None:
-        self._texts[path] = text
+class Sources(dict):
+    """The texts of the files a model was read from (path -> text), as parsed: they travel with the
+    modules, the program and the errors, so that source lines are shown as they were checked."""
 
     def line(self, path: str, line: int) -> str | None:
-        text = self._texts.get(path)
+        text = self.get(path)
         if text is None:
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    text = fh.read()
-            except OSError:
-                return None
-            self._texts[path] = text
+            return None
         lines = text.splitlines()
         return lines[line - 1] if 0 < line <= len(lines) else None
 
 
-SOURCES = SourceCache()
-
-
-def render(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
+def render(diag: Diagnostic, sources: Sources) -> str:
     """Compiler-style text: location, code, message, source line, caret."""
     out = [f"{diag.span}: {diag.severity}[{diag.code}]: {diag.message}"]
     out += _excerpt(diag.span, sources)
@@ -113,7 +101,7 @@ def render(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
     return "\n".join(out)
 
 
-def _excerpt(span: Span, sources: SourceCache) -> list[str]:
+def _excerpt(span: Span, sources: Sources) -> list[str]:
     text = sources.line(span.file, span.line) if span.line else None
     if text is None:
         return []

@@ -7,10 +7,8 @@ and the verdicts that changed.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from apcheck.diagnostics import SOURCES
 from apcheck.ir import program as P
 from apcheck.results import LockEdge, Verdict, VerifyResult
 
@@ -55,9 +53,9 @@ def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: 
     new_ops = {n for n, p in new.procs.items() if p.is_op}
     d.ops_added = sorted(new_ops - old_ops)
     d.ops_removed = sorted(old_ops - new_ops)
-    old_text, new_text = _texts(old), _texts(new)
     for op in sorted(old_ops & new_ops):
-        changed = [p for p in P.proc_closure(new.procs, op) if old_text.get(p) != new_text.get(p)]
+        changed = [p for p in P.proc_closure(new.procs, op)
+                   if p not in old.procs or old.procs[p].syntax != new.procs[p].syntax]
         changed += [p for p in P.proc_closure(old.procs, op) if p not in new.procs and p not in changed]
         if changed:
             d.ops_changed.append(OpChange(op, changed))
@@ -70,12 +68,3 @@ def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: 
             d.verdicts.append(VerdictChange(name, va, vb, b.message if b else ""))
     return d
 
-
-def _texts(program: P.Program) -> dict[str, str]:
-    """Each procedure's source, without comments and layout."""
-    out = {}
-    for name, proc in program.procs.items():
-        lines = [SOURCES.line(proc.span.file, n) or "" for n in range(proc.span.line, proc.span.end_line + 1)]
-        text = " ".join(re.sub(r"//.*", "", line) for line in lines)
-        out[name] = " ".join(text.split())
-    return out

@@ -49,7 +49,7 @@ def check_expectations(program: P.Program, names: list[str]) -> None:
     bad = [Diagnostic("E502", f"expectation for unknown property '{e.prop}' of model '{e.model}'", e.span)
            for e in program.expectations if e.model == program.model_name and e.prop not in names]
     if bad:
-        raise DiagnosticError(bad)
+        raise DiagnosticError(bad, program.sources)
 
 
 def build(program: P.Program) -> tuple[Lowered, StaticEdges]:
@@ -58,7 +58,7 @@ def build(program: P.Program) -> tuple[Lowered, StaticEdges]:
     lowered = lower(program)
     static = static_edges(lowered)
     if static.diagnostics:
-        raise DiagnosticError(static.diagnostics)
+        raise DiagnosticError(static.diagnostics, program.sources)
     initial_globals(program, bounds_of(program))
     return lowered, static
 

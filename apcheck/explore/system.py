@@ -129,7 +129,8 @@ def initial_globals(program: P.Program, sizes: dict[str, int]) -> tuple:
         try:
             x = compile_expr(v.init, {}, sz)([], [])
         except NullDeref as err:
-            raise DiagnosticError([Diagnostic("E301", f"initial value of '{v.name}' uses null", err.span)])
+            raise DiagnosticError([Diagnostic("E301", f"initial value of '{v.name}' uses null", err.span)],
+                                  program.sources)
         values.append(fill_map(v.type, x, sz) if isinstance(v.type, MapT) else x)
     return tuple(values)
 

@@ -1,7 +1,7 @@
 """Counterexample traces: replay a path through the concrete semantics and describe each step."""
 from __future__ import annotations
 
-from apcheck.diagnostics import SOURCES, Span
+from apcheck.diagnostics import Sources, Span
 from apcheck.explore.engine import ExploreResult
 from apcheck.explore.semantics import IDLE, Outcome
 from apcheck.explore.compile import NullDeref, set_elements
@@ -111,6 +111,9 @@ class Describer:
     def frames(self, pc: int) -> list[Frame]:
         return frames(self.sys.lowered, pc)
 
+    def source(self, span: Span) -> str:
+        return source_text(span, self.sys.program.sources)
+
     def site(self, pc: int) -> Site:
         return lock_site(self.sys.lowered, pc)
 
@@ -121,11 +124,11 @@ class Describer:
         ins = self.sys.code[o.start_pc]
         if o.defect is not None:
             bad = self.sys.code[o.defect.pc]
-            outcome = f"DEFECT at {o.defect.span}: {o.defect.message} [{source_text(bad.span)}]"
+            outcome = f"DEFECT at {o.defect.span}: {o.defect.message} [{self.source(bad.span)}]"
         elif o.end_pc == IDLE:
             outcome = f"returns {errno_text(o.result)}"
         else:
-            outcome = f"next: {source_text(self.sys.code[o.end_pc].span)} (line {self.sys.code[o.end_pc].span.line})"
+            outcome = f"next: {self.source(self.sys.code[o.end_pc].span)} (line {self.sys.code[o.end_pc].span.line})"
         held = self.held(after[2][o.thread]) if after is not None else self.held(thread_before)
         if after is not None:
             first = self.lock_of(ins, before[0], thread_before, op, args)
@@ -135,7 +138,7 @@ class Describer:
             if released:  # releases taken within the step (the reduction merges them into it)
                 outcome += f"; released {', '.join(dict.fromkeys(released))}"
         changes = self.changes(before[0], after[0]) if after is not None else []
-        return TraceStep(n, self.sys.threads[o.thread].name, op.name, arg_text, ins.span, source_text(ins.span),
+        return TraceStep(n, self.sys.threads[o.thread].name, op.name, arg_text, ins.span, self.source(ins.span),
                          self.frames(o.start_pc), outcome, held, changes)
 
     def lock_of(self, ins, g: tuple, thread: tuple, op, args: tuple) -> list[str]:
@@ -177,11 +180,12 @@ def frames(lowered: Lowered, pc: int) -> list[Frame]:
 def lock_site(lowered: Lowered, pc: int) -> Site:
     """Where a lock instruction takes its lock, with its call chain."""
     ins = lowered.code[pc]
-    return Site(lowered.locks[ins.lock].name, ins.span, source_text(ins.span), frames(lowered, pc))
+    return Site(lowered.locks[ins.lock].name, ins.span, source_text(ins.span, lowered.program.sources),
+                frames(lowered, pc))
 
 
-def source_text(span: Span) -> str:
-    line = SOURCES.line(span.file, span.line) or ""
+def source_text(span: Span, sources: Sources) -> str:
+    line = sources.line(span.file, span.line) or ""
     text = line.strip()
     if span.end_line == span.line and span.end_col > span.col:
         text = line[span.col - 1: span.end_col - 1].strip() or text

@@ -51,7 +51,7 @@ class _Lowerer:
         self.op_id = op_id
         entry = len(self.code)
         for prm in proc.params:
-            _check_parameter_type(prm)
+            _check_parameter_type(prm, self.p)
             self.alloc(prm)
         chain = (P.Frame(proc.name, proc.span),)
         self.emit_block(proc.body, chain, ret=None)
@@ -192,11 +192,12 @@ class _Lowerer:
             self.code[at].target = len(self.code)
 
 
-def _check_parameter_type(prm: P.Local) -> None:
+def _check_parameter_type(prm: P.Local, program: P.Program) -> None:
     t = prm.type
     if isinstance(t, (ElemT, BoolT, EnumT)) or (isinstance(t, SetT) and t.sorts):
         return
-    raise DiagnosticError([Diagnostic("E301", f"an operation parameter cannot have type {t}", prm.span)])
+    raise DiagnosticError([Diagnostic("E301", f"an operation parameter cannot have type {t}", prm.span)],
+                          program.sources)
 
 
 def successors(ins: Instr, pc: int) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import count
 
-from apcheck.diagnostics import Span  # noqa: F401 (re-exported for the checker)
+from apcheck.diagnostics import Sources, Span  # noqa: F401 (Span re-exported for the checker)
 from apcheck.ir.types import Type
 
 _ids = count()
@@ -235,6 +235,8 @@ class Proc:
     is_op: bool
     span: Span
     source: str  # file the procedure was declared in
+    syntax: tuple = ()  # the declaration's parameters and statements as parsed (equal iff the same
+                        # code, comments, layout and positions aside): what `apcheck diff` compares
 
 
 @dataclass
@@ -285,6 +287,7 @@ class Program:
     properties: list[Property]
     expectations: list[Expectation]
     scenarios: list[Scenario]
+    sources: Sources = field(default_factory=Sources, repr=False)  # the texts the program was checked from
 
     @property
     def model_name(self) -> str:

@@ -324,3 +324,4 @@ class ExpectDecl(Decl):
 class Module(Node):
     path: str
     items: tuple[Decl, ...]
+    text: str = field(default="", compare=False, hash=False, repr=False)  # the text it was parsed from

@@ -4,7 +4,7 @@ Reports every error it can find in one run (as a DiagnosticError).
 """
 from __future__ import annotations
 
-from apcheck.diagnostics import Diagnostic, DiagnosticError, Span
+from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.ir import program as P
 from apcheck.ir.types import (BOOL, ERR, ERRNOS, INT, NULL, ElemT, EnumT, MapT, SetT,
                               TupleT, Type, assignable, comparable)
@@ -29,6 +29,7 @@ def check(modules: list[A.Module], path: str | None = None) -> P.Program:
 class _Checker:
     def __init__(self, modules: list[A.Module], path: str):
         self.modules = modules
+        self.sources = Sources({m.path: m.text for m in modules})
         self.path = path
         self.errors: list[Diagnostic] = []
         self.sorts: dict[str, P.Sort] = {}
@@ -71,9 +72,10 @@ class _Checker:
             seen[p.name] = p.span
         expects = [e for _, it in items if isinstance(it, A.ExpectDecl) for e in self.check_expect(it)]
         if self.errors:
-            raise DiagnosticError(sorted(self.errors, key=lambda d: (d.span.file, d.span.line, d.span.col)))
+            raise DiagnosticError(sorted(self.errors, key=lambda d: (d.span.file, d.span.line, d.span.col)),
+                                  self.sources)
         return P.Program(self.path, self.sorts, self.enums, list(self.vars.values()), self.locks,
-                         self.procs, threads, props, expects, scenarios)
+                         self.procs, threads, props, expects, scenarios, self.sources)
 
     def declare(self, name: str, what: str, span: Span) -> bool:
         if name in self.names:
@@ -186,7 +188,7 @@ class _Checker:
         self.current_proc = decl
         body = self.block(decl.body)
         self.scopes = []
-        return P.Proc(decl.name, params, body, decl.is_op, decl.span, path)
+        return P.Proc(decl.name, params, body, decl.is_op, decl.span, path, (decl.params, decl.body))
 
     def bind(self, local: P.Local) -> None:
         scope = self.scopes[-1]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from apcheck.diagnostics import Diagnostic, DiagnosticError, Span
+from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.lang import ast as A
 from apcheck.lang.parser import parse
 
@@ -24,6 +24,7 @@ def load(paths: list[str]) -> list[A.Module]:
     done: dict[str, A.Module] = {}
     order: list[A.Module] = []
     errors: list[Diagnostic] = []
+    sources = Sources()
 
     def visit(path: str, stack: list[str], span: Span | None) -> None:
         key = os.path.normpath(os.path.abspath(path))
@@ -37,7 +38,9 @@ def load(paths: list[str]) -> list[A.Module]:
             module = parse(read_source(path, span), path)
         except DiagnosticError as err:
             errors.extend(err.diagnostics)
+            sources.update(err.sources)
             return
+        sources[path] = module.text
         for item in module.items:
             if isinstance(item, A.Import):
                 target = os.path.join(os.path.dirname(path), item.path)
@@ -48,5 +51,5 @@ def load(paths: list[str]) -> list[A.Module]:
     for p in paths:
         visit(p, [], None)
     if errors:
-        raise DiagnosticError(errors)
+        raise DiagnosticError(errors, sources)
     return order

@@ -7,7 +7,7 @@ from importlib import resources
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from apcheck.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
+from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.lang import ast as A
 
 
@@ -19,13 +19,12 @@ def _parser() -> Lark:
 
 def parse(text: str, path: str = "<input>") -> A.Module:
     """Parse one file's text into a Module; raise DiagnosticError on a syntax error."""
-    SOURCES.add(path, text)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
-        raise DiagnosticError([_syntax_diagnostic(err, text, path)]) from None
+        raise DiagnosticError([_syntax_diagnostic(err, text, path)], Sources({path: text})) from None
     items = _Builder(path).transform(tree)
-    return A.Module(path, tuple(items.children if hasattr(items, "children") else items),
+    return A.Module(path, tuple(items.children if hasattr(items, "children") else items), text,
                     span=Span(path, 1, 1, 1, 1))
 
 
