@@ -144,7 +144,7 @@ def parse_bounds(items: list[str]) -> dict[str, int]:
 
 def run_config(args):
     from apcheck.explore.engine import ExploreConfig
-    from apcheck.verify import VerifyConfig
+    from apcheck.commands.model import VerifyConfig
     for name in ("max_states", "max_depth"):
         val = getattr(args, name)
         if val is not None and val < 1:
@@ -170,7 +170,7 @@ def _progress(p) -> None:
 
 
 def cmd_check(args) -> int:
-    from apcheck.checking import check_paths
+    from apcheck.commands.check import check_paths
     report = check_paths(args.paths)
     for line in report:
         print(line)
@@ -200,7 +200,8 @@ def cmd_fmt(args) -> int:
 
 def _verified(model: str, args):
     """Load a model with the --spec files and verify it with the run options: (program, result)."""
-    from apcheck.verify import load_program, verify
+    from apcheck.commands.model import load_program
+    from apcheck.commands.verify import verify
     program = load_program(model, args.spec)
     return program, verify(program, run_config(args), args.spec)
 
@@ -214,15 +215,17 @@ def cmd_verify(args) -> int:
 
 
 def cmd_lockgraph(args) -> int:
+    from apcheck.commands.lockorder import lock_order
+    from apcheck.commands.model import load_program
     from apcheck.report.graph import render_lockgraph
-    _, result = _verified(args.model, args)
+    result = lock_order(load_program(args.model, args.spec), run_config(args), args.spec)
     sys.stdout.write(render_lockgraph(result, args.format))
     return EXIT_OK
 
 
 def cmd_diff(args) -> int:
     """Exit 1 when the new version has a violation the old one did not have."""
-    from apcheck.diff import diff_models
+    from apcheck.commands.diff import diff_models
     from apcheck.report.diff import render_diff_json, render_diff_text
     old, old_result = _verified(args.old, args)
     new, new_result = _verified(args.new, args)
@@ -233,7 +236,9 @@ def cmd_diff(args) -> int:
 
 def cmd_explain(args) -> int:
     """Exit 0 when every dependency of the report is reached in the model, 1 otherwise."""
-    from apcheck.lockdep import explain, parse_splat
+    from apcheck.commands.explain import explain
+    from apcheck.commands.model import load_program
+    from apcheck.lockdep import parse_splat
     from apcheck.report.explain import render_explanation
     try:
         with open(args.splat, encoding="utf-8", errors="replace") as fh:
@@ -241,21 +246,20 @@ def cmd_explain(args) -> int:
     except OSError as err:
         raise UsageError(f"cannot read '{args.splat}': {err.strerror}") from None
     splat = parse_splat(text, args.splat)
-    program, result = _verified(args.model, args)
-    ex = explain(splat, result.lock_edges, list(program.locks))
+    ex = explain(load_program(args.model, args.spec), splat, run_config(args))
     sys.stdout.write(render_explanation(args.model, splat, ex))
     return EXIT_OK if ex.explained else EXIT_VIOLATED
 
 
 def cmd_ci(args) -> int:
-    from apcheck.ci import run_ci
+    from apcheck.commands.ci import run_ci
     from apcheck.report.ci import render_ci
     need_results = bool(args.junit or args.sarif or args.html or args.claims_table)
     outcome = run_ci(args.config, use_cache=not (args.no_cache or need_results),
                      progress=None if args.quiet else _ci_progress)
     if args.claims_table:
         from apcheck.report.markdown import render_claims_table
-        sys.stdout.write(render_claims_table([r.result for r in outcome.runs], outcome.config.claims))
+        sys.stdout.write(render_claims_table([r.result for r in outcome.runs], outcome.claims))
         return EXIT_OK if outcome.ok else EXIT_VIOLATED
     sys.stdout.write(render_ci(outcome))
     if args.junit:

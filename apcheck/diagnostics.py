@@ -61,6 +61,7 @@ CODES = {
     "E001": "file not found or unreadable",
     "E002": "import not found",
     "E003": "circular import",
+    "E004": "invalid configuration value",
     "E101": "syntax error",
     "E102": "invalid token",
     "E201": "undeclared name",

@@ -1,56 +1,22 @@
-"""Reading a lockdep "possible circular locking dependency" report, and matching it to a model.
+"""Reading a lockdep "possible circular locking dependency" report.
 
 `parse_splat` takes the text as dmesg prints it (timestamps and addresses
 allowed) and returns the dependency chain: for each `-> #N (lock)` entry, the
 lock held (the next entry's lock) and the lock acquired with the call stack
-that acquired it, lockdep's own frames left out. `explain` checks each of
-those edges against a model's lock-order graph: reached by the explorer, on
-a static path only, or absent, and compares the call chains.
+that acquired it, lockdep's own frames left out. `apcheck explain`
+(commands/explain.py) matches it against a model.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-
 from apcheck.diagnostics import UsageError
-from apcheck.results import LockEdge
+from apcheck.results import Splat, SplatEdge
 
 # lockdep's and the locking primitives' own frames, not the caller's code
 _INTERNAL = re.compile(r"^(validate_chain|__lock_acquire|lock_acquire(\.part\.\d+)?|__mutex_lock\w*|mutex_lock\w*|"
                        r"down_(read|write)\w*|_raw_spin_lock\w*|_raw_\w+|check_\w+|__lock_\w+|lock_\w+_nested)$")
 _ENTRY = re.compile(r"->\s*#(\d+)\s*\(([^)]+)\)")
 _FRAME = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:\[<[0-9a-f]+>\]\s*)?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
-
-
-@dataclass
-class SplatEdge:
-    held: str
-    acquired: str
-    frames: list[str]          # the acquiring stack, innermost first, lockdep's frames left out
-    entry: int                 # lockdep's #N
-
-
-@dataclass
-class Splat:
-    edges: list[SplatEdge]
-    chain: list[str]           # the cycle as lockdep prints it in "Chain exists of"
-
-
-@dataclass
-class EdgeMatch:
-    splat: SplatEdge
-    status: str                # reached | static | absent | unknown-lock
-    model: LockEdge | None = None
-    common: list[str] = field(default_factory=list)   # functions on both call chains
-
-
-@dataclass
-class Explanation:
-    matches: list[EdgeMatch]
-
-    @property
-    def explained(self) -> bool:
-        return bool(self.matches) and all(m.status == "reached" for m in self.matches)
 
 
 def lock_name(lockdep_name: str) -> str:
@@ -93,19 +59,3 @@ def parse_splat(text: str, path: str = "<splat>") -> Splat:
         edges.append(SplatEdge(held, lock, frames, num))
     return Splat(edges, chain)
 
-
-def explain(splat: Splat, edges: list[LockEdge], classes: list[str]) -> Explanation:
-    by_pair = {(e.src, e.dst): e for e in edges}
-    matches = []
-    for se in splat.edges:
-        if se.held not in classes or se.acquired not in classes:
-            matches.append(EdgeMatch(se, "unknown-lock"))
-            continue
-        e = by_pair.get((se.held, se.acquired))
-        if e is None:
-            matches.append(EdgeMatch(se, "absent"))
-            continue
-        chain = [f.function for f in e.dst_site.chain]
-        common = [f for f in chain if f in se.frames]
-        matches.append(EdgeMatch(se, "reached" if e.reached else "static", e, common))
-    return Explanation(matches)

@@ -192,13 +192,14 @@ class PropertyResult:
         return self.mismatch if self.judged else self.verdict == Verdict.VIOLATED
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Stats:
     states: int
     transitions: int
     depth: int
-    seconds: float
-    states_per_second: float
+    seconds: float                 # wall time of the exploration (scenarios in parallel)
+    states_per_second: float       # per search: states / search_seconds
+    search_seconds: float = 0.0    # the scenarios' searches added up
     peak_memory_mb: float
     complete: bool
     limit: str | None
@@ -206,7 +207,7 @@ class Stats:
     reduction: bool = True
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VerifyResult:
     model: str
     path: str
@@ -224,6 +225,97 @@ class VerifyResult:
             if v in verdicts:
                 return v
         return Verdict.HOLDS
+
+
+# ---- what the other commands return ------------------------------------------------
+
+@dataclass
+class OpChange:
+    op: str
+    procs: list[str]          # the procedures (the operation itself included) whose text changed
+
+
+@dataclass
+class VerdictChange:
+    prop: str
+    old: str | None           # None: the property is new
+    new: str | None           # None: the property is gone
+    message: str = ""
+
+
+@dataclass
+class ModelDiff:
+    old: VerifyResult
+    new: VerifyResult
+    edges_added: list[LockEdge] = field(default_factory=list)
+    edges_removed: list[LockEdge] = field(default_factory=list)
+    ops_added: list[str] = field(default_factory=list)
+    ops_removed: list[str] = field(default_factory=list)
+    ops_changed: list[OpChange] = field(default_factory=list)
+    verdicts: list[VerdictChange] = field(default_factory=list)
+
+    @property
+    def new_violations(self) -> list[VerdictChange]:
+        return [v for v in self.verdicts if v.new == Verdict.VIOLATED and v.old != Verdict.VIOLATED]
+
+
+@dataclass
+class SplatEdge:
+    held: str
+    acquired: str
+    frames: list[str]          # the acquiring stack, innermost first, lockdep's frames left out
+    entry: int                 # lockdep's #N
+
+
+@dataclass
+class Splat:
+    edges: list[SplatEdge]
+    chain: list[str]           # the cycle as lockdep prints it in "Chain exists of"
+
+
+@dataclass
+class EdgeMatch:
+    splat: SplatEdge
+    status: str                # reached | static | absent | unknown-lock
+    model: LockEdge | None = None
+    common: list[str] = field(default_factory=list)   # functions on both call chains
+
+
+@dataclass
+class Explanation:
+    matches: list[EdgeMatch]
+
+    @property
+    def explained(self) -> bool:
+        return bool(self.matches) and all(m.status == "reached" for m in self.matches)
+
+
+@dataclass
+class Mismatch:
+    model: str
+    prop: str
+    expected: str | None
+    actual: str
+    message: str
+
+
+@dataclass
+class ModelRun:
+    model: str
+    result: VerifyResult | None   # None when reused from the cache
+    verdicts: dict[str, str]
+    cached: bool
+
+
+@dataclass
+class CiOutcome:
+    runs: list[ModelRun]
+    mismatches: list[Mismatch]
+    claims: list[tuple[str, str]] = field(default_factory=list)   # the README table's (claim, property) rows
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
 
 
 def exit_status(properties: list[PropertyResult]) -> ExitStatus:

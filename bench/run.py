@@ -14,7 +14,8 @@ import time
 from tabulate import tabulate
 
 from apcheck.explore.engine import ExploreConfig
-from apcheck.verify import VerifyConfig, load_program, verify
+from apcheck.commands.model import VerifyConfig, load_program
+from apcheck.commands.verify import verify
 
 RUNS = [  # (model, scenario, bounds, compare: also without symmetry and without the reduction)
     ("models/vfio_ap_5_12.apm", None, {}, True),

@@ -11,7 +11,7 @@ from apcheck.explore.system import scenario_system
 from apcheck.ir.lower import lower
 from apcheck.smt import bmc as bmc_module
 from apcheck.smt.bmc import bmc
-from apcheck.verify import load_program
+from apcheck.commands.model import load_program
 
 MAX_DEPTH = 8
 MODELS = sorted(glob.glob("tests/models/*.apm"))

@@ -52,3 +52,31 @@ def test_text_without_a_chain_and_missing_file_are_usage_errors(tmp_path):
     done = run_cli("explain", "models/vfio_ap_v15.apm", str(tmp_path / "none.txt"), *OPTS)
     assert done.returncode == 2 and "cannot read" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_explain_runs_no_invariant_search_and_no_induction(monkeypatch):
+    """explain needs the lock graph only: no property is evaluated in any state and Z3's induction
+    never runs (it took the whole verification before)."""
+    from apcheck.commands.explain import explain
+    from apcheck.commands.model import VerifyConfig, load_program
+    from apcheck.explore import engine
+    from apcheck.smt import induction
+
+    def no_induction(*args, **kw):
+        raise AssertionError("explain ran Z3 induction")
+
+    evaluated = []
+    real = engine.check_props
+
+    def spy(state, j, invariants, covers, *rest):
+        if invariants or covers:
+            evaluated.append(j)
+        return real(state, j, invariants, covers, *rest)
+
+    monkeypatch.setattr(induction, "prove_invariants", no_induction)
+    monkeypatch.setattr("apcheck.commands.verify.prove_invariants", no_induction)
+    monkeypatch.setattr(engine, "check_props", spy)
+    program = load_program("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"])
+    ex = explain(program, parse_splat(open(SPLAT).read()), VerifyConfig(scenario="locking", jobs=1))
+    assert ex.explained
+    assert evaluated == []

@@ -1,6 +1,7 @@
 """The explorer on small models written for the purpose: exact state counts and traces."""
 from apcheck.explore.engine import ExploreConfig
-from apcheck.verify import VerifyConfig, load_program, verify
+from apcheck.commands.model import VerifyConfig, load_program
+from apcheck.commands.verify import verify
 
 
 def run(path, symmetry=True, reduction=True, **bounds):

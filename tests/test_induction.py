@@ -7,7 +7,8 @@ from apcheck.explore.system import scenario_system
 from apcheck.ir.lower import lower
 from apcheck.smt import induction
 from apcheck.smt.induction import prove_invariants
-from apcheck.verify import VerifyConfig, load_program, verify
+from apcheck.commands.model import VerifyConfig, load_program
+from apcheck.commands.verify import verify
 
 MODEL = "tests/models/passthrough.apm"
 AUX = "tests/models/passthrough_aux.aps"

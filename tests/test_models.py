@@ -5,7 +5,8 @@ Each claim is pinned on the scenario that shows it; the full runs at the default
 import pytest
 
 from apcheck.explore.engine import ExploreConfig
-from apcheck.verify import VerifyConfig, load_program, verify
+from apcheck.commands.model import VerifyConfig, load_program
+from apcheck.commands.verify import verify
 
 SPEC = ["specs/vfio_ap.aps"]
 

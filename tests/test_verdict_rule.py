@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from apcheck.ci import compare
+from apcheck.commands.ci import compare
 from apcheck.report.json_report import render_json
 from apcheck.report.junit import render_junit
 from apcheck.report.sarif import render_sarif

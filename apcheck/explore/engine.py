@@ -1,6 +1,6 @@
 """The search loop: every reachable state within the bounds, breadth-first by default.
 
-Returns raw data (state indices, parents, first violations); `apcheck.verify`
+Returns raw data (state indices, parents, first violations); `apcheck.commands`
 turns it into verdicts and replayed traces.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from apcheck.ci import CiOutcome
+from apcheck.results import CiOutcome
 
 
 def render_ci(outcome: CiOutcome) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from apcheck.diff import ModelDiff
 from apcheck.report.json_report import edge_to_json
 from apcheck.report.text import render_site
-from apcheck.results import LockEdge
+from apcheck.results import LockEdge, ModelDiff
 
 
 def render_diff_text(d: ModelDiff) -> str:

@@ -1,7 +1,7 @@
 """Text for `apcheck explain`: each dependency of a lockdep report against the model."""
 from __future__ import annotations
 
-from apcheck.lockdep import Explanation, Splat
+from apcheck.results import Explanation, Splat
 
 STATUS = {"reached": "reached in the model", "static": "on a static path of the model only (not reached)",
           "absent": "not in the model", "unknown-lock": "names a lock class the model does not declare"}

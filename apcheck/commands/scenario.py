@@ -7,16 +7,21 @@ verify.explore_scenarios).
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import resource
-from dataclasses import dataclass, field
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 
+from apcheck.commands.model import VerifyConfig
 from apcheck.diagnostics import InternalError
 from apcheck.explore.engine import ExploreResult, explore
 from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
 from apcheck.explore.system import bounds_of, scenario_system
 from apcheck.ir import program as P
 from apcheck.ir.lowered import Lowered
-from apcheck.results import Kind, Method, PropertyResult, Site, Verdict
+from apcheck.results import Kind, Method, PropertyResult, Site, Stats, Verdict
 from apcheck.smt.bmc import bmc
 from apcheck.smt.symbolic import NotTranslatable
 
@@ -39,20 +44,71 @@ class ScenarioRun:
     notes: dict[str, list[str]] = field(default_factory=dict)   # property -> notes of this scenario
 
 
-def run_scenario(lowered: Lowered, config, scenario: P.Scenario) -> ScenarioRun:
-    """Explore one scenario and assemble its verdicts (config: a verify.VerifyConfig)."""
+def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]
+                      ) -> tuple[list[ScenarioRun], float]:
+    """Run the scenarios, in parallel worker processes when there are several and jobs allow;
+    the runs and the wall time they took."""
+    start = time.monotonic()
+    jobs = config.jobs or min(len(scenarios), os.cpu_count() or 1)
+    if jobs <= 1 or len(scenarios) == 1 or "fork" not in mp.get_all_start_methods():
+        runs = [run_scenario(lowered, config, sc) for sc in scenarios]
+    else:
+        # fork: the workers inherit the lowered program and the configuration; nothing of them is pickled
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork"),
+                                 initializer=_worker_start, initargs=(lowered, config, scenarios)) as pool:
+            runs = list(pool.map(_run_in_worker, range(len(scenarios))))
+    return runs, time.monotonic() - start
+
+
+_worker: tuple | None = None  # set once in each worker process, by _worker_start
+
+
+def _worker_start(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]) -> None:
+    global _worker
+    _worker = (lowered, config, scenarios)
+
+
+def _run_in_worker(index: int) -> ScenarioRun:
+    lowered, config, scenarios = _worker
+    return run_scenario(lowered, config, scenarios[index])
+
+
+def stats_of(runs: list[ScenarioRun], wall: float, config: VerifyConfig) -> Stats:
+    """The statistics of a run of these scenarios: `seconds` is the wall time (scenarios run in
+    parallel), `search_seconds` the time the searches took together."""
+    states = sum(r.states for r in runs)
+    limits = [r.limit for r in runs if r.limit]
+    memory = max([r.peak_memory_mb for r in runs] + [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0])
+    search = sum(r.seconds for r in runs)
+    return Stats(states=states, transitions=sum(r.transitions for r in runs), depth=max(r.max_depth for r in runs),
+                 seconds=wall, search_seconds=search, states_per_second=states / max(search, 1e-9),
+                 peak_memory_mb=memory, complete=not limits, limit=limits[0] if limits else None,
+                 symmetry=config.explore.symmetry, reduction=config.explore.reduction)
+
+
+def method_over(runs: list[ScenarioRun]) -> Method:
+    """The explorer's method of one run per scenario, as one method over all of them."""
+    return replace(runs[0].method, scenarios=tuple(r.scenario for r in runs))
+
+
+def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -> ScenarioRun:
+    """Explore one scenario and assemble its verdicts. With `config.locks_only`, the properties are
+    not evaluated: the run gives the reached lock-order edges and whether a deadlock was found."""
     program = lowered.program
     system = scenario_system(lowered, bounds_of(program, config.bounds), scenario)
+    if config.locks_only:
+        system = replace(system, invariants=[], covers=[])
     result = explore(system, config.explore)
     a = _Assembler(program, system, result, config)
     results = {}
-    for prop in program.properties:
-        if prop.kind == "invariant":
-            results[prop.name] = a.invariant(prop)
-        elif prop.kind == "cover":
-            results[prop.name] = a.cover(prop)
-    results["deadlock"] = a.deadlock()
-    results["defects"] = a.defects()
+    if not config.locks_only:
+        for prop in program.properties:
+            if prop.kind == Kind.INVARIANT:
+                results[prop.name] = a.invariant(prop)
+            elif prop.kind == Kind.COVER:
+                results[prop.name] = a.cover(prop)
+        results["deadlock"] = a.deadlock()
+        results["defects"] = a.defects()
     edges = {key: (a.d.site(sa), a.d.site(sb)) for key, (sa, sb, _) in result.edges.items()}
     run = ScenarioRun(system.scenario, [t.name for t in system.threads], a.method, results, edges,
                       len(result.states), result.transitions, result.seconds, result.max_depth_reached,
@@ -64,7 +120,7 @@ def run_scenario(lowered: Lowered, config, scenario: P.Scenario) -> ScenarioRun:
     return run
 
 
-def cross_check(system, result: ExploreResult, config) -> dict[str, list[str]]:
+def cross_check(system, result: ExploreResult, config: VerifyConfig) -> dict[str, list[str]]:
     """BMC of the scenario's system: a note per invariant and cover; a disagreement with a complete
     search is an internal error (depths compare only without the reduction, which merges steps)."""
     props = [p for p in system.program.properties if p.kind in ("invariant", "cover")]
@@ -98,7 +154,7 @@ def cross_check(system, result: ExploreResult, config) -> dict[str, list[str]]:
 class _Assembler:
     """Verdicts of one scenario's exploration."""
 
-    def __init__(self, program, system, result: ExploreResult, config):
+    def __init__(self, program, system, result: ExploreResult, config: VerifyConfig):
         self.p = program
         self.sys = system
         self.r = result

@@ -7,7 +7,7 @@ from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.lang import ast as A
 from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
-from apcheck.verify import build, check_expectations
+from apcheck.commands.model import build, check_expectations
 
 
 def check_paths(paths: list[str]) -> list[str]:

@@ -7,40 +7,8 @@ and the verdicts that changed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from apcheck.ir import program as P
-from apcheck.results import LockEdge, Verdict, VerifyResult
-
-
-@dataclass
-class OpChange:
-    op: str
-    procs: list[str]          # the procedures (the operation itself included) whose text changed
-
-
-@dataclass
-class VerdictChange:
-    prop: str
-    old: str | None           # None: the property is new
-    new: str | None           # None: the property is gone
-    message: str = ""
-
-
-@dataclass
-class ModelDiff:
-    old: VerifyResult
-    new: VerifyResult
-    edges_added: list[LockEdge] = field(default_factory=list)
-    edges_removed: list[LockEdge] = field(default_factory=list)
-    ops_added: list[str] = field(default_factory=list)
-    ops_removed: list[str] = field(default_factory=list)
-    ops_changed: list[OpChange] = field(default_factory=list)
-    verdicts: list[VerdictChange] = field(default_factory=list)
-
-    @property
-    def new_violations(self) -> list[VerdictChange]:
-        return [v for v in self.verdicts if v.new == Verdict.VIOLATED and v.old != Verdict.VIOLATED]
+from apcheck.results import ModelDiff, OpChange, VerdictChange, VerifyResult
 
 
 def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: VerifyResult) -> ModelDiff:

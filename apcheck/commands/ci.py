@@ -1,0 +1,216 @@
+"""`apcheck ci`: verify every configured model and compare each verdict with its expectation.
+
+Configuration: a `[tool.apcheck]` table in pyproject.toml (or the top level of
+apcheck.toml) with `models`, `specs`, optional `bounds` and `claims`. Paths are
+relative to the configuration file's folder; the working directory is never
+changed. Each model is parsed once: the cache key is a hash of the texts parsed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from apcheck import __version__
+from apcheck.commands.verify import VerifyConfig, verify
+from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span, UsageError
+from apcheck.files import write_atomically
+from apcheck.lang.check import check
+from apcheck.lang.loader import load
+from apcheck.results import CiOutcome, Mismatch, ModelRun, Verdict, VerifyResult
+
+CACHE_DIR = ".apcheck-cache"
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class CiConfig:
+    root: str                         # the folder of the configuration file
+    models: list[str]
+    specs: list[str]
+    bounds: dict[str, int] = field(default_factory=dict)
+    claims: list[tuple[str, str]] = field(default_factory=list)
+
+    def path(self, name: str) -> str:
+        """A configured path as the reports show it: relative to the working directory."""
+        return os.path.relpath(os.path.join(self.root, name))
+
+
+def find_config(path: str | None) -> CiConfig:
+    if path is None:
+        here = os.getcwd()
+        while True:
+            for name in ("apcheck.toml", "pyproject.toml"):
+                cand = os.path.join(here, name)
+                if os.path.exists(cand) and _has_table(cand):
+                    return read_config(cand)
+            parent = os.path.dirname(here)
+            if parent == here:
+                raise UsageError("no apcheck.toml or pyproject.toml with [tool.apcheck] found")
+            here = parent
+    return read_config(path)
+
+
+def _has_table(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return path.endswith("apcheck.toml") or "apcheck" in data.get("tool", {})
+
+
+def read_config(path: str) -> CiConfig:
+    """Read and validate the configuration; a wrong value is an error at its line (exit 2)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read '{path}': {getattr(err, 'strerror', None) or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{path}: {err}") from None
+    table = data if path.endswith("apcheck.toml") else data.get("tool", {}).get("apcheck")
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: no [tool.apcheck] table")
+    where = _ConfigText(path, text)
+    models = _strings(table, "models", where, required=True)
+    specs = _strings(table, "specs", where)
+    bounds = table.get("bounds", {})
+    if not isinstance(bounds, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                               for v in bounds.values()):
+        where.error("bounds", "'bounds' must be a table of sort names to whole numbers of at least 1, "
+                    "such as bounds = { Adapter = 2 }")
+    claims = table.get("claims", [])
+    if not isinstance(claims, list) or not all(isinstance(c, list) and len(c) == 2
+                                               and all(isinstance(x, str) for x in c) for c in claims):
+        where.error("claims", "'claims' must be a list of [claim text, property name] pairs")
+    root = os.path.dirname(os.path.abspath(path))
+    return CiConfig(root=root, models=models, specs=specs, bounds=dict(bounds), claims=[tuple(c) for c in claims])
+
+
+class _ConfigText:
+    """Positions of keys in the configuration text, for errors."""
+
+    def __init__(self, path: str, text: str):
+        self.path, self.text = path, text
+
+    def error(self, key: str, message: str) -> None:
+        lines = self.text.splitlines()
+        n = next((i + 1 for i, ln in enumerate(lines) if ln.strip().startswith(key)
+                  and ln.strip()[len(key):].lstrip().startswith("=")), 1)
+        line = lines[n - 1] if lines else ""
+        col = line.find(key) + 1 if key in line else 1
+        span = Span(self.path, n, col, n, col + len(key))
+        raise DiagnosticError([Diagnostic("E004", message, span)],
+                              Sources({self.path: self.text}))
+
+
+def _strings(table: dict, key: str, where: _ConfigText, required: bool = False) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value) or (required and not value):
+        where.error(key, f"'{key}' must be a {'non-empty ' if required else ''}list of paths, "
+                         f"such as {key} = [\"models/a.apm\"]")
+    return list(value)
+
+
+def run_ci(config_path: str | None, use_cache: bool = True,
+           progress: Callable[[str], None] | None = None) -> CiOutcome:
+    cfg = find_config(config_path)
+    cache, note = _load_cache(cfg.root) if use_cache else ({}, None)
+    if note and progress:
+        progress(note)
+    specs = [cfg.path(s) for s in cfg.specs]
+    runs, mismatches = [], []
+    for model in cfg.models:
+        modules = load([cfg.path(model)] + specs)
+        key = _input_hash(modules, cfg)
+        hit = cache.get(model)
+        if use_cache and hit and hit["hash"] == key:
+            runs.append(ModelRun(model, None, hit["verdicts"], True))
+            mismatches += [Mismatch(**m) for m in hit["mismatches"]]
+            if progress:
+                progress(f"{model}: unchanged, verdicts reused")
+            continue
+        if progress:
+            progress(f"{model}: verifying")
+        program = check(modules, cfg.path(model))
+        result = verify(program, VerifyConfig(bounds=cfg.bounds), specs)
+        found = compare(result)
+        runs.append(ModelRun(model, result, {p.name: str(p.verdict) for p in result.properties}, False))
+        mismatches += found
+        cache[model] = {"hash": key, "verdicts": runs[-1].verdicts, "mismatches": [m.__dict__ for m in found]}
+    if use_cache:
+        _save_cache(cfg.root, cache)
+    return CiOutcome(runs, mismatches, list(cfg.claims))
+
+
+def _input_hash(modules, cfg: CiConfig) -> str:
+    """Hash of every text a run parsed (imports included), the bounds and the apcheck version."""
+    h = hashlib.sha256(f"{__version__}|{sorted(cfg.bounds.items())}".encode())
+    for module in modules:
+        h.update(os.path.relpath(os.path.abspath(module.path), cfg.root).encode())
+        h.update(module.text.encode())
+    return h.hexdigest()
+
+
+def compare(result: VerifyResult) -> list[Mismatch]:
+    """Every property the gate fails on: one without an expectation, or one whose verdict fails
+    by the results rule (PropertyResult.is_failure)."""
+    out = []
+    for p in result.properties:
+        if p.expected is None:
+            out.append(Mismatch(result.model, p.name, None, str(p.verdict),
+                                f"no expected verdict declared (add '{p.name}: {p.verdict}' to an expect block)"))
+        elif p.is_failure:
+            kind = ("new violation" if p.verdict == Verdict.VIOLATED else
+                    "stale expectation" if p.expected in (Verdict.VIOLATED, Verdict.REACHED) else "verdict changed")
+            out.append(Mismatch(result.model, p.name, p.expected, str(p.verdict), f"{kind}: {p.message}"))
+    return out
+
+
+# ---- the cache -----------------------------------------------------------------------
+
+def _cache_file(root: str) -> str:
+    return os.path.join(root, CACHE_DIR, "ci.json")
+
+
+def _load_cache(root: str) -> tuple[dict, str | None]:
+    """The cache, or an empty one with a note when it is unreadable or not of the expected shape."""
+    path = _cache_file(root)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as err:
+        return {}, f"cache {os.path.relpath(path)} unreadable ({err}); discarded, verifying everything"
+    if not _valid_cache(data):
+        return {}, f"cache {os.path.relpath(path)} is not an apcheck {CACHE_VERSION} cache; discarded, " \
+                   "verifying everything"
+    return data["models"], None
+
+
+def _valid_cache(data) -> bool:
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("models"), dict):
+        return False
+    keys = {"model", "prop", "expected", "actual", "message"}
+    for entry in data["models"].values():
+        if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
+                and isinstance(entry.get("verdicts"), dict)
+                and all(isinstance(k, str) and v in set(Verdict) for k, v in entry["verdicts"].items())
+                and isinstance(entry.get("mismatches"), list)
+                and all(isinstance(m, dict) and set(m) == keys for m in entry["mismatches"])):
+            return False
+    return True
+
+
+def _save_cache(root: str, cache: dict) -> None:
+    try:
+        os.makedirs(os.path.join(root, CACHE_DIR), exist_ok=True)
+        write_atomically(_cache_file(root), json.dumps({"version": CACHE_VERSION, "models": cache}, indent=1))
+    except OSError:
+        pass  # a read-only checkout just runs without the cache

@@ -1,0 +1,37 @@
+"""`apcheck explain MODEL REPORT`: does the model explain a lockdep report?
+
+Each dependency of the report's chain is matched against the model's lock
+graph (commands.lockorder.lock_order: the lock-order edges only, no invariant
+search and no Z3 induction): reached by the explorer, on a static path only,
+absent, or naming a lock class the model does not declare; with the functions
+both call chains share.
+"""
+from __future__ import annotations
+
+from apcheck.commands.lockorder import lock_order
+from apcheck.commands.model import VerifyConfig
+from apcheck.ir import program as P
+from apcheck.results import EdgeMatch, Explanation, LockEdge, Splat
+
+
+def explain(program: P.Program, splat: Splat, config: VerifyConfig = VerifyConfig()) -> Explanation:
+    result = lock_order(program, config)
+    return match(splat, result.lock_edges, list(program.locks))
+
+
+def match(splat: Splat, edges: list[LockEdge], classes: list[str]) -> Explanation:
+    """Each dependency of the report against the model's lock-order edges."""
+    by_pair = {(e.src, e.dst): e for e in edges}
+    matches = []
+    for se in splat.edges:
+        if se.held not in classes or se.acquired not in classes:
+            matches.append(EdgeMatch(se, "unknown-lock"))
+            continue
+        e = by_pair.get((se.held, se.acquired))
+        if e is None:
+            matches.append(EdgeMatch(se, "absent"))
+            continue
+        chain = [f.function for f in e.dst_site.chain]
+        common = [f for f in chain if f in se.frames]
+        matches.append(EdgeMatch(se, "reached" if e.reached else "static", e, common))
+    return Explanation(matches)

@@ -1,0 +1,65 @@
+"""A model loaded, checked and lowered once: what every command starts from.
+
+`load_program` reads a model with its specs; `build` lowers it and computes its
+static lock-order edges (once per model: neither depends on sizes or
+scenarios); `VerifyConfig` is the configuration of every exploring command.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
+from apcheck.explore.engine import ExploreConfig
+from apcheck.explore.system import bounds_of, initial_globals
+from apcheck.ir import program as P
+from apcheck.ir.lower import lower
+from apcheck.ir.lowered import Lowered
+from apcheck.lang.check import check
+from apcheck.lang.loader import load
+from apcheck.locks.static import StaticEdges, static_edges
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyConfig:
+    bounds: dict[str, int] = field(default_factory=dict)
+    explore: ExploreConfig = ExploreConfig()
+    smt_timeout: float = 10.0
+    scenario: str | None = None   # explore only this scenario
+    induction: bool = True        # try Z3 induction proofs of the invariants for every size
+    bmc_depth: int = 0            # > 0: cross-check the explorer with Z3 BMC to this depth
+    jobs: int = 0                 # worker processes for the scenarios (0: one per core, at most one each)
+    locks_only: bool = False      # explore for lock-order edges and deadlocks only: no invariants or covers
+
+
+def load_program(model: str, specs: list[str] = ()) -> P.Program:
+    """Parse and check a model together with spec files (raises DiagnosticError)."""
+    modules = load([model] + list(specs))
+    return check(modules, model)
+
+
+def check_expectations(program: P.Program, names: list[str]) -> None:
+    bad = [Diagnostic("E502", f"expectation for unknown property '{e.prop}' of model '{e.model}'", e.span)
+           for e in program.expectations if e.model == program.model_name and e.prop not in names]
+    if bad:
+        raise DiagnosticError(bad, program.sources)
+
+
+def build(program: P.Program) -> tuple[Lowered, StaticEdges]:
+    """The lowered program and its static lock-order edges: once per model. Raises the model errors
+    found here: E402 (a release no path holds), E301 (an initial value that uses null)."""
+    lowered = lower(program)
+    static = static_edges(lowered)
+    if static.diagnostics:
+        raise DiagnosticError(static.diagnostics, program.sources)
+    initial_globals(program, bounds_of(program))
+    return lowered, static
+
+
+def select_scenarios(program: P.Program, name: str | None) -> list[P.Scenario]:
+    if name is None:
+        return list(program.scenarios)
+    chosen = [s for s in program.scenarios if s.name == name]
+    if not chosen:
+        known = ", ".join(s.name for s in program.scenarios)
+        raise UsageError(f"no scenario '{name}' in {program.path} (scenarios: {known})")
+    return chosen

@@ -1,0 +1,86 @@
+"""`apcheck verify`: explore every scenario, prove what Z3 can, and assemble the verdicts.
+
+The only command that uses every back end; it returns a VerifyResult and
+prints nothing.
+"""
+from __future__ import annotations
+
+from apcheck.commands.lockorder import lockorder_result, union_edges
+from apcheck.commands.model import VerifyConfig, build, check_expectations, select_scenarios
+from apcheck.commands.scenario import ScenarioRun, explore_scenarios, method_over, stats_of
+from apcheck.diagnostics import InternalError
+from apcheck.explore.system import bounds_of
+from apcheck.ir import program as P
+from apcheck.ir.lowered import Lowered
+from apcheck.lang.check import BUILTIN_PROPERTIES
+from apcheck.results import Kind, Method, PropertyResult, Verdict, VerifyResult
+from apcheck.smt.induction import atomic_is_exact, prove_invariants
+
+
+def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: list[str] = ()) -> VerifyResult:
+    """Explore each scenario, then combine: a property is violated (or a cover reached) if some
+    scenario shows it, and holds only if it holds in every scenario."""
+    check_expectations(program, [p.name for p in program.properties] + list(BUILTIN_PROPERTIES))
+    scenarios = select_scenarios(program, config.scenario)
+    bounds = bounds_of(program, config.bounds)  # a bad --bound is a usage error before any work
+    lowered, static = build(program)
+    runs, wall = explore_scenarios(lowered, config, scenarios)
+    props = [_merge([r.results[p.name] for r in runs], runs) for p in program.properties
+             if p.kind in (Kind.INVARIANT, Kind.COVER)]
+    props += [_merge([r.results[name] for r in runs], runs) for name in ("deadlock", "defects")]
+    for pr in props:
+        for r in runs:
+            pr.notes += r.notes.get(pr.name, [])
+    edges = union_edges(runs, lowered, static)
+    props += [lockorder_result(p, edges, runs, lowered, config) for p in program.properties
+              if p.kind == Kind.LOCKORDER]
+    expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
+    partial = len(runs) < len(program.scenarios)
+    for pr in props:
+        pr.expected = expect.get(pr.name)
+        pr.partial = partial
+    if config.induction:
+        _add_induction(lowered, props, config)
+    return VerifyResult(model=program.model_name, path=program.path, specs=list(specs), bounds=bounds,
+                        scenarios={r.scenario: r.threads for r in runs}, properties=props, lock_edges=edges,
+                        stats=stats_of(runs, wall, config))
+
+
+def _add_induction(lowered: Lowered, props: list[PropertyResult], config: VerifyConfig) -> None:
+    """Attach Z3's every-size result to each invariant. Where the proofs carry over to the
+    interleavings (see atomic_is_exact), a proof makes the verdict `proved`."""
+    found = prove_invariants(lowered, config.smt_timeout)
+    proved = [p for p in lowered.program.properties if p.name in found and found[p.name].status == "proved"]
+    exact = atomic_is_exact(lowered, proved)
+    for pr in props:
+        ind = found.get(pr.name)
+        if pr.kind != Kind.INVARIANT or ind is None:
+            continue
+        pr.induction = ind
+        if not exact or ind.status != "proved":
+            continue
+        if pr.verdict == Verdict.VIOLATED:
+            raise InternalError(f"Z3 proved invariant {pr.name} inductive, but the explorer reached a "
+                                "violation of it in the same (atomic) system")
+        if pr.verdict == Verdict.HOLDS:
+            pr.verdict = Verdict.PROVED
+            pr.method = Method("z3-induction", then=pr.method)
+            pr.message = f"{ind.message}; {pr.message}"
+
+
+def _merge(results: list[PropertyResult], runs: list[ScenarioRun]) -> PropertyResult:
+    """One verdict from the scenarios' verdicts on the same property."""
+    if len(results) == 1:
+        return results[0]
+    for verdict in (Verdict.VIOLATED, Verdict.REACHED):
+        found = [r for r in results if r.verdict == verdict]
+        if found:
+            return min(found, key=lambda r: len(r.trace.steps) if r.trace else 0)
+    unknown = [r for r in results if r.verdict == Verdict.UNKNOWN]
+    if unknown:
+        return unknown[0]
+    first = results[0]
+    message = {Kind.INVARIANT: "holds in every reachable state of every scenario",
+               Kind.COVER: "no reachable state of any scenario satisfies it"}.get(first.kind, first.message)
+    return PropertyResult(name=first.name, kind=first.kind, verdict=first.verdict, method=method_over(runs),
+                          message=message, span=first.span)
