@@ -67,6 +67,8 @@ CODES = {
     "E201": "undeclared name",
     "E202": "duplicate declaration",
     "E203": "wrong kind of name",
+    "E204": "procedure declared but never defined",
+    "E205": "definition differs from its declaration",
     "E301": "type mismatch",
     "E302": "wrong number of arguments or indices",
     "E303": "not assignable",

@@ -33,10 +33,13 @@ def _check_one(path: str) -> list[str]:
     items = [it for m in modules for it in m.items]
     if any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl, A.ProcDecl)) for it in items):
         program = check(modules, path)
+        if program.undefined:
+            return [f"{path}: ok (fragment: an importing model defines {', '.join(program.undefined)})"]
         build(program)
         return [f"{path}: ok (model: {len(program.procs)} procedures and operations, "
                 f"{len(program.properties)} properties)"]
-    models = sorted({it.model for it in modules[-1].items if isinstance(it, A.ExpectDecl)})
+    models = sorted({it.model for it in modules[-1].items if isinstance(it, A.ExpectDecl)}
+                    | {m for it in modules[-1].items if isinstance(it, A.ForModelsDecl) for m in it.models})
     if not models:
         check(modules, path)
         return [f"{path}: ok (no model named by an expect block; checked on its own)"]

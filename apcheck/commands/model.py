@@ -46,7 +46,12 @@ def check_expectations(program: P.Program, names: list[str]) -> None:
 
 def build(program: P.Program) -> tuple[Lowered, StaticEdges]:
     """The lowered program and its static lock-order edges: once per model. Raises the model errors
-    found here: E402 (a release no path holds), E301 (an initial value that uses null)."""
+    found here: E204 (a procedure declared but defined nowhere: the file is a fragment), E402 (a
+    release no path holds), E301 (an initial value that uses null)."""
+    if program.undefined:
+        raise DiagnosticError([Diagnostic("E204", f"procedure '{name}' is declared but never defined; a model that "
+                                          "imports this declaration must define it", span)
+                               for name, span in program.undefined.items()], program.sources)
     lowered = lower(program)
     static = static_edges(lowered)
     if static.diagnostics:

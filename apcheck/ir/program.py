@@ -6,6 +6,7 @@ except through spans.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -288,11 +289,17 @@ class Program:
     expectations: list[Expectation]
     scenarios: list[Scenario]
     sources: Sources = field(default_factory=Sources, repr=False)  # the texts the program was checked from
+    undefined: dict[str, Span] = field(default_factory=dict)  # procedures declared without a body and
+                                                              # defined nowhere: the program is a fragment
 
     @property
     def model_name(self) -> str:
-        import os
-        return os.path.splitext(os.path.basename(self.path))[0]
+        return model_name_of(self.path)
+
+
+def model_name_of(path: str) -> str:
+    """A model's name, as expect blocks name it: its file name without the extension."""
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 # ---- walking the IR --------------------------------------------------------------

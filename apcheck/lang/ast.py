@@ -269,7 +269,7 @@ class Param(Node):
 class ProcDecl(Decl):
     name: str
     params: tuple[Param, ...]
-    body: tuple[Stmt, ...]
+    body: tuple[Stmt, ...] | None   # None: a declaration (`proc f(x: T)`), defined by an importing model
     is_op: bool = False
 
 
@@ -318,6 +318,14 @@ class ExpectEntry(Node):
 class ExpectDecl(Decl):
     model: str
     entries: tuple[ExpectEntry, ...]
+
+
+@dataclass(frozen=True)
+class ForModelsDecl(Decl):
+    """`for m1, m2 { properties }`: properties of the named models only."""
+
+    models: tuple[str, ...]
+    items: tuple[Decl, ...]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from apcheck.ir import program as P
 from apcheck.ir.types import (BOOL, ERR, ERRNOS, INT, NULL, ElemT, EnumT, MapT, SetT,
                               TupleT, Type, assignable, comparable)
 from apcheck.lang import ast as A
+from apcheck.lang.printer import type_text
 from apcheck.results import Verdict
 
 LOCK_KINDS = ("mutex", "rwsem", "spinlock")
@@ -37,8 +38,9 @@ class _Checker:
         self.members: dict[str, tuple[EnumT, int]] = {}
         self.vars: dict[str, P.Var] = {}
         self.locks: dict[str, P.LockClass] = {}
-        self.proc_decls: dict[str, tuple[A.ProcDecl, str]] = {}
+        self.proc_decls: dict[str, tuple[A.ProcDecl, str]] = {}   # the definition, else the declaration
         self.procs: dict[str, P.Proc] = {}
+        self.undefined: dict[str, Span] = {}    # declared without a body and defined nowhere
         self.names: dict[str, tuple[str, Span]] = {}
         self.scopes: list[dict[str, P.Local]] = []
 
@@ -47,19 +49,33 @@ class _Checker:
     def err(self, code: str, msg: str, span: Span, notes=()) -> None:
         self.errors.append(Diagnostic(code, msg, span, notes=tuple(notes)))
 
+    def items(self) -> list[tuple[str, A.Decl]]:
+        """Every item of every module with its file; a `for` block's items only if it names this model."""
+        name = P.model_name_of(self.path)
+        out = []
+        for m in self.modules:
+            for it in m.items:
+                if isinstance(it, A.ForModelsDecl):
+                    out += [(m.path, x) for x in it.items if name in it.models]
+                else:
+                    out.append((m.path, it))
+        return out
+
     def run(self) -> P.Program:
-        items = [(m.path, it) for m in self.modules for it in m.items]
+        items = self.items()
         for _, it in items:
             self.declare_early(it)
         for path, it in items:
             if isinstance(it, A.ProcDecl):
-                self.declare(it.name, "procedure" if not it.is_op else "operation", it.span)
-                self.proc_decls.setdefault(it.name, (it, path))
+                self.add_proc(it, path)
         for _, it in items:
             if isinstance(it, A.VarDecl):
                 self.declare_var(it)
         for name, (decl, path) in self.proc_decls.items():
-            self.procs[name] = self.check_proc(decl, path)
+            if decl.body is None:
+                self.undefined[name] = decl.span
+            else:
+                self.procs[name] = self.check_proc(decl, path)
         self.check_recursion()
         threads = [t for _, it in items if isinstance(it, A.ThreadDecl) for t in [self.check_thread(it)] if t]
         scenarios = self.check_scenarios([it for _, it in items if isinstance(it, A.ScenarioDecl)], threads)
@@ -75,7 +91,27 @@ class _Checker:
             raise DiagnosticError(sorted(self.errors, key=lambda d: (d.span.file, d.span.line, d.span.col)),
                                   self.sources)
         return P.Program(self.path, self.sorts, self.enums, list(self.vars.values()), self.locks,
-                         self.procs, threads, props, expects, scenarios, self.sources)
+                         self.procs, threads, props, expects, scenarios, self.sources, self.undefined)
+
+    def add_proc(self, it: A.ProcDecl, path: str) -> None:
+        """A procedure's declaration (no body) and its definition may both appear, in either order,
+        with the same parameter types; two definitions are a duplicate."""
+        prev = self.proc_decls.get(it.name)
+        if prev is None or (prev[0].body is not None and it.body is not None):
+            if self.declare(it.name, "procedure" if not it.is_op else "operation", it.span):
+                self.proc_decls[it.name] = (it, path)
+            return
+        first = prev[0]
+        if not self.same_signature(first, it):
+            this, other = ("definition", "declaration") if it.body is not None else ("declaration", "definition")
+            self.err("E205", f"this {this} of '{it.name}' does not match its {other}: "
+                     f"{_signature(it)} vs {_signature(first)}", it.span, [(f"the {other} is here", first.span)])
+        if it.body is not None:
+            self.proc_decls[it.name] = (it, path)
+
+    @staticmethod
+    def same_signature(a: A.ProcDecl, b: A.ProcDecl) -> bool:
+        return a.is_op == b.is_op and [p.type for p in a.params] == [q.type for q in b.params]
 
     def declare(self, name: str, what: str, span: Span) -> bool:
         if name in self.names:
@@ -699,3 +735,8 @@ def _calls(stmts: list[P.Stmt]):
             yield s
         for sub in ("then", "orelse", "body"):
             yield from _calls(getattr(s, sub, None) or [])
+
+
+def _signature(decl: A.ProcDecl) -> str:
+    kw = "op" if decl.is_op else "proc"
+    return f"{kw} {decl.name}({', '.join(type_text(p.type) for p in decl.params)})"

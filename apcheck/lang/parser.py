@@ -155,11 +155,12 @@ class _Builder(Transformer):
         return A.Param(str(c[0]), c[1], span=self._s(meta))
 
     def params(self, meta, c):
-        return tuple(c)
+        return list(c)  # a list, where a block is a tuple (see _proc)
 
     def _proc(self, meta, c, is_op):
-        params = c[1] if len(c) == 3 else ()
-        return A.ProcDecl(str(c[0]), params, c[-1], is_op, span=self._s(meta))
+        params = next((tuple(x) for x in c[1:] if isinstance(x, list)), ())
+        body = next((x for x in c[1:] if isinstance(x, tuple)), None)
+        return A.ProcDecl(str(c[0]), params, body, is_op, span=self._s(meta))
 
     def proc_decl(self, meta, c):
         return self._proc(meta, c, False)
@@ -204,6 +205,10 @@ class _Builder(Transformer):
 
     def expect_decl(self, meta, c):
         return A.ExpectDecl(str(c[0]), tuple(c[1:]), span=self._s(meta))
+
+    def for_models_decl(self, meta, c):
+        names = tuple(str(x) for x in c if isinstance(x, Token))
+        return A.ForModelsDecl(names, tuple(x for x in c if not isinstance(x, Token)), span=self._s(meta))
 
     # types
     def bool_type(self, meta, c):

@@ -81,6 +81,9 @@ class _Printer:
         if isinstance(it, A.ProcDecl):
             kw = "op" if it.is_op else "proc"
             params = ", ".join(f"{p.name}: {self.type(p.type)}" for p in it.params)
+            if it.body is None:
+                self.emit(it, "", f"{kw} {it.name}({params})", header=True)
+                return
             self.emit(it, "", f"{kw} {it.name}({params}) {{", header=True)
             self.block_body(it.body, INDENT, it.span.end_line)
             self.lines.append("}")
@@ -88,6 +91,12 @@ class _Printer:
             self.emit(it, "", f"scenario {it.name} {{", header=True)
             for t in it.threads:
                 self.emit(t, INDENT, self.thread(t))
+            self.flush_before(it.span.end_line, INDENT)
+            self.lines.append("}")
+        elif isinstance(it, A.ForModelsDecl):
+            self.emit(it, "", f"for {', '.join(it.models)} {{", header=True)
+            for x in it.items:
+                self.emit(x, INDENT, self.simple_item(x))
             self.flush_before(it.span.end_line, INDENT)
             self.lines.append("}")
         elif isinstance(it, A.ExpectDecl):
@@ -133,15 +142,7 @@ class _Printer:
         raise AssertionError(it)  # pragma: no cover
 
     def type(self, t: A.TypeExpr) -> str:
-        if isinstance(t, A.BoolType):
-            return "bool"
-        if isinstance(t, A.NamedType):
-            return t.name + ("?" if t.optional else "")
-        if isinstance(t, A.SetType):
-            return (f"set<{t.sorts[0]}>" if len(t.sorts) == 1 else f"rel<{', '.join(t.sorts)}>")
-        if isinstance(t, A.MapType):
-            return f"map<{', '.join(t.keys)} -> {self.type(t.value)}>"
-        raise AssertionError(t)  # pragma: no cover
+        return type_text(t)
 
     # ---- statements ---------------------------------------------------------------
 
@@ -272,3 +273,16 @@ class _Printer:
         if op == "==>":
             return f"{self.expr(e.left, lvl + 1)} ==> {self.expr(e.right, 0)}", lvl
         return f"{self.expr(e.left, lvl)} {op} {self.expr(e.right, lvl + 1)}", lvl
+
+
+def type_text(t: A.TypeExpr) -> str:
+    """A type as written in the language."""
+    if isinstance(t, A.BoolType):
+        return "bool"
+    if isinstance(t, A.NamedType):
+        return t.name + ("?" if t.optional else "")
+    if isinstance(t, A.SetType):
+        return (f"set<{t.sorts[0]}>" if len(t.sorts) == 1 else f"rel<{', '.join(t.sorts)}>")
+    if isinstance(t, A.MapType):
+        return f"map<{', '.join(t.keys)} -> {type_text(t.value)}>"
+    raise AssertionError(t)  # pragma: no cover
