@@ -106,8 +106,9 @@ class _Checker:
             this, other = ("definition", "declaration") if it.body is not None else ("declaration", "definition")
             self.err("E205", f"this {this} of '{it.name}' does not match its {other}: "
                      f"{_signature(it)} vs {_signature(first)}", it.span, [(f"the {other} is here", first.span)])
-        if it.body is not None:
+        if it.body is not None:  # the definition: what a later duplicate is compared with
             self.proc_decls[it.name] = (it, path)
+            self.names[it.name] = (self.names[it.name][0], it.span)
 
     @staticmethod
     def same_signature(a: A.ProcDecl, b: A.ProcDecl) -> bool:
