@@ -3,6 +3,8 @@ import json
 import os
 import textwrap
 
+import pytest
+
 from conftest import ROOT, run_cli
 
 V1 = """
@@ -97,6 +99,7 @@ def test_ci_reuses_unchanged_verdicts_and_reverifies_changed_inputs(tmp_path):
     assert changed.returncode == 1 and "(cached)" not in changed.stdout
 
 
+@pytest.mark.slow
 def test_ci_passes_on_a_shipped_model(tmp_path):
     model = os.path.join(ROOT, "models", "vfio_ap_5_12.apm")
     spec = os.path.join(ROOT, "specs", "vfio_ap.aps")

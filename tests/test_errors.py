@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_main
 
 CASES = sorted(glob.glob(os.path.join(ROOT, "tests", "errors", "*.apm")))
 
@@ -16,7 +16,7 @@ def test_at_least_thirty_cases():
 @pytest.mark.parametrize("path", CASES, ids=lambda p: os.path.basename(p))
 def test_golden_diagnostic(path):
     rel = os.path.relpath(path, ROOT)
-    proc = run_cli("check", rel)
+    proc = run_main("check", rel)
     with open(path[:-4] + ".expect", encoding="utf-8") as fh:
         expected = fh.read()
     assert proc.returncode == 2

@@ -2,6 +2,7 @@
 
 The report in tests/lockdep/ is written for the tests in lockdep's format (dmesg timestamps,
 addresses, lockdep's own frames), with the dependency chain of the seed's v15 report."""
+import pytest
 from conftest import run_cli
 
 from apcheck.lockdep import lock_name, parse_splat
@@ -22,6 +23,7 @@ def test_parse_the_dependency_chain():
     assert lock_name("&matrix_dev->lock{+.+.}-{3:3}") == "matrix_dev->lock"
 
 
+@pytest.mark.slow
 def test_v15_explains_the_report():
     done = run_cli("explain", "models/vfio_ap_v15.apm", SPLAT, *OPTS)
     assert done.returncode == 0, done.stderr
@@ -31,6 +33,7 @@ def test_v15_explains_the_report():
     assert "the model explains the report" in out
 
 
+@pytest.mark.slow
 def test_5_12_lacks_one_dependency():
     done = run_cli("explain", "models/vfio_ap_5_12.apm", SPLAT, *OPTS)
     assert done.returncode == 1
@@ -38,6 +41,7 @@ def test_5_12_lacks_one_dependency():
     assert "1 of 3 dependencies are not reached" in done.stdout
 
 
+@pytest.mark.slow
 def test_merged_has_no_such_lock_class():
     done = run_cli("explain", "models/vfio_ap_merged_2026.apm", SPLAT, *OPTS)
     assert done.returncode == 1
@@ -54,6 +58,7 @@ def test_text_without_a_chain_and_missing_file_are_usage_errors(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_explain_runs_no_invariant_search_and_no_induction(monkeypatch):
     """explain needs the lock graph only: no property is evaluated in any state and Z3's induction
     never runs (it took the whole verification before)."""

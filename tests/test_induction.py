@@ -74,6 +74,7 @@ def test_counterexample_that_does_not_replay_is_an_internal_error(monkeypatch):
         prove_invariants(lower(load_program(MODEL)))
 
 
+@pytest.mark.slow
 def test_shipped_models_prove_assignment_exclusive_or_say_why_not():
     found = prove_invariants(lower(load_program("models/vfio_ap_merged_2026.apm", ["specs/vfio_ap.aps"])))
     assert found["no_apqn_assigned_twice"].status == "proved"

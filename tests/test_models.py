@@ -10,6 +10,8 @@ from apcheck.commands.verify import verify
 
 SPEC = ["specs/vfio_ap.aps"]
 
+pytestmark = pytest.mark.slow  # minutes: ./dev test --fast leaves them out
+
 
 def run(model, scenario=None, **bounds):
     program = load_program(f"models/{model}.apm", SPEC)

@@ -190,6 +190,7 @@ def _red_pixels(png: bytes) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_v15_html_report_draws_the_cycle_and_the_trace_in_a_browser(tmp_path):
     browser = _browser()
     result = verify(load_program("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"]), VerifyConfig(scenario="locking"),
