@@ -40,7 +40,9 @@ INDUCTION_FOOTNOTE = ("* every size: Z3 induction over the operations taken atom
 def render_stats(res: VerifyResult) -> str:
     s = res.stats
     done = "complete" if s.complete else f"stopped early: {s.limit}"
-    return (f"states {s.states}, transitions {s.transitions}, depth {s.depth}, {s.seconds:.2f} s, "
+    parallel = f" ({s.search_seconds:.2f} s of search in {len(res.scenarios)} scenarios)" \
+        if len(res.scenarios) > 1 else ""
+    return (f"states {s.states}, transitions {s.transitions}, depth {s.depth}, {s.seconds:.2f} s{parallel}, "
             f"{s.states_per_second:,.0f} states/s, peak memory {s.peak_memory_mb:.0f} MiB, "
             f"symmetry {'on' if s.symmetry else 'off'} ({done})")
 
