@@ -56,6 +56,6 @@ def parse_splat(text: str, path: str = "<splat>") -> Splat:
     edges = []
     for k, (num, lock, frames) in enumerate(entries):
         held = entries[(k - 1) % n][1]  # #N was taken while holding #N-1's lock (#0 while holding the last)
-        edges.append(SplatEdge(held, lock, frames, num))
-    return Splat(edges, chain)
+        edges.append(SplatEdge(held=held, acquired=lock, frames=frames, entry=num))
+    return Splat(edges=edges, chain=chain)
 

@@ -56,14 +56,14 @@ def decides(verdict: str, expected: str, partial: bool) -> bool:
     return not partial or verdict in _WITNESSED or verdict == Verdict.PROVED or expected not in _WITNESSED
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Frame:
     function: str
     file: str
     line: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Site:
     """Where a lock was acquired: the statement and its call chain, outermost first."""
 
@@ -73,7 +73,7 @@ class Site:
     chain: list[Frame]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LockEdge:
     src: str
     dst: str
@@ -84,14 +84,14 @@ class LockEdge:
     read: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Change:
     var: str
     old: str
     new: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TraceStep:
     index: int
     thread: str
@@ -105,14 +105,14 @@ class TraceStep:
     changes: list[Change]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Trace:
     initial: list[tuple[str, str]]
     steps: list[TraceStep]
     final: list[str] = field(default_factory=list)   # what the final state means (who waits for what)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Cti:
     """A counterexample to induction in concrete values (op None: a violating initial state)."""
 
@@ -124,7 +124,7 @@ class Cti:
     globals: tuple = ()                  # the state before, in the explorer's encoding at `sizes`
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InductionResult:
     """Z3's induction over the operations taken atomically, for every size."""
 
@@ -134,7 +134,7 @@ class InductionResult:
     hypothesis: list[str] = field(default_factory=list)   # the invariants assumed (proved: jointly)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Method:
     """How a verdict was obtained: the engine, and for the explorer its bounds, scenarios and reductions."""
 
@@ -229,13 +229,13 @@ class VerifyResult:
 
 # ---- what the other commands return ------------------------------------------------
 
-@dataclass
+@dataclass(kw_only=True)
 class OpChange:
     op: str
     procs: list[str]          # the procedures (the operation itself included) whose text changed
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VerdictChange:
     prop: str
     old: str | None           # None: the property is new
@@ -243,7 +243,7 @@ class VerdictChange:
     message: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelDiff:
     old: VerifyResult
     new: VerifyResult
@@ -259,7 +259,7 @@ class ModelDiff:
         return [v for v in self.verdicts if v.new == Verdict.VIOLATED and v.old != Verdict.VIOLATED]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SplatEdge:
     held: str
     acquired: str
@@ -267,13 +267,13 @@ class SplatEdge:
     entry: int                 # lockdep's #N
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Splat:
     edges: list[SplatEdge]
     chain: list[str]           # the cycle as lockdep prints it in "Chain exists of"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EdgeMatch:
     splat: SplatEdge
     status: str                # reached | static | absent | unknown-lock
@@ -281,7 +281,7 @@ class EdgeMatch:
     common: list[str] = field(default_factory=list)   # functions on both call chains
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Explanation:
     matches: list[EdgeMatch]
 
@@ -290,7 +290,7 @@ class Explanation:
         return bool(self.matches) and all(m.status == "reached" for m in self.matches)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Mismatch:
     model: str
     prop: str
@@ -299,7 +299,7 @@ class Mismatch:
     message: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelRun:
     model: str
     result: VerifyResult | None   # None when reused from the cache
@@ -307,7 +307,7 @@ class ModelRun:
     cached: bool
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CiOutcome:
     runs: list[ModelRun]
     mismatches: list[Mismatch]

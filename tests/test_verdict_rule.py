@@ -36,7 +36,7 @@ def expected_failure(verdict: Verdict, expected: Verdict | None, partial: bool) 
 
 
 def one_property(verdict: Verdict, expected: Verdict | None, partial: bool) -> VerifyResult:
-    method = Method("explicit-state", (("Slot", 2),), ("all",))
+    method = Method(engine="explicit-state", bounds=(("Slot", 2),), scenarios=("all",))
     prop = PropertyResult(name="p", kind=Kind.INVARIANT, verdict=verdict, method=method, message="m",
                           expected=expected, partial=partial)
     stats = Stats(states=1, transitions=0, depth=0, seconds=0.0, states_per_second=0.0, peak_memory_mb=0.0,

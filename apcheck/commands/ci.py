@@ -130,7 +130,7 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         key = _input_hash(modules, cfg)
         hit = cache.get(model)
         if use_cache and hit and hit["hash"] == key:
-            runs.append(ModelRun(model, None, hit["verdicts"], True))
+            runs.append(ModelRun(model=model, result=None, verdicts=hit["verdicts"], cached=True))
             mismatches += [Mismatch(**m) for m in hit["mismatches"]]
             if progress:
                 progress(f"{model}: unchanged, verdicts reused")
@@ -140,12 +140,13 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         program = check(modules, cfg.path(model))
         result = verify(program, VerifyConfig(bounds=cfg.bounds), specs)
         found = compare(result)
-        runs.append(ModelRun(model, result, {p.name: str(p.verdict) for p in result.properties}, False))
+        runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.verdict) for p in result.properties},
+                             cached=False))
         mismatches += found
         cache[model] = {"hash": key, "verdicts": runs[-1].verdicts, "mismatches": [m.__dict__ for m in found]}
     if use_cache:
         _save_cache(cfg.root, cache)
-    return CiOutcome(runs, mismatches, list(cfg.claims))
+    return CiOutcome(runs=runs, mismatches=mismatches, claims=list(cfg.claims))
 
 
 def _input_hash(modules, cfg: CiConfig) -> str:
@@ -163,12 +164,14 @@ def compare(result: VerifyResult) -> list[Mismatch]:
     out = []
     for p in result.properties:
         if p.expected is None:
-            out.append(Mismatch(result.model, p.name, None, str(p.verdict),
-                                f"no expected verdict declared (add '{p.name}: {p.verdict}' to an expect block)"))
+            out.append(Mismatch(model=result.model, prop=p.name, expected=None, actual=str(p.verdict),
+                                message=f"no expected verdict declared (add '{p.name}: {p.verdict}' to an expect "
+                                        "block)"))
         elif p.is_failure:
             kind = ("new violation" if p.verdict == Verdict.VIOLATED else
                     "stale expectation" if p.expected in (Verdict.VIOLATED, Verdict.REACHED) else "verdict changed")
-            out.append(Mismatch(result.model, p.name, p.expected, str(p.verdict), f"{kind}: {p.message}"))
+            out.append(Mismatch(model=result.model, prop=p.name, expected=p.expected, actual=str(p.verdict),
+                                message=f"{kind}: {p.message}"))
     return out
 
 

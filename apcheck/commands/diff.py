@@ -12,7 +12,7 @@ from apcheck.results import ModelDiff, OpChange, VerdictChange, VerifyResult
 
 
 def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: VerifyResult) -> ModelDiff:
-    d = ModelDiff(old_res, new_res)
+    d = ModelDiff(old=old_res, new=new_res)
     before = {(e.src, e.dst): e for e in old_res.lock_edges}
     after = {(e.src, e.dst): e for e in new_res.lock_edges}
     d.edges_added = [e for k, e in after.items() if k not in before]
@@ -26,13 +26,13 @@ def diff_models(old: P.Program, new: P.Program, old_res: VerifyResult, new_res: 
                    if p not in old.procs or old.procs[p].syntax != new.procs[p].syntax]
         changed += [p for p in P.proc_closure(old.procs, op) if p not in new.procs and p not in changed]
         if changed:
-            d.ops_changed.append(OpChange(op, changed))
+            d.ops_changed.append(OpChange(op=op, procs=changed))
     was = {p.name: p for p in old_res.properties}
     now = {p.name: p for p in new_res.properties}
     for name in list(was) + [n for n in now if n not in was]:
         a, b = was.get(name), now.get(name)
         va, vb = (a.verdict if a else None), (b.verdict if b else None)
         if va != vb:
-            d.verdicts.append(VerdictChange(name, va, vb, b.message if b else ""))
+            d.verdicts.append(VerdictChange(prop=name, old=va, new=vb, message=b.message if b else ""))
     return d
 

@@ -25,13 +25,13 @@ def match(splat: Splat, edges: list[LockEdge], classes: list[str]) -> Explanatio
     matches = []
     for se in splat.edges:
         if se.held not in classes or se.acquired not in classes:
-            matches.append(EdgeMatch(se, "unknown-lock"))
+            matches.append(EdgeMatch(splat=se, status="unknown-lock"))
             continue
         e = by_pair.get((se.held, se.acquired))
         if e is None:
-            matches.append(EdgeMatch(se, "absent"))
+            matches.append(EdgeMatch(splat=se, status="absent"))
             continue
         chain = [f.function for f in e.dst_site.chain]
         common = [f for f in chain if f in se.frames]
-        matches.append(EdgeMatch(se, "reached" if e.reached else "static", e, common))
-    return Explanation(matches)
+        matches.append(EdgeMatch(splat=se, status="reached" if e.reached else "static", model=e, common=common))
+    return Explanation(matches=matches)

@@ -48,8 +48,8 @@ def union_edges(runs: list[ScenarioRun], lowered: Lowered, static: StaticEdges) 
             sa, sb = reached[(a, b)]
         else:
             sa, sb = (lock_site(lowered, pc) for pc in static.edges[(a, b)])
-        out.append(LockEdge(names[a], names[b], sa, sb, (a, b) in reached,
-                            (a, b) in static.edges, (a, b) in static.read))
+        out.append(LockEdge(src=names[a], dst=names[b], src_site=sa, dst_site=sb, reached=(a, b) in reached,
+                            static=(a, b) in static.edges, read=(a, b) in static.read))
     return out
 
 
@@ -75,7 +75,7 @@ def lockorder_result(prop: P.Property, edges: list[LockEdge], runs: list[Scenari
         cyc_edges = [by_key[(cycle[i], cycle[(i + 1) % len(cycle)])] for i in range(len(cycle))]
         chain = " -> ".join([names[c] for c in cycle] + [names[cycle[0]]])
         return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.VIOLATED,
-                              method=Method("z3-unsat-core"), message=f"circular lock dependency: {chain}",
+                              method=Method(engine="z3-unsat-core"), message=f"circular lock dependency: {chain}",
                               span=prop.span, cycle=cyc_edges, notes=[deadlock_note])
     if hier is not None:
         bad = hierarchy_violations(reached, hier)
@@ -94,7 +94,7 @@ def lockorder_result(prop: P.Property, edges: list[LockEdge], runs: list[Scenari
         if hier is not None:
             order = _merge_order(order, hier, static)
         return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.PROVED,
-                              method=Method("z3-ranks"),
+                              method=Method(engine="z3-ranks"),
                               message="every path of every operation respects one total order",
                               span=prop.span, certificate=[names[c] for c in order])
     notes = []

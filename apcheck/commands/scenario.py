@@ -26,7 +26,7 @@ from apcheck.smt.bmc import bmc
 from apcheck.smt.symbolic import NotTranslatable
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScenarioRun:
     scenario: str
     threads: list[str]
@@ -110,11 +110,11 @@ def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -
         results["deadlock"] = a.deadlock()
         results["defects"] = a.defects()
     edges = {key: (a.d.site(sa), a.d.site(sb)) for key, (sa, sb, _) in result.edges.items()}
-    run = ScenarioRun(system.scenario, [t.name for t in system.threads], a.method, results, edges,
-                      len(result.states), result.transitions, result.seconds, result.max_depth_reached,
-                      result.complete, result.limit,
-                      result.deadlock is not None or "deadlock" in result.defects,
-                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    run = ScenarioRun(scenario=system.scenario, threads=[t.name for t in system.threads], method=a.method,
+                      results=results, edges=edges, states=len(result.states), transitions=result.transitions,
+                      seconds=result.seconds, max_depth=result.max_depth_reached, complete=result.complete,
+                      limit=result.limit, deadlock_found=result.deadlock is not None or "deadlock" in result.defects,
+                      peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
     if config.bmc_depth > 0:
         run.notes = cross_check(system, result, config)
     return run
@@ -159,8 +159,9 @@ class _Assembler:
         self.sys = system
         self.r = result
         self.d = Describer(system)
-        self.method = Method("explicit-state", tuple(system.sizes.n.items()), (system.scenario,),
-                             result.canon is not None, config.explore.reduction)
+        self.method = Method(engine="explicit-state", bounds=tuple(system.sizes.n.items()),
+                             scenarios=(system.scenario,), symmetry=result.canon is not None,
+                             reduction=config.explore.reduction)
 
     # ---- state properties ------------------------------------------------------
 

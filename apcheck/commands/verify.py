@@ -64,7 +64,7 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
                                 "violation of it in the same (atomic) system")
         if pr.verdict == Verdict.HOLDS:
             pr.verdict = Verdict.PROVED
-            pr.method = Method("z3-induction", then=pr.method)
+            pr.method = Method(engine="z3-induction", then=pr.method)
             pr.message = f"{ind.message}; {pr.message}"
 
 

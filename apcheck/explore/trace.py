@@ -98,10 +98,10 @@ class Describer:
                 for k, (x, y) in enumerate(zip(a, b)):
                     if x != y:
                         key = ", ".join(f"{s}{i}" for s, i in zip(v.type.keys, keys[k]))
-                        out.append(Change(f"{v.name}[{key}]", self.value(v.type.value, x),
-                                          self.value(v.type.value, y)))
+                        out.append(Change(var=f"{v.name}[{key}]", old=self.value(v.type.value, x),
+                                          new=self.value(v.type.value, y)))
             else:
-                out.append(Change(v.name, self.value(v.type, a), self.value(v.type, b)))
+                out.append(Change(var=v.name, old=self.value(v.type, a), new=self.value(v.type, b)))
         return out
 
     def held(self, thread: tuple) -> list[str]:
@@ -138,8 +138,9 @@ class Describer:
             if released:  # releases taken within the step (the reduction merges them into it)
                 outcome += f"; released {', '.join(dict.fromkeys(released))}"
         changes = self.changes(before[0], after[0]) if after is not None else []
-        return TraceStep(n, self.sys.threads[o.thread].name, op.name, arg_text, ins.span, self.source(ins.span),
-                         self.frames(o.start_pc), outcome, held, changes)
+        return TraceStep(index=n, thread=self.sys.threads[o.thread].name, op=op.name, args=arg_text, span=ins.span,
+                         text=self.source(ins.span), chain=self.frames(o.start_pc), outcome=outcome, held=held,
+                         changes=changes)
 
     def lock_of(self, ins, g: tuple, thread: tuple, op, args: tuple) -> list[str]:
         """The lock instance the step's first instruction acquires or releases, if it does."""
@@ -163,7 +164,7 @@ class Describer:
                 args_of[o.thread] = o.args
             after = o.state if o is not (failing[1] if failing else None) else None
             rows.append(self.step(len(rows) + 1, before, o, after, args_of.get(o.thread, ())))
-        return Trace(self.globals_text(init[0]) if init else [], rows)
+        return Trace(initial=self.globals_text(init[0]) if init else [], steps=rows)
 
 
 def frames(lowered: Lowered, pc: int) -> list[Frame]:
@@ -173,15 +174,15 @@ def frames(lowered: Lowered, pc: int) -> list[Frame]:
     out = []
     for i in range(len(chain) - 1, -1, -1):
         where = ins.span if i == len(chain) - 1 else chain[i + 1].span
-        out.append(Frame(chain[i].function, where.file, where.line))
+        out.append(Frame(function=chain[i].function, file=where.file, line=where.line))
     return out
 
 
 def lock_site(lowered: Lowered, pc: int) -> Site:
     """Where a lock instruction takes its lock, with its call chain."""
     ins = lowered.code[pc]
-    return Site(lowered.locks[ins.lock].name, ins.span, source_text(ins.span, lowered.program.sources),
-                frames(lowered, pc))
+    return Site(lock=lowered.locks[ins.lock].name, span=ins.span,
+                text=source_text(ins.span, lowered.program.sources), chain=frames(lowered, pc))
 
 
 def source_text(span: Span, sources: Sources) -> str:

@@ -118,7 +118,7 @@ class _Induction:
         try:
             init = initial_state(self.u, self.p)
         except NotTranslatable as err:
-            return {p.name: InductionResult("untranslatable", f"initial state {err}") for p in invs}
+            return {p.name: InductionResult(status="untranslatable", message=f"initial state {err}") for p in invs}
         ops = [self.translate_op(n) for n in operations(self.p)]
         now, then = {}, {}
         for prop in invs:
@@ -126,13 +126,13 @@ class _Induction:
                 now[prop.name] = self.formula(prop.expr, self.pre)
                 then[prop.name] = self.formula(prop.expr, init)
             except NotTranslatable as err:
-                self.results[prop.name] = InductionResult("untranslatable", str(err))
+                self.results[prop.name] = InductionResult(status="untranslatable", message=str(err))
                 continue
             reads = globals_read(prop.expr)
             for op in ops:
                 if op.error is not None and op.writes & reads:
                     self.results[prop.name] = InductionResult(
-                        "untranslatable", f"operation {op.proc.name}: {op.error}")
+                        status="untranslatable", message=f"operation {op.proc.name}: {op.error}")
                     break
         alive = [p for p in invs if p.name not in self.results]
         for prop in list(alive):
@@ -159,7 +159,7 @@ class _Induction:
             others = [n for n in names if n != prop.name]
             with_ = f", together with {', '.join(others)}" if others else ""
             self.results[prop.name] = InductionResult(
-                "proved", f"inductive ({scope}){with_}", hypothesis=names)
+                status="proved", message=f"inductive ({scope}){with_}", hypothesis=names)
         return self.results
 
     def _solver(self) -> z3.Solver:
@@ -181,12 +181,12 @@ class _Induction:
         if res == z3.unsat:
             return True
         if res == z3.unknown:
-            self.results[prop.name] = InductionResult("unknown", f"Z3 gave up on the initial state: "
-                                                                 f"{s.reason_unknown()}")
+            self.results[prop.name] = InductionResult(status="unknown", message="Z3 gave up on the initial "
+                                                                 f"state: {s.reason_unknown()}")
             return False
         cti = self.replay_initial(prop, self.smallest_model(s))
         self.results[prop.name] = InductionResult(
-            "refuted", f"false in the initial state ({_sizes_text(cti.sizes)})", cti)
+            status="refuted", message=f"false in the initial state ({_sizes_text(cti.sizes)})", cti=cti)
         return False
 
     def preserved(self, prop: P.Property, op: _Op, alive: list[P.Property], now: dict, by_name: dict) -> bool:
@@ -194,7 +194,7 @@ class _Induction:
             try:
                 op.post_formula[prop.name] = self.formula(prop.expr, op.post)
             except NotTranslatable as err:  # pragma: no cover - the pre-state translation succeeded
-                self.results[prop.name] = InductionResult("untranslatable", str(err))
+                self.results[prop.name] = InductionResult(status="untranslatable", message=str(err))
                 return False
         s = op.solver
         s.push()
@@ -207,16 +207,16 @@ class _Induction:
             hyp = [p.name for p in alive]
             if res == z3.unknown:
                 self.results[prop.name] = InductionResult(
-                    "unknown", f"Z3 gave up on {op.proc.name}: {s.reason_unknown()}", hypothesis=hyp)
+                    status="unknown", message=f"Z3 gave up on {op.proc.name}: {s.reason_unknown()}", hypothesis=hyp)
                 return False
             cti = self.replay_step(prop, op, self.smallest_model(s), [by_name[n] for n in hyp])
         finally:
             s.pop()
         args = ", ".join(f"{n}={v}" for n, v in cti.args)
         self.results[prop.name] = InductionResult(
-            "cti", f"not inductive: {op.proc.name}({args}) breaks it from a state where "
-                   f"{'the invariants hold' if len(hyp) > 1 else 'it holds'} ({_sizes_text(cti.sizes)})",
-            cti, hyp)
+            status="cti", message=f"not inductive: {op.proc.name}({args}) breaks it from a state where "
+                                  f"{'the invariants hold' if len(hyp) > 1 else 'it holds'} ({_sizes_text(cti.sizes)})",
+            cti=cti, hypothesis=hyp)
         return False
 
     # ---- counterexamples, replayed concretely -------------------------------------------
@@ -251,7 +251,7 @@ class _Induction:
             raise InternalError(f"Z3 says invariant {prop.name} is false in the initial state with "
                                 f"{_sizes_text(c.sizes)}, but the concrete initial state satisfies it")
         d = Describer(system)
-        return Cti(None, [], c.sizes, _visible(d, system.init_globals, globals_read(prop.expr)),
+        return Cti(op=None, args=[], sizes=c.sizes, state=_visible(d, system.init_globals, globals_read(prop.expr)),
                    globals=system.init_globals)
 
     def replay_step(self, prop: P.Property, op: _Op, model: z3.ModelRef, hyp: list[P.Property]) -> Cti:
@@ -277,7 +277,8 @@ class _Induction:
                                 f"{what} of {op.proc.name}({', '.join(f'{n}={v}' for n, v in arg_text)}) "
                                 f"breaks it in the concrete semantics ({_sizes_text(c.sizes)})")
         reads = set().union(*(globals_read(h.expr) for h in hyp)) | op.writes
-        return Cti(op.proc.name, arg_text, c.sizes, _visible(d, g, reads), d.changes(g, bad[0]), g)
+        return Cti(op=op.proc.name, args=arg_text, sizes=c.sizes, state=_visible(d, g, reads),
+                   changes=d.changes(g, bad[0]), globals=g)
 
 
 class _Concrete:
