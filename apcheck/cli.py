@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 
@@ -19,7 +20,29 @@ EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN, EXIT_INTERNAL = (
     ExitStatus.OK, ExitStatus.FAILED, ExitStatus.ERROR, ExitStatus.UNKNOWN, ExitStatus.INTERNAL)
 
 
+class _Stopped(BaseException):
+    """A termination signal arrived: the run stops (workers terminated) and says so."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame) -> None:
+    raise _Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; SIGTERM and SIGHUP stop it cleanly (exit 128 + the signal number)."""
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _main(argv)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -40,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"apcheck: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("apcheck: interrupted", file=sys.stderr)
+        print("apcheck: interrupted (SIGINT): stopped, no verdict", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Stopped as stop:
+        print(f"apcheck: stopped by {signal.Signals(stop.signum).name}: no verdict", file=sys.stderr)
+        return 128 + stop.signum
+    except MemoryError:
+        print("apcheck: out of memory: no verdict (set a smaller --max-memory, lower the bounds, or pick a "
+              "--scenario)", file=sys.stderr)
         return EXIT_UNKNOWN
     except Exception as err:  # an internal error: short message, full trace only on request
         if os.environ.get("APCHECK_DEBUG"):
@@ -118,6 +148,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-states", type=int, default=None)
     p.add_argument("--max-depth", type=int, default=None)
     p.add_argument("--timeout", type=float, default=None, help="seconds for the search")
+    p.add_argument("--max-memory", type=float, default=None, metavar="MIB",
+                   help="memory for the whole run, in MiB (default: 80%% of the memory available at the start)")
     p.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
     p.add_argument("--no-induction", action="store_true",
                    help="skip Z3's induction proofs of the invariants for every size")
@@ -149,6 +181,10 @@ def run_config(args):
         val = getattr(args, name)
         if val is not None and val < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if args.max_memory is not None and args.max_memory <= 0:
+        raise UsageError("--max-memory must be positive")
     progress = None if args.quiet else _progress
     explore = ExploreConfig(max_states=args.max_states, max_depth=args.max_depth, timeout=args.timeout,
                             symmetry=not args.no_symmetry, reduction=not args.no_reduction,
@@ -160,7 +196,14 @@ def run_config(args):
     if args.jobs < 0:
         raise UsageError("--jobs must be at least 0")
     return VerifyConfig(bounds=parse_bounds(args.bound), explore=explore, smt_timeout=args.smt_timeout,
-                        scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc, jobs=args.jobs)
+                        scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc, jobs=args.jobs,
+                        max_memory_mb=args.max_memory if args.max_memory is not None else _default_memory())
+
+
+def _default_memory() -> float | None:
+    from apcheck.explore.budget import available_mb
+    free = available_mb()
+    return 0.8 * free if free is not None else None
 
 
 def _progress(p) -> None:
@@ -191,8 +234,7 @@ def cmd_fmt(args) -> int:
                 status = EXIT_VIOLATED
         elif args.write:
             if pretty != text:
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(pretty)
+                _write(pretty, path)
         else:
             sys.stdout.write(pretty)
     return status
@@ -280,10 +322,19 @@ def _ci_progress(msg: str) -> None:
 
 def _emit(text: str, path: str | None) -> None:
     if path:
-        try:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as err:
-            raise UsageError(f"cannot write '{path}': {err.strerror}") from None
+        _write(text, path)
     else:
         sys.stdout.write(text)
+
+
+def _write(text: str, path: str) -> None:
+    """Replace a file whole (a full disk leaves the old one intact); write a device or pipe directly."""
+    from apcheck.files import write_atomically
+    try:
+        if os.path.exists(path) and not os.path.isfile(path):
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            write_atomically(path, text)
+    except OSError as err:
+        raise UsageError(f"cannot write '{path}': {err.strerror or err}; the file was not changed") from None

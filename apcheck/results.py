@@ -205,6 +205,7 @@ class Stats:
     limit: str | None
     symmetry: bool
     reduction: bool = True
+    notes: list[str] = field(default_factory=list)   # on the exploration (e.g. a sort left out of symmetry)
 
 
 @dataclass(kw_only=True)

@@ -28,6 +28,7 @@ class VerifyConfig:
     induction: bool = True        # try Z3 induction proofs of the invariants for every size
     bmc_depth: int = 0            # > 0: cross-check the explorer with Z3 BMC to this depth
     jobs: int = 0                 # worker processes for the scenarios (0: one per core, at most one each)
+    max_memory_mb: float | None = None  # for the whole run, shared by the worker processes
     locks_only: bool = False      # explore for lock-order edges and deadlocks only: no invariants or covers
 
 

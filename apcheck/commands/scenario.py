@@ -10,8 +10,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from apcheck.commands.model import VerifyConfig
@@ -42,6 +42,7 @@ class ScenarioRun:
     deadlock_found: bool
     peak_memory_mb: float = 0.0
     notes: dict[str, list[str]] = field(default_factory=dict)   # property -> notes of this scenario
+    run_notes: list[str] = field(default_factory=list)           # notes on the exploration itself
 
 
 def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]
@@ -50,13 +51,22 @@ def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.
     the runs and the wall time they took."""
     start = time.monotonic()
     jobs = config.jobs or min(len(scenarios), os.cpu_count() or 1)
-    if jobs <= 1 or len(scenarios) == 1 or "fork" not in mp.get_all_start_methods():
-        runs = [run_scenario(lowered, config, sc) for sc in scenarios]
-    else:
-        # fork: the workers inherit the lowered program and the configuration; nothing of them is pickled
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork"),
-                                 initializer=_worker_start, initargs=(lowered, config, scenarios)) as pool:
-            runs = list(pool.map(_run_in_worker, range(len(scenarios))))
+    parallel = jobs > 1 and len(scenarios) > 1 and "fork" in mp.get_all_start_methods()
+    if config.max_memory_mb is not None:  # each process its share of the budget
+        share = config.max_memory_mb / (min(jobs, len(scenarios)) if parallel else 1)
+        config = replace(config, explore=replace(config.explore, max_memory_mb=share))
+    if not parallel:
+        return [run_scenario(lowered, config, sc) for sc in scenarios], time.monotonic() - start
+    # fork: the workers inherit the lowered program and the configuration; nothing of them is pickled
+    pool = mp.get_context("fork").Pool(min(jobs, len(scenarios)), _worker_start, (lowered, config, scenarios))
+    try:
+        runs = pool.map(_run_in_worker, range(len(scenarios)), chunksize=1)
+        pool.close()
+    except BaseException:  # an error, Ctrl-C or SIGTERM: no worker outlives the run
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return runs, time.monotonic() - start
 
 
@@ -65,6 +75,10 @@ _worker: tuple | None = None  # set once in each worker process, by _worker_star
 
 def _worker_start(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]) -> None:
     global _worker
+    # The parent decides: Ctrl-C reaches the whole process group, and the parent then terminates
+    # the workers (SIGTERM, whose default action ends a worker at once).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker = (lowered, config, scenarios)
 
 
@@ -83,7 +97,8 @@ def stats_of(runs: list[ScenarioRun], wall: float, config: VerifyConfig) -> Stat
     return Stats(states=states, transitions=sum(r.transitions for r in runs), depth=max(r.max_depth for r in runs),
                  seconds=wall, search_seconds=search, states_per_second=states / max(search, 1e-9),
                  peak_memory_mb=memory, complete=not limits, limit=limits[0] if limits else None,
-                 symmetry=config.explore.symmetry, reduction=config.explore.reduction)
+                 symmetry=config.explore.symmetry, reduction=config.explore.reduction,
+                 notes=list(dict.fromkeys(n for r in runs for n in r.run_notes)))
 
 
 def method_over(runs: list[ScenarioRun]) -> Method:
@@ -114,7 +129,8 @@ def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -
                       results=results, edges=edges, states=len(result.states), transitions=result.transitions,
                       seconds=result.seconds, max_depth=result.max_depth_reached, complete=result.complete,
                       limit=result.limit, deadlock_found=result.deadlock is not None or "deadlock" in result.defects,
-                      peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+                      peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                      run_notes=list(result.notes))
     if config.bmc_depth > 0:
         run.notes = cross_check(system, result, config)
     return run

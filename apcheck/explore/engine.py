@@ -9,11 +9,12 @@ import gc
 import time
 from array import array
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
+from apcheck.explore.budget import Budget, LimitReached
 from apcheck.explore.semantics import IDLE, Outcome, Semantics
-from apcheck.explore.symmetry import canonicalizer
+from apcheck.explore.symmetry import canonicalizer, symmetric_sorts
 from apcheck.explore.system import System
 
 
@@ -22,6 +23,7 @@ class ExploreConfig:
     max_states: int | None = None
     max_depth: int | None = None
     timeout: float | None = None
+    max_memory_mb: float | None = None   # this process's resident memory
     symmetry: bool = True
     reduction: bool = True  # private releases merged into the step before them (Semantics)
     order: str = "bfs"  # bfs | dfs
@@ -56,6 +58,7 @@ class ExploreResult:
     semantics: Semantics
     canon: Callable[[tuple], tuple] | None
     max_depth_reached: int = 0
+    notes: list[str] = field(default_factory=list)   # what the reader of the verdicts should know
 
 
 def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreResult:
@@ -73,7 +76,10 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
 def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     sem = Semantics(system, merge_private_releases=config.reduction)
     canon = canonicalizer(system) if config.symmetry else None
-    start = time.monotonic()
+    notes = symmetric_sorts(system.sizes.n)[1] if config.symmetry else []
+    budget = Budget(config.timeout, config.max_memory_mb)
+    sem.limit_check = budget.check
+    start = budget.start
     init = sem.initial()
     if canon:
         init = canon(init)
@@ -102,6 +108,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     max_states = config.max_states
     max_depth = config.max_depth
     deepest = 0
+    checks = 0
     while frontier:
         i = pop()
         s = states[i]
@@ -111,7 +118,13 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
             continue
         expanded[i] = 1
         sem.origin = i
-        for o in sem.successors(s):
+        try:
+            outcomes = sem.successors(s)
+        except LimitReached as hit:  # in the middle of the expansion: the state stays unexpanded
+            expanded[i] = 0
+            limit = hit.reason
+            break
+        for o in outcomes:
             transitions += 1
             if o.state is None:
                 prop = o.defect.property
@@ -141,11 +154,13 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
         if max_states is not None and len(states) >= max_states and frontier:
             limit = f"max states {max_states}"
             break
-        if (i & 255) == 0:
-            now = time.monotonic()
-            if config.timeout is not None and now - start > config.timeout and frontier:
-                limit = f"timeout {config.timeout:g}s"
+        checks += 1
+        if checks & 31 == 0:
+            reason = budget.exceeded()
+            if reason is not None and frontier:
+                limit = reason
                 break
+            now = time.monotonic()
             if config.progress and now >= next_report:
                 config.progress(Progress(len(states), transitions, deepest, len(frontier), now - start,
                                          system.scenario))
@@ -155,7 +170,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     complete = limit is None
     deadlock = find_stuck(states, src, dst, mover, expanded, len(system.threads))
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
-                         inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest)
+                         inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest, notes)
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:

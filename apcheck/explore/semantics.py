@@ -8,7 +8,7 @@ with pc -1 when idle, and held a flat tuple (instance, acquiring pc, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from apcheck.diagnostics import Span
 from apcheck.explore.compile import NullDeref
@@ -71,6 +71,8 @@ class Semantics:
     def __init__(self, system: System, merge_private_releases: bool = False, trylocks_may_fail: bool = False):
         self.sys = system
         self.trylocks_may_fail = trylocks_may_fail
+        self.limit_check: Callable[[], None] | None = None  # raises LimitReached (set by the search)
+        self.forks = 0
         # A release whose continuation touches nothing shared until the next scheduling point is a
         # left mover (Lipton): taking it at the end of the step before it, instead of as a step of
         # its own, keeps every reachable valuation, lock-order edge and deadlock.
@@ -178,6 +180,9 @@ class Semantics:
                     while other:  # fork: every other element may come first
                         b = (other & -other).bit_length() - 1
                         other &= other - 1
+                        self.forks += 1
+                        if self.forks & 1023 == 0 and self.limit_check is not None:
+                            self.limit_check()  # one expansion can take every order of a long loop
                         l2 = list(l)
                         l2[ins.slot], l2[ins.rem] = b, rem & ~(1 << b)
                         self._run(state, t, op_id, args, start, pc + 1, list(g), list(locks), l2, list(held), out)

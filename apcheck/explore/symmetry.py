@@ -7,18 +7,35 @@ operation, initial value and property treats the elements of a sort alike
 from __future__ import annotations
 
 from itertools import permutations, product
+from math import factorial
 from typing import Callable
 
 from apcheck.explore.system import System
 from apcheck.ir.types import ElemT, MapT, SetT, TupleT, Type
 
 TABLE_BITS = 10  # sets over at most this many tuples are renamed by table lookup
+MAX_GROUP = 120  # renamings tried per new valuation at most (5!): beyond, sorts are left out of the reduction
+
+
+def symmetric_sorts(sizes: dict[str, int]) -> tuple[list[str], list[str]]:
+    """The sorts whose renamings the reduction uses, smallest first while the group (the product of
+    their factorials) stays within MAX_GROUP; and the notes on the sorts left out."""
+    chosen, notes, group = [], [], 1
+    for s in sorted((s for s in sizes if sizes[s] > 1), key=lambda s: sizes[s]):
+        if group * factorial(sizes[s]) > MAX_GROUP:
+            notes.append(f"symmetry reduction off for sort {s} ({sizes[s]} elements): with the other sorts "
+                         f"it would try more than {MAX_GROUP} renamings per state")
+            continue
+        chosen.append(s)
+        group *= factorial(sizes[s])
+    return [s for s in sizes if s in chosen], notes
 
 
 def canonicalizer(system: System) -> Callable[[tuple], tuple] | None:
-    """A function mapping a state to the least of its renamings, or None if no sort has 2+ elements."""
+    """A function mapping a state to the least of its renamings over the sorts `symmetric_sorts`
+    chooses, or None if there is none. The group is built once; it has at most MAX_GROUP elements."""
     sizes = system.sizes.n
-    sorts = [s for s in sizes if sizes[s] > 1]
+    sorts, _ = symmetric_sorts(sizes)
     if not sorts:
         return None
     perms = []

@@ -54,7 +54,7 @@ def render(res: VerifyResult, details: bool = True) -> str:
     out += ["", render_verdicts(res)]
     if any(p.induction is not None for p in res.properties):
         out.append(INDUCTION_FOOTNOTE)
-    out += ["", render_stats(res)]
+    out += ["", render_stats(res)] + [f"note: {n}" for n in res.stats.notes]
     if details:
         for p in res.properties:
             body = render_property(p)

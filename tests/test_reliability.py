@@ -1,0 +1,172 @@
+"""Under faults, load and bad input: nothing lost, nothing overclaimed, never an internal error.
+
+Limits give `unknown` with the reason (exit 3); a signal stops the run and every worker; a full
+disk leaves the files as they were; a broken cache or configuration is reported, not a crash."""
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from apcheck.explore.symmetry import MAX_GROUP, symmetric_sorts
+from conftest import ROOT, run_cli
+
+BIG = ["verify", "models/vfio_ap_merged_2026.apm", "--scenario", "masks", "--bound", "Adapter=4", "--bound",
+       "Domain=4", "--bound", "Mdev=4", "--no-induction", "--brief"]
+
+
+@pytest.mark.slow
+def test_memory_budget_ends_a_run_unknown_with_the_reason():
+    done = run_cli(*BIG, "--max-memory", "300", timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "search stopped early (memory limit of 300 MiB reached)" in done.stdout
+    assert "note: symmetry reduction off for sort Domain" in done.stdout
+
+
+@pytest.mark.slow
+def test_timeout_is_honoured_inside_long_expansions():
+    start = time.monotonic()
+    done = run_cli(*BIG, "--timeout", "2", "-q", timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "(timeout 2s)" in done.stdout
+    assert time.monotonic() - start < 30  # was: the timeout ignored for minutes
+
+
+def test_symmetry_never_builds_a_large_group():
+    chosen, notes = symmetric_sorts({"Adapter": 4, "Domain": 4, "Mdev": 4, "Guest": 1})
+    assert chosen == ["Adapter"] and len(notes) == 2
+    assert all(f"more than {MAX_GROUP} renamings" in n for n in notes)
+    assert symmetric_sorts({"Adapter": 2, "Mdev": 2, "Guest": 1}) == (["Adapter", "Mdev"], [])
+    assert symmetric_sorts({"Dev": 8}) == ([], [symmetric_sorts({"Dev": 8})[1][0]])
+
+
+def _process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_verify_and_leaves_no_worker(sig):
+    proc = subprocess.Popen([sys.executable, "-m", "apcheck", "verify", "models/vfio_ap_merged_2026.apm", "-q",
+                             "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(_children(proc.pid)) >= 2, "the workers did not start"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig
+    assert f"{'stopped by SIGTERM' if sig == signal.SIGTERM else 'interrupted (SIGINT)'}" in err
+    assert "Traceback" not in err
+    for _ in range(50):
+        if not _process_group_alive(proc.pid):
+            break
+        time.sleep(0.1)
+    assert not _process_group_alive(proc.pid), "a worker outlived the run"
+
+
+def _small_files():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))  # every write past 16 bytes fails: a full disk
+
+
+@pytest.mark.parametrize("command", [["fmt", "--write", "{file}"],
+                                     ["verify", "tests/models/abba.apm", "-q", "-o", "{file}"]])
+def test_a_full_disk_leaves_the_file_intact(tmp_path, command):
+    target = tmp_path / "model.apm"
+    original = "sort   S bound 2\nlock   l: mutex\n"  # not formatted: fmt would rewrite it
+    target.write_text(original)
+    args = [a.format(file=target) for a in command]
+    done = subprocess.run([sys.executable, "-m", "apcheck", *args], cwd=ROOT, capture_output=True, text=True,
+                          preexec_fn=_small_files)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot write '{target}'" in done.stderr and "the file was not changed" in done.stderr
+    assert target.read_text() == original
+    assert os.listdir(tmp_path) == ["model.apm"]  # no temporary file left behind
+
+
+def test_writing_a_report_to_a_device_is_not_a_rename():
+    done = run_cli("verify", "tests/models/abba.apm", "-q", "-o", "/dev/full")
+    assert done.returncode == 2
+    assert "cannot write '/dev/full'" in done.stderr and os.path.exists("/dev/full")
+
+
+PROJECT = """
+[tool.apcheck]
+models = ["m.apm"]
+specs = []
+"""
+MODEL = """
+lock l: mutex
+op take() {
+    acquire l
+    release l
+}
+thread t runs take
+expect m {
+    deadlock: holds
+    defects: holds
+}
+"""
+
+
+def _project(tmp_path, toml=PROJECT):
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent(toml))
+    (tmp_path / "m.apm").write_text(MODEL)
+    return ["ci", "--config", str(tmp_path / "pyproject.toml")]
+
+
+@pytest.mark.parametrize("cache", ["[]", "null", '{"version": 2, "models": {"m.apm": {"hash": 1}}}', "{not json",
+                                   '{"version": 2, "models": {"m.apm": {"hash": "x", "verdicts": {"deadlock": "fine"},'
+                                   ' "mismatches": []}}}'])
+def test_a_cache_of_the_wrong_shape_is_discarded_with_a_note(tmp_path, cache):
+    args = _project(tmp_path)
+    (tmp_path / ".apcheck-cache").mkdir()
+    (tmp_path / ".apcheck-cache" / "ci.json").write_text(cache)
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert "discarded, verifying everything" in done.stderr and "PASS" in done.stdout
+    again = run_cli(*args)
+    assert again.returncode == 0 and "unchanged, verdicts reused" in again.stderr
+    assert json.loads((tmp_path / ".apcheck-cache" / "ci.json").read_text())["version"] == 2
+
+
+def test_ci_does_not_depend_on_the_working_directory(tmp_path):
+    args = _project(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "apcheck", *args, "--no-cache"], cwd="/", capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert os.getcwd() == ROOT
+
+
+@pytest.mark.parametrize("toml,key,line", [
+    ('[tool.apcheck]\nmodels = "m.apm"\n', "models", 2),
+    ('[tool.apcheck]\nmodels = ["m.apm"]\nbounds = { D = "x" }\n', "bounds", 3),
+    ('[tool.apcheck]\nmodels = ["m.apm"]\nspecs = [1]\n', "specs", 3),
+    ('[tool.apcheck]\nmodels = ["m.apm"]\nclaims = [["only one"]]\n', "claims", 3),
+    ('[tool.apcheck]\nmodels = []\n', "models", 2),
+])
+def test_a_wrong_configuration_value_is_an_error_at_its_line(tmp_path, toml, key, line):
+    args = _project(tmp_path, toml)
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert f"pyproject.toml:{line}:1: error[E004]: '{key}' must be" in done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
