@@ -479,7 +479,7 @@ class Executor:
             self.loops.pop()
         for i in range(first, len(self.assumptions)):
             self.assumptions[i] = z3.ForAll([x], self.assumptions[i])
-        for var in {w[0] for w in loop.writes}:
+        for var in dict.fromkeys(w[0] for w in loop.writes):  # first-write order: deterministic
             pos = self._position(loop, var)
             ks = self.u.bound(var.type.keys if isinstance(var.type, MapT) else var.type.sorts)
             sub = [(x, ks[pos])]
