@@ -80,6 +80,8 @@ CODES = {
     "E404": "statement after return",
     "E501": "invalid verdict",
     "E502": "unknown property",
+    "E503": "contradictory expectations",
+    "E504": "expectation for a model that does not exist",
 }
 
 

@@ -124,3 +124,19 @@ def test_properties_for_some_models_only(tmp_path):
     done = run_cli("verify", str(model), "--spec", str(spec), "-q")
     assert done.returncode == 2  # l2 is not a lock of model 'one'; the block for 'other' is not checked
     assert "undeclared lock 'l2'" in done.stderr and "'x'" not in done.stderr
+
+
+def test_a_spec_without_expect_blocks_is_checked_against_the_models_given_with_it(tmp_path):
+    spec = tmp_path / "open.aps"
+    spec.write_text("invariant some_opened: forall d: Dev :: d in opened ==> d in present\n")
+    done = run_cli("check", "tests/models/tutorial.apm", str(spec))
+    assert done.returncode == 0, done.stderr
+    assert f"{spec}: ok against tests/models/tutorial.apm" in done.stdout
+
+
+def test_verify_rejects_expectations_for_a_missing_model(tmp_path):
+    spec = tmp_path / "typo.aps"
+    spec.write_text("expect tutorial {\n    deadlock: holds\n}\nexpect tutorail {\n    deadlock: holds\n}\n")
+    done = run_cli("verify", "tests/models/tutorial.apm", "--spec", str(spec), "-q")
+    assert done.returncode == 2
+    assert f"{spec}:5:5: error[E504]: expectations for model 'tutorail', but there is no tutorail.apm" in done.stderr

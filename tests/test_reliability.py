@@ -15,7 +15,7 @@ import time
 import pytest
 
 from apcheck.explore.symmetry import MAX_GROUP, symmetric_sorts
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_main
 
 BIG = ["verify", "models/vfio_ap_merged_2026.apm", "--scenario", "masks", "--bound", "Adapter=4", "--bound",
        "Domain=4", "--bound", "Mdev=4", "--no-induction", "--brief"]
@@ -105,7 +105,7 @@ def test_a_full_disk_leaves_the_file_intact(tmp_path, command):
 
 
 def test_writing_a_report_to_a_device_is_not_a_rename():
-    done = run_cli("verify", "tests/models/abba.apm", "-q", "-o", "/dev/full")
+    done = run_main("verify", "tests/models/abba.apm", "-q", "-o", "/dev/full")
     assert done.returncode == 2
     assert "cannot write '/dev/full'" in done.stderr and os.path.exists("/dev/full")
 
@@ -142,10 +142,10 @@ def test_a_cache_of_the_wrong_shape_is_discarded_with_a_note(tmp_path, cache):
     args = _project(tmp_path)
     (tmp_path / ".apcheck-cache").mkdir()
     (tmp_path / ".apcheck-cache" / "ci.json").write_text(cache)
-    done = run_cli(*args)
+    done = run_main(*args)
     assert done.returncode == 0, done.stderr
     assert "discarded, verifying everything" in done.stderr and "PASS" in done.stdout
-    again = run_cli(*args)
+    again = run_main(*args)
     assert again.returncode == 0 and "unchanged, verdicts reused" in again.stderr
     assert json.loads((tmp_path / ".apcheck-cache" / "ci.json").read_text())["version"] == 2
 
@@ -167,7 +167,7 @@ def test_ci_does_not_depend_on_the_working_directory(tmp_path):
 ])
 def test_a_wrong_configuration_value_is_an_error_at_its_line(tmp_path, toml, key, line):
     args = _project(tmp_path, toml)
-    done = run_cli(*args)
+    done = run_main(*args)
     assert done.returncode == 2
     assert f"pyproject.toml:{line}:1: error[E004]: '{key}' must be" in done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr

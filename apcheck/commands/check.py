@@ -7,19 +7,21 @@ from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.lang import ast as A
 from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
-from apcheck.commands.model import build, check_expectations
+from apcheck.commands.model import build, check_expectations, find_model, model_folders
 
 
 def check_paths(paths: list[str]) -> list[str]:
-    """Check each file; a spec (a file with no threads or procedures) is checked against the models its
-    `expect` blocks name, found in a `models/` folder beside the spec's folder. Raises
-    DiagnosticError with every error of every file."""
+    """Check each file. A spec (a file with no threads, scenarios or procedures) is checked against
+    the models its `expect` and `for` blocks name (found as find_model says; E504 if missing), else
+    against the models given with it, else on its own. Raises DiagnosticError with every error of
+    every file."""
     errors: list[Diagnostic] = []
     sources = Sources()
     lines: list[str] = []
+    models = [p for p in paths if _complete_model(p)]
     for path in paths:
         try:
-            lines += _check_one(path)
+            lines += _check_one(path, models)
         except DiagnosticError as err:
             errors += [d for d in err.diagnostics if d not in errors]
             sources.update(err.sources)
@@ -28,24 +30,31 @@ def check_paths(paths: list[str]) -> list[str]:
     return lines
 
 
-def _check_one(path: str) -> list[str]:
+def _complete_model(path: str) -> bool:
+    """Is the file a model that checks and defines what it declares (not a fragment, not a spec)?
+    Its errors, if any, come when it is checked itself."""
+    try:
+        modules = load([path])
+        return _is_model(modules) and not check(modules, path).undefined
+    except DiagnosticError:
+        return False
+
+
+def _check_one(path: str, models_given: list[str]) -> list[str]:
     modules = load([path])
-    items = [it for m in modules for it in m.items]
-    if any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl, A.ProcDecl)) for it in items):
+    if _is_model(modules):
         program = check(modules, path)
         if program.undefined:
             return [f"{path}: ok (fragment: an importing model defines {', '.join(program.undefined)})"]
         build(program)
         return [f"{path}: ok (model: {len(program.procs)} procedures and operations, "
                 f"{len(program.properties)} properties)"]
-    models = sorted({it.model for it in modules[-1].items if isinstance(it, A.ExpectDecl)}
-                    | {m for it in modules[-1].items if isinstance(it, A.ForModelsDecl) for m in it.models})
+    models = _named_models(modules[-1], path) or models_given
     if not models:
         check(modules, path)
-        return [f"{path}: ok (no model named by an expect block; checked on its own)"]
+        return [f"{path}: ok (names no model; checked on its own)"]
     out = []
-    for name in models:
-        model = _find_model(path, name)
+    for model in models:
         program = check(load([model, path]), model)
         check_expectations(program, [p.name for p in program.properties] + list(BUILTIN_PROPERTIES))
         build(program)
@@ -53,11 +62,27 @@ def _check_one(path: str) -> list[str]:
     return out
 
 
-def _find_model(spec: str, name: str) -> str:
-    here = os.path.dirname(os.path.abspath(spec))
-    for folder in (os.path.join(os.path.dirname(here), "models"), here, os.path.join(os.getcwd(), "models")):
-        candidate = os.path.join(folder, name + ".apm")
-        if os.path.exists(candidate):
-            return os.path.relpath(candidate)
-    raise DiagnosticError([Diagnostic("E001", f"no model file '{name}.apm' found for the expect block",
-                                      Span(spec, 1, 1, 1, 1))])
+def _is_model(modules: list[A.Module]) -> bool:
+    return any(isinstance(it, (A.ThreadDecl, A.ScenarioDecl, A.ProcDecl)) for m in modules for it in m.items)
+
+
+def _named_models(spec: A.Module, path: str) -> list[str]:
+    """The model files the spec's expect and `for` blocks name (E504 where one is missing)."""
+    spans: dict[str, Span] = {}
+    for it in spec.items:
+        if isinstance(it, A.ExpectDecl):
+            spans.setdefault(it.model, it.span)
+        elif isinstance(it, A.ForModelsDecl):
+            for name in it.models:
+                spans.setdefault(name, it.span)
+    found, missing = [], []
+    for name, span in sorted(spans.items()):
+        model = find_model(path, name)
+        if model is None:
+            missing.append(Diagnostic("E504", f"'{name}' names a model, but there is no {name}.apm "
+                                      f"(looked in {', '.join(model_folders(path))})", span))
+        else:
+            found.append(model)
+    if missing:
+        raise DiagnosticError(missing, Sources({path: spec.text}))
+    return found

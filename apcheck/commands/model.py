@@ -6,6 +6,7 @@ scenarios); `VerifyConfig` is the configuration of every exploring command.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
@@ -39,10 +40,35 @@ def load_program(model: str, specs: list[str] = ()) -> P.Program:
 
 
 def check_expectations(program: P.Program, names: list[str]) -> None:
+    """E502: an expectation of this model for a property it does not have; E504: an expect block for
+    a model whose file is nowhere to be found (see find_model)."""
     bad = [Diagnostic("E502", f"expectation for unknown property '{e.prop}' of model '{e.model}'", e.span)
            for e in program.expectations if e.model == program.model_name and e.prop not in names]
+    dangling: dict[str, P.Expectation] = {}
+    for e in program.expectations:
+        if e.model != program.model_name and e.model not in dangling and find_model(e.span.file, e.model) is None:
+            dangling[e.model] = e
+    bad += [Diagnostic("E504", f"expectations for model '{e.model}', but there is no {e.model}.apm "
+                       f"(looked in {', '.join(model_folders(e.span.file))})", e.span) for e in dangling.values()]
     if bad:
         raise DiagnosticError(bad, program.sources)
+
+
+def model_folders(spec: str) -> list[str]:
+    """Where the model an expect block names is looked for: models/ beside the spec's folder, the
+    spec's folder, models/ in the working directory."""
+    here = os.path.dirname(os.path.abspath(spec))
+    return [os.path.relpath(f) for f in (os.path.join(os.path.dirname(here), "models"), here,
+                                         os.path.join(os.getcwd(), "models"))]
+
+
+def find_model(spec: str, name: str) -> str | None:
+    """The file of the model `name` that a spec's expect block names, or None."""
+    for folder in model_folders(spec):
+        candidate = os.path.join(folder, name + ".apm")
+        if os.path.exists(candidate):
+            return os.path.relpath(candidate)
+    return None
 
 
 def build(program: P.Program) -> tuple[Lowered, StaticEdges]:

@@ -86,7 +86,7 @@ class _Checker:
                 self.err("E202", f"property '{p.name}' is declared twice" if p.name in seen
                          else f"'{p.name}' is a built-in property name", p.span)
             seen[p.name] = p.span
-        expects = [e for _, it in items if isinstance(it, A.ExpectDecl) for e in self.check_expect(it)]
+        expects = self.check_expects([it for _, it in items if isinstance(it, A.ExpectDecl)])
         if self.errors:
             raise DiagnosticError(sorted(self.errors, key=lambda d: (d.span.file, d.span.line, d.span.col)),
                                   self.sources)
@@ -504,12 +504,22 @@ class _Checker:
             return P.Property(it.name, "lockorder", it.span, hierarchy=hier)
         return None
 
-    def check_expect(self, it: A.ExpectDecl) -> list[P.Expectation]:
-        out = []
-        for e in it.entries:
-            if e.verdict not in VERDICTS:
-                self.err("E501", f"unknown verdict '{e.verdict}'; expected one of {', '.join(VERDICTS)}", e.span)
-            out.append(P.Expectation(it.model, e.prop, e.verdict, e.span))
+    def check_expects(self, blocks: list[A.ExpectDecl]) -> list[P.Expectation]:
+        """Every expectation of every block; one property of one model expected twice is an error
+        (E503) with both positions, even when the verdicts agree."""
+        out: list[P.Expectation] = []
+        seen: dict[tuple[str, str], A.ExpectEntry] = {}
+        for it in blocks:
+            for e in it.entries:
+                if e.verdict not in VERDICTS:
+                    self.err("E501", f"unknown verdict '{e.verdict}'; expected one of {', '.join(VERDICTS)}", e.span)
+                first = seen.setdefault((it.model, e.prop), e)
+                if first is not e:
+                    how = "contradicts" if first.verdict != e.verdict else "repeats"
+                    self.err("E503", f"expectation '{e.prop}: {e.verdict}' for model '{it.model}' {how} "
+                             f"'{first.prop}: {first.verdict}'", e.span, [("the first expectation is here", first.span)])
+                    continue
+                out.append(P.Expectation(it.model, e.prop, e.verdict, e.span))
         return out
 
     # ---- expressions ------------------------------------------------------------
