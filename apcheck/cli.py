@@ -20,6 +20,11 @@ EXIT_OK, EXIT_VIOLATED, EXIT_ERROR, EXIT_UNKNOWN, EXIT_INTERNAL = (
     ExitStatus.OK, ExitStatus.FAILED, ExitStatus.ERROR, ExitStatus.UNKNOWN, ExitStatus.INTERNAL)
 
 
+# The front end and the compilers recurse over the syntax tree; parse() bounds its depth (E105)
+# well within this limit, which the default 8 MiB stack of the main thread sustains.
+RECURSION_LIMIT = 20000
+
+
 class _Stopped(BaseException):
     """A termination signal arrived: the run stops (workers terminated) and says so."""
 
@@ -35,9 +40,12 @@ def _stop(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     """The command line; SIGTERM and SIGHUP stop it cleanly (exit 128 + the signal number)."""
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
     try:
         return _main(argv)
     finally:
+        sys.setrecursionlimit(limit)
         for s, handler in previous.items():
             signal.signal(s, handler)
 

@@ -64,6 +64,7 @@ CODES = {
     "E004": "invalid configuration value",
     "E101": "syntax error",
     "E102": "invalid token",
+    "E105": "nested too deeply",
     "E201": "undeclared name",
     "E202": "duplicate declaration",
     "E203": "wrong kind of name",

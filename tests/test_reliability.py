@@ -190,3 +190,34 @@ def test_output_does_not_depend_on_the_hash_seed(args):
     run to run)."""
     first = _report("1", *args)
     assert all(_report(seed, *args) == first for seed in ("2", "3", "4"))
+
+
+def _deep_model(tmp_path, name: str, ifs: int = 0, ands: int = 0, calls: int = 0) -> str:
+    body = "if flag {\n" * ifs + "flag := false\n" + "}\n" * ifs
+    cond = " && ".join(["flag"] * max(ands, 1))
+    procs = "".join(f"proc p{i}() {{\n    call p{i + 1}()\n}}\n" for i in range(calls))
+    procs += f"proc p{calls}() {{\n    flag := true\n}}\n"
+    text = (f"var flag: bool = false\n{procs}op o() {{\n{body}if {cond} {{\n    call p0()\n}}\n}}\n"
+            f"thread t runs o\ninvariant i: {cond} || true\n")
+    path = tmp_path / f"{name}.apm"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("shape", [{"ifs": 400}, {"ands": 800}, {"calls": 300},
+                                   pytest.param({"ifs": 1500, "ands": 1500}, marks=pytest.mark.slow)])
+def test_deep_models_are_verified(tmp_path, shape):
+    path = _deep_model(tmp_path, "deep", **shape)
+    done = run_main("verify", path, "-q", "--brief")
+    assert done.returncode == 0, done.stderr
+    done = run_main("fmt", "--check", path)
+    assert done.returncode in (0, 1) and "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize("shape,line", [({"ifs": 3000}, 3006), ({"ands": 3000}, 12),
+                                        pytest.param({"ifs": 8000}, 8005, marks=pytest.mark.slow)])
+def test_too_deep_is_a_positioned_error(tmp_path, shape, line):
+    path = _deep_model(tmp_path, "too_deep", **shape)
+    done = run_main("check", path)
+    assert done.returncode == 2
+    assert f"{path}:{line}:" in done.stderr and "error[E105]: nested too deeply" in done.stderr

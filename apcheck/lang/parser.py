@@ -4,8 +4,10 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+from dataclasses import fields
+
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.lang import ast as A
@@ -17,15 +19,64 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
+MAX_NESTING = 2000  # statements and operators nested deeper are an error (E105), not a crash
+
+
 def parse(text: str, path: str = "<input>") -> A.Module:
-    """Parse one file's text into a Module; raise DiagnosticError on a syntax error."""
+    """Parse one file's text into a Module; raise DiagnosticError on a syntax error or on nesting
+    deeper than MAX_NESTING."""
+    sources = Sources({path: text})
     try:
         tree = _parser().parse(text)
+        items = _Builder(path).transform(tree)
     except UnexpectedInput as err:
-        raise DiagnosticError([_syntax_diagnostic(err, text, path)], Sources({path: text})) from None
-    items = _Builder(path).transform(tree)
-    return A.Module(path, tuple(items.children if hasattr(items, "children") else items), text,
-                    span=Span(path, 1, 1, 1, 1))
+        raise DiagnosticError([_syntax_diagnostic(err, text, path)], sources) from None
+    except (RecursionError, VisitError) as err:  # Lark wraps what its callbacks raise in VisitError
+        if isinstance(err, VisitError) and not isinstance(err.orig_exc, RecursionError):
+            raise
+        raise DiagnosticError([_too_deep(_deepest_line(text, path), None)], sources) from None
+    module = A.Module(path, tuple(items.children if hasattr(items, "children") else items), text,
+                      span=Span(path, 1, 1, 1, 1))
+    depth, where = _nesting(module)
+    if depth > MAX_NESTING:
+        raise DiagnosticError([_too_deep(where, depth)], sources)
+    return module
+
+
+def _too_deep(span: Span, depth: int | None) -> Diagnostic:
+    how = f"{depth} levels" if depth is not None else "too many levels"
+    return Diagnostic("E105", f"nested too deeply ({how} of statements or operators; apcheck handles "
+                      f"{MAX_NESTING}): split the expression or the procedure", span)
+
+
+def _nesting(module: A.Module) -> tuple[int, Span]:
+    """The deepest nesting of AST nodes, and the span of a deepest node (iterative: any depth)."""
+    best, where = 0, module.span
+    stack: list[tuple[object, int]] = [(module, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, A.Node):
+            if depth > best:
+                best, where = depth, node.span if node.span.line else where
+            stack.extend((getattr(node, f.name), depth + 1) for f in fields(node) if f.name != "span")
+        elif isinstance(node, tuple):
+            stack.extend((x, depth) for x in node)
+    return best, where
+
+
+def _deepest_line(text: str, path: str) -> Span:
+    """Where the parser ran out of depth: the line of the deepest bracket nesting, else the longest."""
+    depth, best, line_of = 0, -1, 1
+    for n, line in enumerate(text.splitlines(), 1):
+        for ch in line:
+            depth += ch in "{(["
+            depth -= ch in "})]"
+            if depth > best:
+                best, line_of = depth, n
+    lines = text.splitlines() or [""]
+    if best <= 1:
+        line_of = max(range(len(lines)), key=lambda i: len(lines[i])) + 1
+    return Span(path, line_of, 1, line_of, len(lines[line_of - 1]) + 1)
 
 
 # ---- syntax errors in human words --------------------------------------
