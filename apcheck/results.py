@@ -272,6 +272,7 @@ class SplatEdge:
 class Splat:
     edges: list[SplatEdge]
     chain: list[str]           # the cycle as lockdep prints it in "Chain exists of"
+    unread: list[str] = field(default_factory=list)   # what the report lacks or could not be read
 
 
 @dataclass(kw_only=True)
@@ -285,10 +286,11 @@ class EdgeMatch:
 @dataclass(kw_only=True)
 class Explanation:
     matches: list[EdgeMatch]
+    unread: list[str] = field(default_factory=list)   # parts of the report that could not be matched
 
     @property
     def explained(self) -> bool:
-        return bool(self.matches) and all(m.status == "reached" for m in self.matches)
+        return bool(self.matches) and not self.unread and all(m.status == "reached" for m in self.matches)
 
 
 @dataclass(kw_only=True)

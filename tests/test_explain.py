@@ -85,3 +85,50 @@ def test_explain_runs_no_invariant_search_and_no_induction(monkeypatch):
     ex = explain(program, parse_splat(open(SPLAT).read()), VerifyConfig(scenario="locking", jobs=1))
     assert ex.explained
     assert evaluated == []
+
+
+def _fixture() -> str:
+    return open(SPLAT).read()
+
+
+def test_a_report_cut_before_entry_0_invents_nothing():
+    text = _fixture()
+    cut = parse_splat(text[:text.index("-> #0")])
+    assert {(e.held, e.acquired) for e in cut.edges} == {("kvm->lock", "vcpu->mutex"),
+                                                         ("matrix_dev->lock", "kvm->lock")}
+    assert cut.unread == ["the chain lacks entry #0"]
+    # cut in the middle of the line that names #0: its stack is nobody's, #1's stack stays #1's
+    mid = parse_splat(text[:text.index("-> #0") + 12] + "\n" + text[text.index("check_noncircular") - 30:])
+    assert [e.frames for e in mid.edges if e.entry == 1][0][-1] == "kernfs_fop_write_iter"
+    assert any("could not be read" in u for u in mid.unread)
+
+
+def test_a_report_without_the_header_does_not_guess_entry_0s_held_lock():
+    text = _fixture()
+    body = text[text.index("the existing dependency chain"):]
+    without_1 = body.replace("-> #1 (&kvm->lock)", "-> #7 (&kvm->lock)")
+    splat = parse_splat(without_1)
+    assert all(e.entry != 0 for e in splat.edges)
+    assert any(u.startswith("#0 matrix_dev->lock: the lock held") for u in splat.unread)
+
+
+def test_quoted_and_syslog_reports_read_like_dmesg():
+    want = {(e.held, e.acquired, tuple(e.frames)) for e in parse_splat(_fixture()).edges}
+    quoted = "\n".join("> " + line for line in _fixture().splitlines())
+    syslog = "\n".join("Nov 25 21:00:00 s390host kernel: " + line.split("] ", 1)[-1] for line in _fixture().splitlines())
+    for text in (quoted, syslog):
+        got = parse_splat(text)
+        assert {(e.held, e.acquired, tuple(e.frames)) for e in got.edges} == want
+        assert got.unread == [] and got.chain == ["matrix_dev->lock", "kvm->lock", "vcpu->mutex"]
+
+
+def test_lock_names_as_lockdep_prints_them():
+    assert lock_name("&dev->mutex/1") == "dev->mutex"
+    assert lock_name("&(&x)->rlock") == "x"
+    assert lock_name("&(&kvm->mmu_lock)->rlock{-.-.}-{2:2}") == "kvm->mmu_lock"
+    assert lock_name("&ep->mtx#2") == "ep->mtx"
+    text = _fixture().replace("(&kvm->lock)", "(&(&kvm->lock)->rlock)").replace("(&vcpu->mutex)", "(&vcpu->mutex/1)")
+    splat = parse_splat(text)
+    assert {(e.held, e.acquired) for e in splat.edges} == {("kvm->lock", "vcpu->mutex"),
+                                                           ("matrix_dev->lock", "kvm->lock"),
+                                                           ("vcpu->mutex", "matrix_dev->lock")}

@@ -34,4 +34,4 @@ def match(splat: Splat, edges: list[LockEdge], classes: list[str]) -> Explanatio
         chain = [f.function for f in e.dst_site.chain]
         common = [f for f in chain if f in se.frames]
         matches.append(EdgeMatch(splat=se, status="reached" if e.reached else "static", model=e, common=common))
-    return Explanation(matches=matches)
+    return Explanation(matches=matches, unread=list(splat.unread))

@@ -22,11 +22,14 @@ def render_explanation(model: str, splat: Splat, ex: Explanation) -> str:
             total = len(m.model.dst_site.chain)
             out.append(f"     {len(m.common)} of the model's {total} functions appear on the lockdep stack")
     out.append("")
+    out += [f"not read: {u}" for u in ex.unread]
+    if ex.unread:
+        out.append("")
     if ex.explained:
         out.append("the model explains the report: every dependency of the chain is reached "
                    "(`apcheck verify` shows the cycle and a deadlocking interleaving)")
     else:
         missing = [m for m in ex.matches if m.status != "reached"]
         out.append(f"the model does not explain the report: {len(missing)} of {len(ex.matches)} "
-                   "dependencies are not reached")
+                   "dependencies are not reached" + (", and part of the report could not be read" if ex.unread else ""))
     return "\n".join(out) + "\n"
