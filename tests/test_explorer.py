@@ -103,3 +103,15 @@ def test_deterministic():
     a, b = run("tests/models/lost_update.apm"), run("tests/models/lost_update.apm")
     assert [s.text for s in props(a)["no_lost_update"].trace.steps] == \
         [s.text for s in props(b)["no_lost_update"].trace.steps]
+
+
+def test_the_tutorial_explores_the_states_its_documentation_says():
+    import re
+    doc = open("docs/language.md", encoding="utf-8").read()
+    m = re.search(r"tutorial\.apm` explores (\d+) states \((\d+) with\s+`--no-reduction`, (\d+) with `--no-symmetry`\)",
+                  doc)
+    assert m, "docs/language.md no longer states the tutorial's state counts"
+    program = load_program("tests/models/tutorial.apm")
+    got = [verify(program, VerifyConfig(explore=ExploreConfig(reduction=r, symmetry=s), induction=False)).stats.states
+           for r, s in ((True, True), (False, True), (True, False))]
+    assert got == [int(x) for x in m.groups()]
