@@ -115,3 +115,23 @@ def test_the_tutorial_explores_the_states_its_documentation_says():
     got = [verify(program, VerifyConfig(explore=ExploreConfig(reduction=r, symmetry=s), induction=False)).stats.states
            for r, s in ((True, True), (False, True), (True, False))]
     assert got == [int(x) for x in m.groups()]
+
+
+def test_sleeping_with_a_spinlock_held_is_a_defect():
+    res = run("tests/models/spin_sleep.apm")
+    p = {x.name: x for x in res.properties}["defects"]
+    assert p.verdict == "violated"
+    assert p.message == ("sleep-in-atomic: acquires mutex config_mutex while holding spinlock state_lock "
+                         "(sleeping function called from invalid context)")
+    assert [s.op for s in p.trace.steps] == ["update", "update"]
+
+
+def test_spinlocks_nest_and_a_mutex_outside_them_is_fine(tmp_path):
+    model = tmp_path / "spin_ok.apm"
+    model.write_text("lock outer: mutex\nlock a: spinlock\nlock b: spinlock\nvar x: bool = false\n"
+                     "op nest() {\n    acquire outer\n    acquire a\n    acquire b\n    x := true\n"
+                     "    release b\n    release a\n    release outer\n}\n"
+                     "op try_under_spin() {\n    acquire a\n    if trylock outer {\n        release outer\n    }\n"
+                     "    release a\n}\nthread t runs nest, try_under_spin\nthread u runs nest\n")
+    res = verify(load_program(str(model)))
+    assert {p.name: p.verdict for p in res.properties}["defects"] == "holds"

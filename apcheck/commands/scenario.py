@@ -231,6 +231,7 @@ class _Assembler:
             return self.unknown("defects", Kind.DEFECTS, None, "no model defect found")
         return self.result("defects", Kind.DEFECTS, Verdict.HOLDS,
                            "no release of an unheld lock, lock held at return, unguarded access, "
+                           "sleeping with a spinlock held, "
                            "null lock instance or failed assert")
 
     def deadlock(self) -> PropertyResult:

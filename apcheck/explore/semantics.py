@@ -37,6 +37,7 @@ class Defect:
     """A model defect found while running a step."""
 
     kind: str      # release-not-held | lock-held-at-return | self-deadlock | unguarded | null-instance | assert
+                   # | sleep-in-atomic
     message: str
     pc: int
     span: Span
@@ -84,6 +85,11 @@ class Semantics:
         self.origin = 0
         # per instruction with guards: ((write?, class mask), ...) for the fast check
         self.guard_masks = [tuple((gd.write, gd.mask) for gd in ins.guards) for ins in system.code]
+        # Sleeping in atomic context: acquiring a sleeping lock (mutex, rw-semaphore) or waiting while
+        # a spinlock is held is a defect, as the kernel's might_sleep() reports it.
+        self.spin_classes = [c for c, info in enumerate(system.locks) if info.cls.kind == "spinlock"]
+        self.sleeps = [bool(self.spin_classes) and (ins.kind == WAIT or (ins.kind == ACQUIRE and
+                       system.locks[ins.lock].cls.kind != "spinlock")) for ins in system.code]
         # each operation's locals at its start, per argument tuple (copied, never mutated)
         self.start_locals = [[(args, tuple(op.start_locals(args))) for args in arg_tuples]
                              for op, arg_tuples in zip(system.ops, system.arg_tuples)]
@@ -132,6 +138,8 @@ class Semantics:
         l2 = list(l)
         try:
             self._check_guards(ins, held, pc)
+            if self.sleeps[pc] and held:
+                self._check_atomic(ins, held, pc)
             inst = -1
             if k == ACQUIRE:
                 inst = self.instance(ins, g, l2)
@@ -267,6 +275,16 @@ class Semantics:
                 return
         raise _DefectSignal("release-not-held", f"releases {self.sys.lock_instance_name(inst)}, "
                             "which this thread does not hold", pc, ins.span)
+
+    def _check_atomic(self, ins, held, pc) -> None:
+        """Raise the defect if a spinlock is held where the thread would sleep."""
+        for i in range(0, len(held), 2):
+            if self.inst_class[held[i]] in self.spin_classes:
+                what = (f"acquires {self.sys.locks[ins.lock].cls.kind} {self.sys.locks[ins.lock].cls.name}"
+                        if ins.kind == ACQUIRE else "waits")
+                raise _DefectSignal("sleep-in-atomic", f"{what} while holding spinlock "
+                                    f"{self.sys.lock_instance_name(held[i])} (sleeping function called "
+                                    "from invalid context)", pc, ins.span)
 
     def _check_guards(self, ins, held, pc) -> None:
         if not ins.guards:

@@ -191,6 +191,7 @@ class _Bmc:
         ins = self.code[pc]
         p = base
         self.guard(p, ins, t)
+        self.not_atomic(p, ins, t)
         if ins.kind in (ACQUIRE, RELEASE):
             out = []
             for inst, p2 in self.instances(p, ins, t, op_id):
@@ -302,6 +303,13 @@ class _Bmc:
         for guard in ins.guards:
             have = [self.holds_class(p.w, p.r, t, c) for c in guard.locks]
             p.cond.append(z3.And(have) if guard.write else z3.Or(have))
+
+    def not_atomic(self, p: _Path, ins: Instr, t: int) -> None:
+        """A path that would sleep holding a spinlock ends there (the explorer's sleep-in-atomic defect)."""
+        spins = [c for c, info in enumerate(self.sys.locks) if info.cls.kind == "spinlock"]
+        sleeps = ins.kind == WAIT or (ins.kind == ACQUIRE and self.sys.locks[ins.lock].cls.kind != "spinlock")
+        if spins and sleeps:
+            p.cond.append(z3.Not(z3.Or([self.holds_class(p.w, p.r, t, c) for c in spins])))
 
     def holds_class(self, w: list, r: list, t: int, c: int) -> z3.BoolRef:
         """Thread t holds some instance of lock class c (as writer or reader)."""
