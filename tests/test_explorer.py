@@ -135,3 +135,21 @@ def test_spinlocks_nest_and_a_mutex_outside_them_is_fine(tmp_path):
                      "    release a\n}\nthread t runs nest, try_under_spin\nthread u runs nest\n")
     res = verify(load_program(str(model)))
     assert {p.name: p.verdict for p in res.properties}["defects"] == "holds"
+
+
+def test_a_guard_per_instance_catches_the_wrong_instance():
+    """`guarded_by dev->lock[Dev]`: mark(a, b) touches b's entry holding a's lock, a defect; with the
+    per-class guard the same model passes the data-race check (the soundness trap)."""
+    res = run("tests/models/wrong_instance.apm")
+    p = {x.name: x for x in res.properties}["defects"]
+    assert p.verdict == "violated"
+    assert p.message == ("unguarded: reads 'claimed' without holding dev->lock[Dev1] (the entry's lock "
+                         "instance guards it)")
+    assert [(s.op, s.args) for s in p.trace.steps] == [("mark", [("a", "Dev0"), ("b", "Dev1")])]
+
+
+def test_the_same_race_under_a_per_class_guard_is_unseen(tmp_path):
+    text = open("tests/models/wrong_instance.apm").read().replace("guarded_by dev->lock[Dev]", "guarded_by dev->lock")
+    model = tmp_path / "per_class.apm"
+    model.write_text(text)
+    assert {p.name: p.verdict for p in verify(load_program(str(model))).properties}["defects"] == "holds"

@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 from apcheck.diagnostics import Span
 from apcheck.explore.compile import NullDeref
 from apcheck.explore.system import AssertionFailed, System
-from apcheck.ir.lowered import ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT
+from apcheck.ir.lowered import ACQUIRE, BRANCH, EVERY, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT
 from apcheck.ir.types import errno_text
 
 IDLE = -1
@@ -137,7 +137,7 @@ class Semantics:
         k = ins.kind
         l2 = list(l)
         try:
-            self._check_guards(ins, held, pc)
+            self._check_guards(ins, held, pc, g, l2)
             if self.sleeps[pc] and held:
                 self._check_atomic(ins, held, pc)
             inst = -1
@@ -169,7 +169,7 @@ class Semantics:
                 ins = code[pc]
                 k = ins.kind
                 if ins.guards:
-                    self._check_guards(ins, held, pc)
+                    self._check_guards(ins, held, pc, g, l)
                 if k == EXEC:
                     ins.fn(g, l)
                     pc += 1
@@ -286,7 +286,7 @@ class Semantics:
                                     f"{self.sys.lock_instance_name(held[i])} (sleeping function called "
                                     "from invalid context)", pc, ins.span)
 
-    def _check_guards(self, ins, held, pc) -> None:
+    def _check_guards(self, ins, held, pc, g, l) -> None:
         if not ins.guards:
             return
         have = 0
@@ -298,7 +298,9 @@ class Semantics:
             if (have & mask != mask) if write else not have & mask:
                 ok = False
                 break
-        if ok:
+        if ok:  # the classes are held; where a variable is guarded per instance, check the instances
+            if ins.inst_guards:
+                self._check_instances(ins, held, pc, g, l)
             return
         classes = {self.inst_class[held[i]] for i in range(0, len(held), 2)}
         for guard in ins.guards:
@@ -312,6 +314,34 @@ class Semantics:
             else:
                 msg = f"reads '{guard.var}' without holding {' or '.join(names)}"
             raise _DefectSignal("unguarded", msg, pc, ins.span)
+
+    def _check_instances(self, ins, held, pc, g, l) -> None:
+        mine = {held[i] for i in range(0, len(held), 2)}
+        for guard, at in ins.inst_guards:
+            need = [self._instances_needed(c, a, g, l) for c, a in zip(guard.locks, at)]
+            have = [bool(n & mine) if a is None else n <= mine for n, a in zip(need, at)]
+            if all(have) if guard.write else any(have):
+                continue
+            names = [self._needed_text(c, n, a) for c, n, a in zip(guard.locks, need, at)]
+            missing = [x for x, h in zip(names, have) if not h]
+            verb = "writes" if guard.write else "reads"
+            raise _DefectSignal("unguarded", f"{verb} '{guard.var}' without holding {' and '.join(missing)} "
+                                f"(the entry's lock instance guards it)", pc, ins.span)
+
+    def _instances_needed(self, c: int, at, g, l) -> set[int]:
+        """The instances of class c a guard asks for: any (None), every one (EVERY), or the entry's."""
+        info = self.sys.locks[c]
+        if at is None or at == EVERY:
+            return set(range(info.base, info.base + info.count))
+        return {info.base + at(g, l)}
+
+    def _needed_text(self, c: int, need: set[int], at) -> str:
+        name = self.sys.locks[c].cls.name
+        if at is None:
+            return name
+        if at == EVERY:
+            return f"every instance of {name} (the entry is not known)"
+        return self.sys.lock_instance_name(next(iter(need)))
 
     # ---- what a blocked thread waits for ---------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Callable
 from apcheck.diagnostics import Diagnostic, DiagnosticError, Span, UsageError
 from apcheck.explore.compile import NullDeref, Sizes, compile_element, compile_expr, fill_map, initial_value
 from apcheck.ir import program as P
-from apcheck.ir.lowered import EXEC, Assert, Assign, Instr, Lowered, Op, Store, ThreadInst
+from apcheck.ir.lowered import EVERY, EXEC, Assert, Assign, Instr, Lowered, Op, Store, ThreadInst
 from apcheck.ir.types import BoolT, ElemT, EnumT, MapT, SetT, Type
 
 
@@ -37,13 +37,15 @@ class Step:
     BRANCH/WAIT condition or the RETURN value; `index` the lock instance's element fn(g, l)."""
 
     __slots__ = ("kind", "span", "chain", "target", "lock", "mode", "slot", "rem", "guards", "dead",
-                 "private_release", "fn", "index")
+                 "private_release", "fn", "index", "inst_guards")
 
-    def __init__(self, ins: Instr, fn: Callable | None, index: Callable | None):
+    def __init__(self, ins: Instr, fn: Callable | None, index: Callable | None, inst_guards: tuple = ()):
         self.kind, self.span, self.chain, self.target = ins.kind, ins.span, ins.chain, ins.target
         self.lock, self.mode, self.slot, self.rem = ins.lock, ins.mode, ins.slot, ins.rem
         self.guards, self.dead, self.private_release = ins.guards, ins.dead, ins.private_release
         self.fn, self.index = fn, index
+        # guards per instance: (guard, per lock: None | EVERY | the entry's element fn(g, l))
+        self.inst_guards = inst_guards
 
 
 @dataclass
@@ -148,7 +150,9 @@ def _compile(ins: Instr, sz: Sizes) -> Step:
         fn = compile_expr(ins.value, env, sz)
     else:
         fn = None
-    return Step(ins, fn, index)
+    inst_guards = tuple((gd, tuple(a if a is None or a == EVERY else compile_element(a, env, sz) for a in gd.at))
+                        for gd in ins.guards if gd.per_instance)
+    return Step(ins, fn, index, inst_guards)
 
 
 def _effect(effect: Assign | Store | Assert, span: Span, env, sz: Sizes) -> Callable:

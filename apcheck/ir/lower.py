@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError
 from apcheck.ir import program as P
-from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED, TRY,
-                                WAIT, YIELD, Assert, Assign, Guard, Instr, Lowered, Op, Store)
+from apcheck.ir.lowered import (ACQUIRE, BRANCH, EVERY, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
+                                TRY, WAIT, YIELD, Assert, Assign, Guard, Instr, Lowered, Op, Store)
 from apcheck.ir.types import BoolT, ElemT, EnumT, SetT, Type
 
 
@@ -86,16 +86,34 @@ class _Lowerer:
                 out.add(self.slots[node.local])
         return out
 
-    def guards(self, *parts, written: P.Var | P.Local | None = None) -> tuple[Guard, ...]:
-        """The lock checks an instruction needs: reads need one guard held, writes all of them."""
-        found: dict[str, Guard] = {}
+    def guards(self, *parts, written: P.Var | P.Local | None = None, entry: tuple | None = None
+               ) -> tuple[Guard, ...]:
+        """The lock checks an instruction needs: reads need one guard held, writes all of them. A
+        variable guarded per instance gets one check per entry touched (`entry`: the written one)."""
+        found: dict[tuple, Guard] = {}
         for part in parts:
-            for v in P.globals_in(part):
+            for v, key in P.entry_reads(part):
                 if v.guard:
-                    found.setdefault(v.name, Guard(False, tuple(self.lock_ids[c.name] for c in v.guard), v.name))
+                    g = self.guard(v, False, key)
+                    found.setdefault((v.name, tuple(map(id, g.at))), g)
         if isinstance(written, P.Var) and written.guard:
-            found[written.name] = Guard(True, tuple(self.lock_ids[c.name] for c in written.guard), written.name)
-        return tuple(found[n] for n in sorted(found))
+            g = self.guard(written, True, entry)
+            for k in [k for k in found if k[0] == written.name and not g.per_instance]:
+                del found[k]  # a write's check covers the reads of the same variable
+            found[(written.name, tuple(map(id, g.at)))] = g
+        return tuple(found[k] for k in sorted(found, key=lambda k: k[0]))
+
+    def guard(self, var: P.Var, write: bool, key: tuple | None) -> Guard:
+        at = []
+        for pos in var.guard_at or [None] * len(var.guard):
+            if pos is None:
+                at.append(None)
+            elif key is not None and pos < len(key) and not _has_binder(key[pos]):
+                at.append(key[pos])
+            else:
+                at.append(EVERY)
+        return Guard(write, tuple(self.lock_ids[c.name] for c in var.guard), var.name,
+                     tuple(at) if any(a is not None for a in at) else ())
 
     def emit_block(self, stmts: list[P.Stmt], chain, ret) -> None:
         for s in stmts:
@@ -155,7 +173,7 @@ class _Lowerer:
                 self.alloc(s.target)
             target = [self.slots[s.target]] if isinstance(s.target, P.Local) else []
             self.emit(Instr(EXEC, s.span, chain, effect=Assign(s),
-                            guards=self.guards(s.value, s.indices, written=s.target),
+                            guards=self.guards(s.value, s.indices, written=s.target, entry=_written_entry(s)),
                             reads=frozenset(target) if s.op != ":=" else frozenset()),
                       reads=[s.value] + list(s.indices), writes=target, global_write=isinstance(s.target, P.Var))
         elif isinstance(s, P.SAssert):
@@ -249,6 +267,21 @@ def _block_is_shared(code: list[Instr], start: int) -> bool:
             return True
         stack.extend(successors(ins, pc))
     return False
+
+
+def _written_entry(s: P.SAssign) -> tuple | None:
+    """The entry an assignment writes, where it names one: `m[k] := v` (k), `r[a] += {d}` (a, d),
+    `s += {e}` (e); None for a whole variable."""
+    key = tuple(s.indices)
+    if s.op != ":=" and isinstance(s.value, P.SetLiteral) and len(s.value.items) == 1:
+        item = s.value.items[0]
+        key += tuple(item.items) if isinstance(item, P.TupleLiteral) else (item,)
+    return key or None
+
+
+def _has_binder(e: P.Expr) -> bool:
+    """Does e use a quantifier's variable (unknown when the guard is checked, before the step)?"""
+    return any(isinstance(n, P.LocalRef) and n.local.kind == "binder" for n in P.walk_expr(e))
 
 
 def _fresh(prm: P.Local) -> P.Local:

@@ -25,15 +25,23 @@ SCHED = frozenset({ACQUIRE, RELEASE, WAIT, YIELD})
 KIND_NAMES = ["exec", "branch", "jump", "trylock", "for", "return", "acquire", "release", "wait", "yield"]
 
 EXCLUSIVE, READ = 0, 1
+EVERY = "every"  # Guard.at: every instance of the lock (the entry touched is not known)
 
 
 @dataclass(frozen=True)
 class Guard:
-    """A guarded variable an instruction touches: a write needs every lock, a read one of them."""
+    """A guarded variable an instruction touches: a write needs every lock, a read one of them.
+    `at`, per lock: None (some instance of the class, or its only one), the element expression
+    whose instance guards the entry touched (`guarded_by lock[Sort]`), or EVERY."""
 
     write: bool
     locks: tuple[int, ...]  # lock class ids
     var: str
+    at: tuple = ()
+
+    @property
+    def per_instance(self) -> bool:
+        return any(a is not None for a in self.at)
 
     @property
     def mask(self) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from itertools import count
 
 from apcheck.diagnostics import Sources, Span  # noqa: F401 (Span re-exported for the checker)
-from apcheck.ir.types import Type
+from apcheck.ir.types import MapT, SetT, Type
 
 _ids = count()
 
@@ -41,6 +41,15 @@ class Var:
     guard: list[LockClass]  # reads need one of them held, writes need all
     span: Span
     slot: int
+    guard_at: list[int | None] = field(default_factory=list)  # per guard: the key position whose element
+                                                              # names the instance (`lock[Sort]`), or None
+
+    def key_sorts(self) -> tuple[str, ...]:
+        """The sorts of the variable's entries: a map's keys, a set's or relation's components."""
+        t = self.type
+        if isinstance(t, MapT):
+            return tuple(t.keys)
+        return tuple(t.sorts or ()) if isinstance(t, SetT) else ()
 
 
 @dataclass(eq=False)
@@ -320,6 +329,33 @@ def walk_expr(e):
     if isinstance(e, Quant):
         for _, d in e.binders:
             yield from walk_expr(d)
+
+
+def entry_reads(e):
+    """Every read of a state variable in e, with the entry it reads where the expression names one:
+    (var, key) with key the elements per key position (`r[a]`, `m[k]`, `a in s`, `(a, d) in r`), or
+    (var, None) where the whole variable is read."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(reversed(node))
+        elif isinstance(node, (Image, Lookup)) and isinstance(node.base, GlobalRef):
+            yield node.base.var, tuple(node.args)
+            stack.extend(reversed(node.args))
+        elif isinstance(node, Op) and node.op in ("in", "notin") and isinstance(node.args[1], GlobalRef):
+            elem = node.args[0]
+            yield node.args[1].var, tuple(elem.items) if isinstance(elem, TupleLiteral) else (elem,)
+            stack.append(elem)
+        elif isinstance(node, GlobalRef):
+            yield node.var, None
+        elif isinstance(node, Expr):
+            if isinstance(node, Quant):
+                stack.extend(d for _, d in node.binders if d is not None)
+            for attr in ("body", "base", "items", "args"):
+                child = getattr(node, attr, None)
+                if child is not None:
+                    stack.append(child)
 
 
 def globals_in(part):

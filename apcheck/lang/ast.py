@@ -250,6 +250,7 @@ class VarDecl(Decl):
     type: TypeExpr
     init: Expr | None = None
     guard: tuple[str, ...] = ()  # reads need one of these locks, writes need all
+    guard_per: tuple[str | None, ...] = ()  # per guard: `lock[Sort]`'s Sort (the instance of the entry's key)
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,25 @@ class _Checker:
                 self.err("E201", f"undeclared sort '{it.per}' for per-instance lock '{it.name}'", it.span)
             self.locks[it.name] = P.LockClass(it.name, it.kind, it.per, it.span)
 
+    def guard_positions(self, it: A.VarDecl, var: P.Var) -> list[int | None]:
+        """`guarded_by lock[Sort]`: the lock must have one instance per Sort, and Sort must be a key of
+        the variable; the first key of that sort names the instance that guards an entry."""
+        out = []
+        pers = dict(zip(it.guard, it.guard_per or (None,) * len(it.guard)))
+        for cls in var.guard:
+            sort = pers.get(cls.name)
+            if sort is None:
+                out.append(None)
+                continue
+            if cls.per != sort:
+                self.err("E301", f"'{cls.name}[{sort}]': {cls.name} has " +
+                         (f"one instance per {cls.per}" if cls.per else "a single instance"), it.span)
+            elif sort not in var.key_sorts():
+                self.err("E301", f"'{cls.name}[{sort}]' guards '{var.name}' per {sort}, but {var.name} "
+                         f"has no {sort} key (its type is {var.type})", it.span)
+            out.append(var.key_sorts().index(sort) if sort in var.key_sorts() else None)
+        return out
+
     def lock_classes(self, names, where: str, span: Span) -> list[P.LockClass]:
         """The declared lock classes among `names`; E201 for each undeclared one."""
         out = []
@@ -165,6 +184,7 @@ class _Checker:
         typ = self.resolve_type(it.type)
         guard = self.lock_classes(it.guard, "guarded_by", it.span)
         var = P.Var(it.name, typ or BOOL, None, guard, it.span, len(self.vars))
+        var.guard_at = self.guard_positions(it, var)
         self.vars[it.name] = var
         if it.init is not None and typ is not None:
             init = self.expr_or_none(it.init)

@@ -5,6 +5,7 @@ from functools import lru_cache
 from importlib import resources
 
 from dataclasses import fields
+from typing import NamedTuple
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -189,8 +190,12 @@ class _Builder(Transformer):
     def var_decl(self, meta, c):
         name, typ, rest = str(c[0]), c[1], c[2:]
         init = next((x for x in rest if isinstance(x, A.Expr)), None)
-        guard = tuple(x.text for x in rest if isinstance(x, _LockName))
-        return A.VarDecl(name, typ, init, guard, span=self._s(meta))
+        refs = [x for x in rest if isinstance(x, _GuardRef)]
+        return A.VarDecl(name, typ, init, tuple(r.lock for r in refs), tuple(r.per for r in refs),
+                         span=self._s(meta))
+
+    def guard_ref(self, meta, c):
+        return _GuardRef(c[0].text, str(c[1]) if len(c) > 1 else None)
 
     def lock_name(self, meta, c):
         out = str(c[0])
@@ -406,6 +411,11 @@ class _Builder(Transformer):
 
     def tuple_lit(self, meta, c):
         return A.TupleLit((c[0],) + c[1], span=self._s(meta))
+
+
+class _GuardRef(NamedTuple):
+    lock: str
+    per: str | None   # lock[Sort]: guarded per instance, by the entry's Sort key
 
 
 class _LockName(str):

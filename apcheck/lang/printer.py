@@ -124,7 +124,8 @@ class _Printer:
             if it.init is not None:
                 out += f" = {self.expr(it.init)}"
             if it.guard:
-                out += f" guarded_by {', '.join(it.guard)}"
+                per = it.guard_per or (None,) * len(it.guard)
+                out += " guarded_by " + ", ".join(g + (f"[{s}]" if s else "") for g, s in zip(it.guard, per))
             return out
         if isinstance(it, A.LockDecl):
             return f"lock {it.name}" + (f"[{it.per}]" if it.per else "") + f": {it.kind}"

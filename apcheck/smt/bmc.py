@@ -24,8 +24,8 @@ from apcheck.diagnostics import InternalError
 from apcheck.explore.semantics import IDLE, Semantics
 from apcheck.ir import program as P
 from apcheck.explore.system import System
-from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, YIELD, Assert,
-                                Assign, Instr, Store)
+from apcheck.ir.lowered import (ACQUIRE, BRANCH, EVERY, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT, YIELD,
+                                Assert, Assign, Instr, Store)
 from apcheck.ir.types import BoolT, ElemT, MapT, SetT, Type
 from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state, model_value
 
@@ -190,7 +190,7 @@ class _Bmc:
         base = start or _Path([], dict(s.g), dict(s.loc[t]), list(s.w), [list(x) for x in s.r], pc, t, op_id)
         ins = self.code[pc]
         p = base
-        self.guard(p, ins, t)
+        self.guard(p, ins, t, op_id)
         self.not_atomic(p, ins, t)
         if ins.kind in (ACQUIRE, RELEASE):
             out = []
@@ -215,11 +215,11 @@ class _Bmc:
             ins = self.code[pc]
             k = ins.kind
             if k in (ACQUIRE, RELEASE, WAIT, YIELD):
-                self.guard(p, ins, t)  # the explorer checks guards before it stops here
+                self.guard(p, ins, t, op_id)  # the explorer checks guards before it stops here
                 p.pc = pc
                 done.append(p)
                 continue
-            self.guard(p, ins, t)
+            self.guard(p, ins, t, op_id)
             if k == EXEC:
                 self.execute(p, ins, t, op_id)
                 todo.append((p, pc + 1, n + 1))
@@ -298,11 +298,26 @@ class _Bmc:
             p.cond.append(ex.boolean(effect.cond))
         p.cond += ex.assumptions
 
-    def guard(self, p: _Path, ins: Instr, t: int) -> None:
+    def guard(self, p: _Path, ins: Instr, t: int, op_id: int) -> None:
         """The path goes on only if the instruction's guarded-variable checks pass (else a defect)."""
         for guard in ins.guards:
-            have = [self.holds_class(p.w, p.r, t, c) for c in guard.locks]
+            have = [self.holds_guard(p, ins, t, op_id, c, at)
+                    for c, at in zip(guard.locks, guard.at or (None,) * len(guard.locks))]
             p.cond.append(z3.And(have) if guard.write else z3.Or(have))
+
+    def holds_guard(self, p: _Path, ins: Instr, t: int, op_id: int, c: int, at) -> z3.BoolRef:
+        """Thread t holds what a guard asks of class c: some instance (None), every one (EVERY), or
+        the instance of the entry's element (an expression)."""
+        if at is None:
+            return self.holds_class(p.w, p.r, t, c)
+        info = self.sys.locks[c]
+        held = [z3.Or(p.w[i] == t + 1, p.r[i][t]) for i in range(info.base, info.base + info.count)]
+        if at == EVERY:
+            return z3.And(held)
+        ex = self.executor(p, ins, t, op_id)
+        e = ex.expr(at)
+        p.cond += ex.assumptions
+        return z3.Or([z3.And(e == x, h) for x, h in zip(self.u.elems[info.cls.per], held)])
 
     def not_atomic(self, p: _Path, ins: Instr, t: int) -> None:
         """A path that would sleep holding a spinlock ends there (the explorer's sleep-in-atomic defect)."""
