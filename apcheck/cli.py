@@ -304,8 +304,7 @@ def cmd_explain(args) -> int:
 def cmd_ci(args) -> int:
     from apcheck.commands.ci import run_ci
     from apcheck.report.ci import render_ci
-    need_results = bool(args.junit or args.sarif or args.html or args.claims_table)
-    outcome = run_ci(args.config, use_cache=not (args.no_cache or need_results),
+    outcome = run_ci(args.config, use_cache=not args.no_cache,
                      progress=None if args.quiet else _ci_progress)
     if args.claims_table:
         from apcheck.report.markdown import render_claims_table
@@ -314,13 +313,13 @@ def cmd_ci(args) -> int:
     sys.stdout.write(render_ci(outcome))
     if args.junit:
         from apcheck.report.junit import render_junit
-        _emit(render_junit([r.result for r in outcome.runs if r.result]), args.junit)
+        _emit(render_junit([r.result for r in outcome.runs]), args.junit)
     if args.sarif:
         from apcheck.report.sarif import render_sarif
-        _emit(render_sarif([r.result for r in outcome.runs if r.result]), args.sarif)
+        _emit(render_sarif([r.result for r in outcome.runs]), args.sarif)
     if args.html:
         from apcheck.report.html import render_html
-        _emit(render_html([r.result for r in outcome.runs if r.result]), args.html)
+        _emit(render_html([r.result for r in outcome.runs]), args.html)
     return EXIT_OK if outcome.ok else EXIT_VIOLATED
 
 

@@ -1,8 +1,10 @@
 """Result types shared by the back ends, the reports and the CLI."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum, IntEnum, StrEnum
+from types import UnionType
+from typing import Union, get_args, get_origin, get_type_hints
 
 from apcheck.diagnostics import Span
 
@@ -305,9 +307,9 @@ class Mismatch:
 @dataclass(kw_only=True)
 class ModelRun:
     model: str
-    result: VerifyResult | None   # None when reused from the cache
+    result: VerifyResult
     verdicts: dict[str, str]
-    cached: bool
+    cached: bool                  # the result was reused from the cache (its inputs are unchanged)
 
 
 @dataclass(kw_only=True)
@@ -328,3 +330,62 @@ def exit_status(properties: list[PropertyResult]) -> ExitStatus:
     if any(p.verdict == Verdict.UNKNOWN for p in properties):
         return ExitStatus.UNKNOWN
     return ExitStatus.OK
+
+
+# ---- results as plain data (the CI cache) ------------------------------------------
+
+def to_plain(obj):
+    """A result record as JSON-compatible data: records as dicts, enums as their values."""
+    if is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def from_plain(tp, data):
+    """The record of type `tp` that to_plain gave `data`; ValueError, TypeError or KeyError where the
+    data does not have that shape."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, UnionType):
+        if data is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return from_plain(inner, data)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(data)
+    if isinstance(tp, type) and is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise TypeError(f"{tp.__name__}: expected an object")
+        hints = get_type_hints(tp)
+        return tp(**{f.name: from_plain(hints[f.name], data[f.name]) for f in fields(tp) if f.init})
+    if origin is list:
+        return [from_plain(args[0], x) for x in _a(list, data)]
+    if origin is dict:
+        return {from_plain(args[0], k): from_plain(args[1], v) for k, v in _a(dict, data).items()}
+    if origin is tuple:
+        items = _a(list, data)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], x) for x in items)
+        return tuple(from_plain(a, x) for a, x in zip(args, items, strict=True))
+    if tp is tuple:
+        return _tuples(data)
+    if tp in (int, float, str, bool):
+        if not isinstance(data, tp) and not (tp is float and isinstance(data, int)):
+            raise TypeError(f"expected {tp.__name__}, got {type(data).__name__}")
+        return data
+    return data
+
+
+def _a(kind: type, data):
+    if not isinstance(data, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(data).__name__}")
+    return data
+
+
+def _tuples(data):
+    return tuple(_tuples(x) for x in data) if isinstance(data, list) else data

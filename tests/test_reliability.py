@@ -135,9 +135,9 @@ def _project(tmp_path, toml=PROJECT):
     return ["ci", "--config", str(tmp_path / "pyproject.toml")]
 
 
-@pytest.mark.parametrize("cache", ["[]", "null", '{"version": 2, "models": {"m.apm": {"hash": 1}}}', "{not json",
-                                   '{"version": 2, "models": {"m.apm": {"hash": "x", "verdicts": {"deadlock": "fine"},'
-                                   ' "mismatches": []}}}'])
+@pytest.mark.parametrize("cache", ["[]", "null", '{"version": 3, "models": {"m.apm": {"hash": 1}}}', "{not json",
+                                   '{"version": 3, "models": {"m.apm": {"hash": "x", "result": {"model": "m"}}}}',
+                                   '{"version": 2, "models": {}}'])
 def test_a_cache_of_the_wrong_shape_is_discarded_with_a_note(tmp_path, cache):
     args = _project(tmp_path)
     (tmp_path / ".apcheck-cache").mkdir()
@@ -147,7 +147,19 @@ def test_a_cache_of_the_wrong_shape_is_discarded_with_a_note(tmp_path, cache):
     assert "discarded, verifying everything" in done.stderr and "PASS" in done.stdout
     again = run_main(*args)
     assert again.returncode == 0 and "unchanged, verdicts reused" in again.stderr
-    assert json.loads((tmp_path / ".apcheck-cache" / "ci.json").read_text())["version"] == 2
+    assert json.loads((tmp_path / ".apcheck-cache" / "ci.json").read_text())["version"] == 3
+
+
+def test_every_ci_output_uses_the_cache(tmp_path):
+    args = _project(tmp_path)
+    first = run_main(*args, "--junit", str(tmp_path / "a.xml"), "--sarif", str(tmp_path / "a.sarif"))
+    assert first.returncode == 0 and "m.apm: verifying" in first.stderr
+    again = run_main(*args, "--junit", str(tmp_path / "b.xml"), "--sarif", str(tmp_path / "b.sarif"),
+                     "--html", str(tmp_path / "b.html"))
+    assert again.returncode == 0 and "unchanged, verdicts reused" in again.stderr
+    assert (tmp_path / "a.xml").read_text() == (tmp_path / "b.xml").read_text()
+    assert (tmp_path / "a.sarif").read_text() == (tmp_path / "b.sarif").read_text()
+    assert "apcheck report: m" in (tmp_path / "b.html").read_text()
 
 
 def test_ci_does_not_depend_on_the_working_directory(tmp_path):

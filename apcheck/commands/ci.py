@@ -20,10 +20,10 @@ from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span, Usag
 from apcheck.files import write_atomically
 from apcheck.lang.check import check
 from apcheck.lang.loader import load
-from apcheck.results import CiOutcome, Mismatch, ModelRun, Verdict, VerifyResult
+from apcheck.results import CiOutcome, Mismatch, ModelRun, Verdict, VerifyResult, from_plain, to_plain
 
 CACHE_DIR = ".apcheck-cache"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,8 +130,10 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         key = _input_hash(modules, cfg)
         hit = cache.get(model)
         if use_cache and hit and hit["hash"] == key:
-            runs.append(ModelRun(model=model, result=None, verdicts=hit["verdicts"], cached=True))
-            mismatches += [Mismatch(**m) for m in hit["mismatches"]]
+            result = from_plain(VerifyResult, hit["result"])
+            runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.verdict) for p in result.properties},
+                                 cached=True))
+            mismatches += compare(result)
             if progress:
                 progress(f"{model}: unchanged, verdicts reused")
             continue
@@ -143,7 +145,7 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.verdict) for p in result.properties},
                              cached=False))
         mismatches += found
-        cache[model] = {"hash": key, "verdicts": runs[-1].verdicts, "mismatches": [m.__dict__ for m in found]}
+        cache[model] = {"hash": key, "result": to_plain(result)}
     if use_cache:
         _save_cache(cfg.root, cache)
     return CiOutcome(runs=runs, mismatches=mismatches, claims=list(cfg.claims))
@@ -192,21 +194,21 @@ def _load_cache(root: str) -> tuple[dict, str | None]:
     except (OSError, ValueError) as err:
         return {}, f"cache {os.path.relpath(path)} unreadable ({err}); discarded, verifying everything"
     if not _valid_cache(data):
-        return {}, f"cache {os.path.relpath(path)} is not an apcheck {CACHE_VERSION} cache; discarded, " \
-                   "verifying everything"
+        return {}, f"cache {os.path.relpath(path)} is not an apcheck cache of version {CACHE_VERSION}; " \
+                   "discarded, verifying everything"
     return data["models"], None
 
 
 def _valid_cache(data) -> bool:
+    """The cache's shape: {"version", "models": {model: {"hash", "result": a VerifyResult}}}."""
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("models"), dict):
         return False
-    keys = {"model", "prop", "expected", "actual", "message"}
     for entry in data["models"].values():
-        if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
-                and isinstance(entry.get("verdicts"), dict)
-                and all(isinstance(k, str) and v in set(Verdict) for k, v in entry["verdicts"].items())
-                and isinstance(entry.get("mismatches"), list)
-                and all(isinstance(m, dict) and set(m) == keys for m in entry["mismatches"])):
+        if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)):
+            return False
+        try:
+            from_plain(VerifyResult, entry.get("result"))
+        except (TypeError, ValueError, KeyError):
             return False
     return True
 
