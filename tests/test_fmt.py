@@ -62,3 +62,17 @@ def test_generated_models_roundtrip(body, invariants):
     except DiagnosticError:
         assume(False)  # the generator may nest a '!' where the grammar wants parentheses
     roundtrip(text)
+
+
+def test_new_constructs_round_trip():
+    """Procedure declarations, properties for some models and per-instance guards print back as
+    they parse."""
+    text = ("sort Dev bound 2\nlock dev->lock[Dev]: mutex\n"
+            "var opened: set<Dev> = {} guarded_by dev->lock[Dev]\n"
+            "proc notify(d: Dev)\n"
+            "for m1, m2 {\n    invariant small: opened != Dev\n    lockorder order: acyclic\n}\n"
+            "expect m1 {\n    small: holds\n}\n")
+    module = parse(text, "new.apm")
+    pretty = format_module(module, text)
+    assert pretty == text
+    assert parse(pretty, "new.apm") == module

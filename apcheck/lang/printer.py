@@ -88,25 +88,21 @@ class _Printer:
             self.block_body(it.body, INDENT, it.span.end_line)
             self.lines.append("}")
         elif isinstance(it, A.ScenarioDecl):
-            self.emit(it, "", f"scenario {it.name} {{", header=True)
-            for t in it.threads:
-                self.emit(t, INDENT, self.thread(t))
-            self.flush_before(it.span.end_line, INDENT)
-            self.lines.append("}")
+            self.braced(it, f"scenario {it.name}", [(t, self.thread(t)) for t in it.threads])
         elif isinstance(it, A.ForModelsDecl):
-            self.emit(it, "", f"for {', '.join(it.models)} {{", header=True)
-            for x in it.items:
-                self.emit(x, INDENT, self.simple_item(x))
-            self.flush_before(it.span.end_line, INDENT)
-            self.lines.append("}")
+            self.braced(it, f"for {', '.join(it.models)}", [(x, self.simple_item(x)) for x in it.items])
         elif isinstance(it, A.ExpectDecl):
-            self.emit(it, "", f"expect {it.model} {{", header=True)
-            for e in it.entries:
-                self.emit(e, INDENT, f"{e.prop}: {e.verdict}")
-            self.flush_before(it.span.end_line, INDENT)
-            self.lines.append("}")
+            self.braced(it, f"expect {it.model}", [(e, f"{e.prop}: {e.verdict}") for e in it.entries])
         else:
             self.emit(it, "", self.simple_item(it))
+
+    def braced(self, it: A.Decl, header: str, lines: list[tuple[A.Node, str]]) -> None:
+        """A block of one-line entries: `header {`, the entries indented, `}`."""
+        self.emit(it, "", header + " {", header=True)
+        for node, text in lines:
+            self.emit(node, INDENT, text)
+        self.flush_before(it.span.end_line, INDENT)
+        self.lines.append("}")
 
     def thread(self, t: A.ThreadDecl) -> str:
         count = f"[{t.count}]" if t.count != 1 else ""
