@@ -28,6 +28,14 @@ def test_bad_bound_is_a_usage_error():
     assert run_cli("verify", "tests/models/tutorial.apm", "--bound", "Dev").returncode == 2
 
 
+def test_limits_must_be_positive():
+    from conftest import run_main
+    for option, message in (("--timeout", "--timeout must be positive"), ("--smt-timeout", "--smt-timeout must be positive"),
+                            ("--max-memory", "--max-memory must be positive")):
+        done = run_main("verify", "tests/models/tutorial.apm", option, "0")
+        assert done.returncode == 2 and done.stderr.strip() == f"apcheck: error: {message}"
+
+
 def test_text_report_has_trace_and_lockdep_layout():
     out = run_cli("verify", "tests/models/abba.apm", "-q").stdout
     assert "WARNING: possible circular locking dependency detected" in out
