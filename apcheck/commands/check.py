@@ -1,13 +1,11 @@
 """`apcheck check`: front-end checks of models and specs, collected over many files."""
 from __future__ import annotations
 
-import os
-
+from apcheck.commands.model import build, check_expectations, find_model, model_folders
 from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span
 from apcheck.lang import ast as A
 from apcheck.lang.check import BUILTIN_PROPERTIES, check
 from apcheck.lang.loader import load
-from apcheck.commands.model import build, check_expectations, find_model, model_folders
 
 
 def check_paths(paths: list[str]) -> list[str]:

@@ -168,7 +168,11 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     for i in defect_states:
         expanded[i] = 0
     complete = limit is None
-    deadlock = find_stuck(states, src, dst, mover, expanded, len(system.threads))
+    # After a limit the analysis of the partial graph (no false deadlock there, maybe a real one) gets
+    # one more second at most: a limit is honoured within about a second.
+    grace = time.monotonic() + 1.0
+    deadlock = find_stuck(states, src, dst, mover, expanded, len(system.threads),
+                          (lambda: time.monotonic() > grace) if limit is not None else None)
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest, notes)
 
@@ -203,8 +207,10 @@ def _unlocked(state, guards, inst_class) -> bool:
     return True
 
 
-def find_stuck(states, src, dst, mover, expanded, n_threads) -> tuple[int, int] | None:
-    """The first state (in search order) with a busy thread that can never move again.
+def find_stuck(states, src, dst, mover, expanded, n_threads,
+               out_of_time: Callable[[], bool] | None = None) -> tuple[int, int] | None:
+    """The first state (in search order) with a busy thread that can never move again; None also
+    when `out_of_time` says the time is up before the analysis ends.
 
     mask[s] = threads that can take a step in s or in some state reachable
     from s; unexpanded states (limits, defects) count as "every thread can
@@ -232,7 +238,11 @@ def find_stuck(states, src, dst, mover, expanded, n_threads) -> tuple[int, int] 
         fill[t] += 1
     work = deque(range(n))
     queued = bytearray(b"\1" * n)
+    rounds = 0
     while work:
+        rounds += 1
+        if out_of_time is not None and rounds & 0xFFFF == 0 and out_of_time():
+            return None
         s = work.popleft()
         queued[s] = 0
         ms = mask[s]
