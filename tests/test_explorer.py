@@ -153,3 +153,13 @@ def test_the_same_race_under_a_per_class_guard_is_unseen(tmp_path):
     model = tmp_path / "per_class.apm"
     model.write_text(text)
     assert {p.name: p.verdict for p in verify(load_program(str(model))).properties}["defects"] == "holds"
+
+
+def test_lock_order_edges_follow_lockdeps_rule():
+    """The cycle is reported as lockdep records it (check_prevs_add: edges from the most recent held
+    lock), a -> b -> c -> a, not through the closure's shortcut a -> c."""
+    res = run("tests/models/lockdep_chain.apm")
+    order = {p.name: p for p in res.properties}["lock_order"]
+    assert order.verdict == "violated"
+    assert order.message == "circular lock dependency: a -> b -> c -> a"
+    assert {(e.src, e.dst) for e in res.lock_edges} == {("a", "b"), ("b", "c"), ("c", "a")}

@@ -255,11 +255,15 @@ class Semantics:
             return False
         new = -((-v) | (1 << t)) if ins.mode == READ else t + 1
         if blocking and held:
+            # lockdep's dependency rule (check_prevs_add): from the most recent held lock back, an
+            # edge from each trylock and from the first lock a blocking acquire took, then stop
             cb = self.inst_class[inst]
-            for i in range(0, len(held), 2):
+            for i in range(len(held) - 2, -1, -2):
                 key = (self.inst_class[held[i]], cb)
                 if key not in self.edges:
                     self.edges[key] = (held[i + 1], pc, self.origin)
+                if self.code[held[i + 1]].kind != TRY:
+                    break
         locks[inst] = new
         held.append(inst)
         held.append(pc)

@@ -1,5 +1,9 @@
 """Every acquisition path of every operation, ignoring data: the static lock-order edges.
 
+Edges follow lockdep's rule (the most recent held lock, and the trylocks held above it); the
+closure over all held locks is implied, since on one path each held lock was itself acquired
+after the one below it: an order of these edges orders the closure too.
+
 Also finds releases that no path can reach holding the lock (E402).
 """
 from __future__ import annotations
@@ -44,12 +48,14 @@ def static_edges(lowered: Lowered) -> StaticEdges:
                 stack.append((ins.target, held))
             elif k in (ACQUIRE, TRY):
                 cid = ins.lock
-                if k == ACQUIRE:
-                    for hc, hpc in held:
+                if k == ACQUIRE:  # lockdep's rule, as the explorer records reached edges (Semantics._acquire)
+                    for hc, hpc in reversed(held):
                         if (hc, cid) not in edges:
                             edges[(hc, cid)] = (hpc, pc)
                         if ins.mode == READ:
                             read.add((hc, cid))
+                        if code[hpc].kind != TRY:
+                            break
                 nested = sum(1 for hc, _ in held if hc == cid)
                 taken = held + ((cid, pc),) if nested < MAX_NESTING else held
                 stack.append((pc + 1, taken))
