@@ -175,6 +175,7 @@ class PropertyResult:
     notes: list[str] = field(default_factory=list)
     scenario: str | None = None   # the scenario whose exploration gave the verdict (None: all, or static)
     induction: InductionResult | None = None   # invariants: Z3's result for every size
+    hierarchy: list[str] | None = None   # lockorder: the declared order that `cycle` (one edge) violates
     partial: bool = False         # explored only some of the model's scenarios (verify --scenario)
 
     @property

@@ -215,3 +215,16 @@ def test_v15_html_report_draws_the_cycle_and_the_trace_in_a_browser(tmp_path):
     shot = tmp_path / "report.png"
     _run_browser(browser, tmp_path, "--window-size=1400,1800", f"--screenshot={shot}", f"file://{page}")
     assert _red_pixels(shot.read_bytes()) > 500
+
+
+def test_a_hierarchy_violation_without_a_cycle_has_its_own_report(tmp_path):
+    model = tmp_path / "h.apm"
+    model.write_text("lock x: mutex\nlock y: mutex\nop t() {\n    acquire y\n    acquire x\n    release x\n"
+                     "    release y\n}\nthread a runs t\nlockorder h: x < y\n")
+    res = verify(load_program(str(model)))
+    p = {q.name: q for q in res.properties}["h"]
+    assert p.verdict == "violated" and p.hierarchy == ["x", "y"]
+    text = render_format(res, "text")
+    assert "lock order violates the declared hierarchy\n  declared: x < y\n  y -> x  [reached]" in text
+    assert "circular locking dependency" not in text and "x --> x" not in text
+    assert "lock order violates the declared hierarchy" in render_format(res, "html")

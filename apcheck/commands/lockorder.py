@@ -84,7 +84,7 @@ def lockorder_result(prop: P.Property, edges: list[LockEdge], runs: list[Scenari
             order = " < ".join(names[c] for c in hier)
             return PropertyResult(name=prop.name, kind=Kind.LOCKORDER, verdict=Verdict.VIOLATED, method=method,
                                   message=f"{e.src} -> {e.dst} contradicts the declared order {order}",
-                                  span=prop.span, cycle=[e])
+                                  span=prop.span, cycle=[e], hierarchy=[names[c] for c in hier])
     static_proof = prove_order(classes, static, timeout)
     static_ok = static_proof.status == "sat"
     if static_ok and hier is not None:

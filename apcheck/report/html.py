@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from apcheck.report.text import INDUCTION_FOOTNOTE, expected_cell, induction_cell, render_cycle, render_induction, render_stats
+from apcheck.report.text import (INDUCTION_FOOTNOTE, expected_cell, induction_cell, render_induction,
+                                 render_order_violation, render_stats)
 from apcheck.results import LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult
 
 CSS = """
@@ -216,7 +217,7 @@ def _chain_html(site: Site) -> str:
 def _property(p: PropertyResult, res: VerifyResult) -> str:
     parts = []
     if p.cycle and p.verdict == Verdict.VIOLATED:
-        parts.append(f"<pre>{escape(render_cycle(p.cycle))}</pre>")
+        parts.append(f"<pre>{escape(render_order_violation(p))}</pre>")
     if p.certificate:
         parts.append(f"<p>Lock-order certificate: {escape(' < '.join(p.certificate))}</p>")
     if p.trace is not None:

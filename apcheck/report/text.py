@@ -71,7 +71,7 @@ def render(res: VerifyResult, details: bool = True) -> str:
 def render_property(p: PropertyResult) -> str:
     parts = []
     if p.cycle and p.verdict == Verdict.VIOLATED:
-        parts.append(render_cycle(p.cycle))
+        parts.append(render_order_violation(p))
     if p.certificate:
         parts.append("lock order certificate: " + " < ".join(p.certificate))
     if p.trace is not None:
@@ -106,6 +106,23 @@ def render_site(site: Site, indent: str = "       ") -> list[str]:
         suffix = f"  {site.text}" if i == 0 else ""
         lines.append(f"{indent}{f.function} ({f.file}:{f.line}){suffix}")
     return lines
+
+
+def render_order_violation(p: PropertyResult) -> str:
+    """A violated lock-order property: the cycle in lockdep's layout, or the edge against the hierarchy."""
+    return render_hierarchy(p.cycle[0], p.hierarchy) if p.hierarchy else render_cycle(p.cycle)
+
+
+def render_hierarchy(e: LockEdge, order: list[str]) -> str:
+    """A lock-order edge against the declared hierarchy (not a cycle): the edge with both sites."""
+    state = "reached" if e.reached else "static path only"
+    out = ["lock order violates the declared hierarchy", f"  declared: {' < '.join(order)}",
+           f"  {e.src} -> {e.dst}  [{state}]: {e.dst} is declared before {e.src}, but is taken while holding it",
+           f"     {e.dst} acquired at:"]
+    out += render_site(e.dst_site)
+    out.append(f"     while holding {e.src}, acquired at:")
+    out += render_site(e.src_site)
+    return "\n".join(out)
 
 
 def render_cycle(cycle: list[LockEdge]) -> str:
