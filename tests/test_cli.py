@@ -148,3 +148,15 @@ def test_verify_rejects_expectations_for_a_missing_model(tmp_path):
     done = run_cli("verify", "tests/models/tutorial.apm", "--spec", str(spec), "-q")
     assert done.returncode == 2
     assert f"{spec}:5:5: error[E504]: expectations for model 'tutorail', but there is no tutorail.apm" in done.stderr
+
+
+def test_scenario_names_have_their_own_namespace(tmp_path):
+    from conftest import run_main
+    model = tmp_path / "sc.apm"
+    model.write_text("enum Driver { none, zcrypt, vfio }\nlock l: mutex\nop t() {\n    acquire l\n    release l\n}\n"
+                     "thread a runs t\nscenario vfio {\n    thread b runs t\n}\n")
+    done = run_main("verify", str(model), "--scenario", "vfio", "-q", "--brief")
+    assert done.returncode == 0, done.stderr
+    model.write_text(model.read_text() + "scenario vfio {\n    thread c runs t\n}\n")
+    done = run_main("check", str(model))
+    assert done.returncode == 2 and "error[E202]: scenario 'vfio' is declared twice" in done.stderr

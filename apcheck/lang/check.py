@@ -464,9 +464,12 @@ class _Checker:
             span = shared[0].span if shared else P.Span(self.path, 0, 0, 0, 0)
             return [P.Scenario("all", list(shared), span)]
         out = []
+        seen: dict[str, Span] = {}  # scenario names have their own namespace (`scenario vfio` beside `enum ... vfio`)
         for d in decls:
-            if not self.declare(d.name, "scenario", d.span):
+            if d.name in seen:
+                self.err("E202", f"scenario '{d.name}' is declared twice", d.span, [("first declared here", seen[d.name])])
                 continue
+            seen[d.name] = d.span
             local: list[P.Thread] = []
             names = {t.name for t in shared}
             for it in d.threads:
