@@ -97,6 +97,14 @@ class Sources(dict):
         lines = text.splitlines()
         return lines[line - 1] if 0 < line <= len(lines) else None
 
+    def snippet(self, span: Span) -> str:
+        """The text a span covers on its line (the whole line, stripped, for a wider span)."""
+        line = self.line(span.file, span.line) or ""
+        text = line.strip()
+        if span.end_line == span.line and span.end_col > span.col:
+            text = line[span.col - 1: span.end_col - 1].strip() or text
+        return text if len(text) <= 100 else text[:97] + "..."
+
 
 def render(diag: Diagnostic, sources: Sources) -> str:
     """Compiler-style text: location, code, message, source line, caret."""

@@ -99,7 +99,9 @@ def test_merged_null_kvm_lock_in_cfg_remove():
     res = run("vfio_ap_merged", scenario="config")
     d = prop(res, "defects")
     assert d.verdict == "violated"
-    assert d.message == "null-instance: uses the lock of an instance that does not exist (null)"
+    # the message names the null pointer and the mdev (the kernel's matrix_mdev->kvm of an mdev with no guest)
+    assert d.message == ("null-instance: takes kvm->lock of mdev_kvm[m], which is null (m = Mdev1): an instance "
+                         "that does not exist")
     assert [f.function for f in d.trace.steps[-1].chain] == [
         "vfio_ap_mdev_cfg_remove", "vfio_ap_on_config_changed", "ap_scan_bus_adapter_removed"]
     assert len(d.trace.steps) == 3

@@ -7,6 +7,7 @@ with pc -1 when idle, and held a flat tuple (instance, acquiring pc, ...).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -14,7 +15,7 @@ from apcheck.diagnostics import Span
 from apcheck.explore.compile import NullDeref
 from apcheck.explore.system import AssertionFailed, System
 from apcheck.ir.lowered import ACQUIRE, BRANCH, EVERY, EXEC, FOR, JUMP, READ, RELEASE, RETURN, TRY, WAIT
-from apcheck.ir.types import errno_text
+from apcheck.ir.types import ElemT, errno_text
 
 IDLE = -1
 
@@ -156,7 +157,7 @@ class Semantics:
             out.append(Outcome(t, op_id, args, pc, pc, None, None, sig.defect))
             return True
         except (NullDeref, AssertionFailed) as err:
-            out.append(Outcome(t, op_id, args, pc, pc, None, None, self._defect_of(err, pc)))
+            out.append(Outcome(t, op_id, args, pc, pc, None, None, self._defect_of(err, pc, l2)))
             return True
         self._run(state, t, op_id, args, pc, pc + 1, g2, locks2, l2, held2, out)
         return True
@@ -222,20 +223,38 @@ class Semantics:
         except _DefectSignal as sig:
             out.append(Outcome(t, op_id, args, start, pc, None, None, sig.defect))
         except (NullDeref, AssertionFailed) as err:
-            out.append(Outcome(t, op_id, args, start, pc, None, None, self._defect_of(err, pc)))
+            out.append(Outcome(t, op_id, args, start, pc, None, None, self._defect_of(err, pc, l)))
 
     def _outcome(self, state, t, op_id, args, start, end, result, g, locks, thread) -> Outcome:
         threads = state[2]
         new_threads = threads[:t] + (thread,) + threads[t + 1:]
         return Outcome(t, op_id, args, start, end, result, (tuple(g), tuple(locks), new_threads), None)
 
-    def _defect_of(self, err: Exception, pc: int) -> Defect:
+    def _defect_of(self, err: Exception, pc: int, l: list) -> Defect:
         if isinstance(err, NullDeref):
             ins = self.code[pc]
-            what = "the lock of an instance that does not exist" if ins.kind in (ACQUIRE, RELEASE, TRY) else \
-                "null as an element"
-            return Defect("null-instance", f"uses {what} (null)", pc, err.span)
+            null = self.sys.program.sources.snippet(err.span)
+            where = self._locals_text(pc, err, l)
+            if ins.kind in (ACQUIRE, RELEASE, TRY):
+                lock = self.sys.locks[ins.lock].cls.name
+                msg = f"takes {lock} of {null}, which is null{where}: an instance that does not exist"
+            else:
+                msg = f"uses {null} as an element, but it is null{where}"
+            return Defect("null-instance", msg, pc, err.span)
         return Defect("assert", "assertion failed", pc, err.span)
+
+    def _locals_text(self, pc: int, err: NullDeref, l: list) -> str:
+        """The values of the locals the null expression reads, e.g. ' (m = Mdev1)'."""
+        ins = self.sys.lowered.code[pc]
+        parts = []
+        for name, (local, slot) in sorted({lc.name: (lc, s) for lc, s in ins.env.items()}.items()):
+            t = local.type
+            if local.kind == "binder" or slot >= len(l) or not isinstance(t, ElemT):
+                continue
+            text = self.sys.program.sources.snippet(err.span)
+            if re.search(rf"\b{re.escape(name)}\b", text):
+                parts.append(f"{name} = {t.sort}{l[slot]}" if l[slot] >= 0 else f"{name} = null")
+        return f" ({', '.join(parts)})" if parts else ""
 
     # ---- locks -------------------------------------------------------------
 

@@ -186,8 +186,4 @@ def lock_site(lowered: Lowered, pc: int) -> Site:
 
 
 def source_text(span: Span, sources: Sources) -> str:
-    line = sources.line(span.file, span.line) or ""
-    text = line.strip()
-    if span.end_line == span.line and span.end_col > span.col:
-        text = line[span.col - 1: span.end_col - 1].strip() or text
-    return text if len(text) <= 100 else text[:97] + "..."
+    return sources.snippet(span)
