@@ -163,3 +163,11 @@ def test_lock_order_edges_follow_lockdeps_rule():
     assert order.verdict == "violated"
     assert order.message == "circular lock dependency: a -> b -> c -> a"
     assert {(e.src, e.dst) for e in res.lock_edges} == {("a", "b"), ("b", "c"), ("c", "a")}
+
+
+def test_the_holds_line_of_a_defect_step_is_what_the_thread_held_there():
+    """The step acquires dev_lock and then returns with it held: the defect's own step holds it."""
+    res = run("tests/models/missed_unlock.apm")
+    step = {p.name: p for p in res.properties}["defects"].trace.steps[-1]
+    assert "returns -EBUSY with dev_lock still held" in step.outcome
+    assert step.held == ["dev_lock"]

@@ -8,7 +8,7 @@ with pc -1 when idle, and held a flat tuple (instance, acquiring pc, ...).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, NamedTuple
 
 from apcheck.diagnostics import Span
@@ -42,6 +42,7 @@ class Defect:
     message: str
     pc: int
     span: Span
+    held: tuple = ()   # what the thread held where it hit the defect (instance, acquiring pc, ...)
 
     @property
     def property(self) -> str:
@@ -154,10 +155,10 @@ class Semantics:
             elif k == RELEASE:
                 self._release(ins, pc, g2, l2, locks2, held2, t)
         except _DefectSignal as sig:
-            out.append(Outcome(t, op_id, args, pc, pc, None, None, sig.defect))
+            out.append(Outcome(t, op_id, args, pc, pc, None, None, replace(sig.defect, held=tuple(held))))
             return True
         except (NullDeref, AssertionFailed) as err:
-            out.append(Outcome(t, op_id, args, pc, pc, None, None, self._defect_of(err, pc, l2)))
+            out.append(Outcome(t, op_id, args, pc, pc, None, None, self._defect_of(err, pc, l2, held)))
             return True
         self._run(state, t, op_id, args, pc, pc + 1, g2, locks2, l2, held2, out)
         return True
@@ -221,16 +222,16 @@ class Semantics:
                                              (pc, tuple(l), tuple(held))))
                     return
         except _DefectSignal as sig:
-            out.append(Outcome(t, op_id, args, start, pc, None, None, sig.defect))
+            out.append(Outcome(t, op_id, args, start, pc, None, None, replace(sig.defect, held=tuple(held))))
         except (NullDeref, AssertionFailed) as err:
-            out.append(Outcome(t, op_id, args, start, pc, None, None, self._defect_of(err, pc, l)))
+            out.append(Outcome(t, op_id, args, start, pc, None, None, self._defect_of(err, pc, l, held)))
 
     def _outcome(self, state, t, op_id, args, start, end, result, g, locks, thread) -> Outcome:
         threads = state[2]
         new_threads = threads[:t] + (thread,) + threads[t + 1:]
         return Outcome(t, op_id, args, start, end, result, (tuple(g), tuple(locks), new_threads), None)
 
-    def _defect_of(self, err: Exception, pc: int, l: list) -> Defect:
+    def _defect_of(self, err: Exception, pc: int, l: list, held) -> Defect:
         if isinstance(err, NullDeref):
             ins = self.code[pc]
             null = self.sys.program.sources.snippet(err.span)
@@ -240,8 +241,8 @@ class Semantics:
                 msg = f"takes {lock} of {null}, which is null{where}: an instance that does not exist"
             else:
                 msg = f"uses {null} as an element, but it is null{where}"
-            return Defect("null-instance", msg, pc, err.span)
-        return Defect("assert", "assertion failed", pc, err.span)
+            return Defect("null-instance", msg, pc, err.span, tuple(held))
+        return Defect("assert", "assertion failed", pc, err.span, tuple(held))
 
     def _locals_text(self, pc: int, err: NullDeref, l: list) -> str:
         """The values of the locals the null expression reads, e.g. ' (m = Mdev1)'."""

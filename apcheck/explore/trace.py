@@ -129,7 +129,8 @@ class Describer:
             outcome = f"returns {errno_text(o.result)}"
         else:
             outcome = f"next: {self.source(self.sys.code[o.end_pc].span)} (line {self.sys.code[o.end_pc].span.line})"
-        held = self.held(after[2][o.thread]) if after is not None else self.held(thread_before)
+        # after the step, or, at a defect, where the thread stopped (a defect ends the step midway)
+        held = self.held(after[2][o.thread]) if after is not None else self.held((None, None, o.defect.held))
         if after is not None:
             first = self.lock_of(ins, before[0], thread_before, op, args)
             took = first if ins.kind == ACQUIRE else []
