@@ -69,7 +69,7 @@ def test_new_constructs_round_trip():
     they parse."""
     text = ("sort Dev bound 2\nlock dev->lock[Dev]: mutex\n"
             "var opened: set<Dev> = {} guarded_by dev->lock[Dev]\n"
-            "proc notify(d: Dev)\n"
+            "proc notify(d: Dev) aka vfio_notify, notify_dev\n"
             "for m1, m2 {\n    invariant small: opened != Dev\n    lockorder order: acyclic\n}\n"
             "expect m1 {\n    small: holds\n}\n")
     module = parse(text, "new.apm")

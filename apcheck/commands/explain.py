@@ -16,11 +16,15 @@ from apcheck.results import EdgeMatch, Explanation, LockEdge, Splat
 
 def explain(program: P.Program, splat: Splat, config: VerifyConfig = VerifyConfig()) -> Explanation:
     result = lock_order(program, config)
-    return match(splat, result.lock_edges, list(program.locks))
+    aliases = {name: set(proc.aka) for name, proc in program.procs.items() if proc.aka}
+    return match(splat, result.lock_edges, list(program.locks), aliases)
 
 
-def match(splat: Splat, edges: list[LockEdge], classes: list[str]) -> Explanation:
-    """Each dependency of the report against the model's lock-order edges."""
+def match(splat: Splat, edges: list[LockEdge], classes: list[str], aliases: dict[str, set[str]] | None = None
+          ) -> Explanation:
+    """Each dependency of the report against the model's lock-order edges; a model function matches a
+    stack frame by its name or a kernel name it is known by (`aka`)."""
+    aliases = aliases or {}
     by_pair = {(e.src, e.dst): e for e in edges}
     matches = []
     for se in splat.edges:
@@ -32,6 +36,6 @@ def match(splat: Splat, edges: list[LockEdge], classes: list[str]) -> Explanatio
             matches.append(EdgeMatch(splat=se, status="absent"))
             continue
         chain = [f.function for f in e.dst_site.chain]
-        common = [f for f in chain if f in se.frames]
+        common = [f for f in chain if ({f} | aliases.get(f, set())) & set(se.frames)]
         matches.append(EdgeMatch(splat=se, status="reached" if e.reached else "static", model=e, common=common))
     return Explanation(matches=matches, unread=list(splat.unread))

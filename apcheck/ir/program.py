@@ -247,6 +247,7 @@ class Proc:
     source: str  # file the procedure was declared in
     syntax: tuple = ()  # the declaration's parameters and statements as parsed (equal iff the same
                         # code, comments, layout and positions aside): what `apcheck diff` compares
+    aka: tuple[str, ...] = ()  # the kernel's names for it, as a stack shows them
 
 
 @dataclass

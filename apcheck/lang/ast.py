@@ -272,6 +272,7 @@ class ProcDecl(Decl):
     params: tuple[Param, ...]
     body: tuple[Stmt, ...] | None   # None: a declaration (`proc f(x: T)`), defined by an importing model
     is_op: bool = False
+    aka: tuple[str, ...] = ()       # the kernel's names for it on a stack (`aka kvm_vcpu_ioctl`)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class _Checker:
         self.proc_decls: dict[str, tuple[A.ProcDecl, str]] = {}   # the definition, else the declaration
         self.procs: dict[str, P.Proc] = {}
         self.undefined: dict[str, Span] = {}    # declared without a body and defined nowhere
+        self.akas: dict[str, dict[str, None]] = {}  # procedure -> the kernel's names for it (ordered)
         self.names: dict[str, tuple[str, Span]] = {}
         self.scopes: list[dict[str, P.Local]] = []
 
@@ -96,6 +97,7 @@ class _Checker:
     def add_proc(self, it: A.ProcDecl, path: str) -> None:
         """A procedure's declaration (no body) and its definition may both appear, in either order,
         with the same parameter types; two definitions are a duplicate."""
+        self.akas.setdefault(it.name, {}).update(dict.fromkeys(it.aka))  # a declaration's and its definition's
         prev = self.proc_decls.get(it.name)
         if prev is None or (prev[0].body is not None and it.body is not None):
             if self.declare(it.name, "procedure" if not it.is_op else "operation", it.span):
@@ -245,7 +247,8 @@ class _Checker:
         self.current_proc = decl
         body = self.block(decl.body)
         self.scopes = []
-        return P.Proc(decl.name, params, body, decl.is_op, decl.span, path, (decl.params, decl.body))
+        return P.Proc(decl.name, params, body, decl.is_op, decl.span, path, (decl.params, decl.body),
+                      tuple(self.akas.get(decl.name, ())))
 
     def bind(self, local: P.Local) -> None:
         scope = self.scopes[-1]

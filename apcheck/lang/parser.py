@@ -214,9 +214,13 @@ class _Builder(Transformer):
         return list(c)  # a list, where a block is a tuple (see _proc)
 
     def _proc(self, meta, c, is_op):
-        params = next((tuple(x) for x in c[1:] if isinstance(x, list)), ())
+        params = next((tuple(x) for x in c[1:] if isinstance(x, list) and not isinstance(x, _Aka)), ())
+        aka = next((tuple(x) for x in c[1:] if isinstance(x, _Aka)), ())
         body = next((x for x in c[1:] if isinstance(x, tuple)), None)
-        return A.ProcDecl(str(c[0]), params, body, is_op, span=self._s(meta))
+        return A.ProcDecl(str(c[0]), params, body, is_op, aka, span=self._s(meta))
+
+    def aka(self, meta, c):
+        return _Aka(str(x) for x in c)
 
     def proc_decl(self, meta, c):
         return self._proc(meta, c, False)
@@ -411,6 +415,10 @@ class _Builder(Transformer):
 
     def tuple_lit(self, meta, c):
         return A.TupleLit((c[0],) + c[1], span=self._s(meta))
+
+
+class _Aka(list):
+    """The names after `aka`, passed between builder callbacks only."""
 
 
 class _GuardRef(NamedTuple):

@@ -81,10 +81,11 @@ class _Printer:
         if isinstance(it, A.ProcDecl):
             kw = "op" if it.is_op else "proc"
             params = ", ".join(f"{p.name}: {self.type(p.type)}" for p in it.params)
+            aka = f" aka {', '.join(it.aka)}" if it.aka else ""
             if it.body is None:
-                self.emit(it, "", f"{kw} {it.name}({params})", header=True)
+                self.emit(it, "", f"{kw} {it.name}({params}){aka}", header=True)
                 return
-            self.emit(it, "", f"{kw} {it.name}({params}) {{", header=True)
+            self.emit(it, "", f"{kw} {it.name}({params}){aka} {{", header=True)
             self.block_body(it.body, INDENT, it.span.end_line)
             self.lines.append("}")
         elif isinstance(it, A.ScenarioDecl):
