@@ -112,6 +112,8 @@ class Trace:
     initial: list[tuple[str, str]]
     steps: list[TraceStep]
     final: list[str] = field(default_factory=list)   # what the final state means (who waits for what)
+    certain_at: int | None = None   # a deadlock: the step after which it is certain (the rest runs into it)
+    waiting: dict[str, str] = field(default_factory=dict)  # a deadlock: each stuck thread -> what it waits for
 
 
 @dataclass(kw_only=True)

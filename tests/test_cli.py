@@ -40,7 +40,8 @@ def test_text_report_has_trace_and_lockdep_layout():
     out = run_cli("verify", "tests/models/abba.apm", "-q").stdout
     assert "WARNING: possible circular locking dependency detected" in out
     assert "Possible unsafe locking scenario" in out
-    assert "t1 waits forever: acquire b_lock (held by t2)" in out
+    assert "t1 waits forever at tests/models/abba.apm:9: acquire b_lock (held by t2)" in out
+    assert "wait-for cycle: t1 for t2 (b_lock), t2 for t1 (a_lock)" in out
 
 
 def test_json_junit_sarif_parse():

@@ -23,8 +23,10 @@ def test_abba_cycle_and_deadlock_trace():
     assert dl.verdict == "violated"
     steps = [(s.thread, s.op, s.text) for s in dl.trace.steps]
     assert steps == [("t1", "take_ab", "acquire a_lock"), ("t2", "take_ba", "acquire b_lock")]
-    assert dl.trace.final == ["t1 waits forever: acquire b_lock (held by t2)",
-                              "t2 waits forever: acquire a_lock (held by t1)"]
+    assert dl.trace.final == ["t1 waits forever at tests/models/abba.apm:9: acquire b_lock (held by t2)",
+                              "t2 waits forever at tests/models/abba.apm:16: acquire a_lock (held by t1)",
+                              "wait-for cycle: t1 for t2 (b_lock), t2 for t1 (a_lock)"]
+    assert dl.trace.certain_at is None  # both are blocked where the deadlock becomes certain
     assert "reachable deadlock was also found" in p["lock_order"].notes[0]
 
 
@@ -171,3 +173,16 @@ def test_the_holds_line_of_a_defect_step_is_what_the_thread_held_there():
     step = {p.name: p for p in res.properties}["defects"].trace.steps[-1]
     assert "returns -EBUSY with dev_lock still held" in step.outcome
     assert step.held == ["dev_lock"]
+
+
+def test_a_deadlock_on_a_hidden_lock_is_explained_to_the_end():
+    """The trace goes on past the point of no return until both threads are blocked, and ends with
+    the wait-for cycle, naming the flag as a lock lockdep cannot see."""
+    dl = props(run("tests/models/hidden_lock.apm"))["deadlock"]
+    assert dl.verdict == "violated"
+    assert dl.trace.certain_at is not None and len(dl.trace.steps) > dl.trace.certain_at
+    assert dl.trace.final == [
+        "a waits forever at tests/models/hidden_lock.apm:12: acquire m (held by b)",
+        "b waits forever at tests/models/hidden_lock.apm:22 until !busy: a lock lockdep cannot see, to be let go by a",
+        "wait-for cycle: a for b (m), b for a (until !busy)"]
+    assert dl.trace.waiting == {"a": "acquire m (held by b)", "b": "until !busy (a lock lockdep cannot see)"}

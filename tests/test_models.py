@@ -48,11 +48,19 @@ def test_5_12_deficiencies(v512):
 
 
 def test_5_12_kvm_busy_deadlock_hidden_from_lockdep(v512):
+    """Certain after 9 steps; one more runs the vCPU into its wait for kvm_busy, a lock lockdep
+    cannot see, and the report ends with the wait-for cycle."""
     dl = prop(v512, "deadlock")
     assert dl.scenario == "locking"
-    assert len(dl.trace.steps) == 9
-    final = " ".join(dl.trace.final)
-    assert "pv waits forever: acquire vcpu->mutex[Guest0] (held by vcpu)" in final
+    assert dl.message == "deadlock after 9 steps: qemu, vcpu, pv can never move again"
+    assert len(dl.trace.steps) == 10 and dl.trace.certain_at == 9
+    assert dl.trace.final == [
+        "qemu waits forever at models/common/kvm_masks_5x.apm:15: acquire kvm->lock[Guest0] (held by pv)",
+        "vcpu waits forever at models/vfio_ap_5_12.apm:214 until m not in kvm_busy: a lock lockdep cannot see, "
+        "to be let go by qemu",
+        "pv waits forever at models/common/kvm.apm:45: acquire vcpu->mutex[Guest0] (held by vcpu)",
+        "wait-for cycle: qemu for pv (kvm->lock[Guest0]), pv for vcpu (vcpu->mutex[Guest0]), vcpu for qemu "
+        "(until m not in kvm_busy)"]
 
 
 def test_v15_cycle_is_the_seeds():
@@ -69,7 +77,10 @@ def test_v15_cycle_is_the_seeds():
         "handle_pqap", "kvm_s390_handle_pqap", "kvm_vcpu_ioctl_run"]
     dl = prop(res, "deadlock")
     assert dl.verdict == "violated"
-    assert len(dl.trace.steps) == 8
+    assert dl.message.startswith("deadlock after 8 steps")
+    assert len(dl.trace.steps) == 10 and dl.trace.certain_at == 8  # on until sysfs blocks too
+    assert dl.trace.final[-1] == ("wait-for cycle: sysfs for pv (kvm->lock[Guest0]), pv for vcpu "
+                                  "(vcpu->mutex[Guest0]), vcpu for sysfs (matrix_dev->lock)")
     assert res.stats.states == 33432
 
 
@@ -79,7 +90,8 @@ def test_v15_locking_without_the_reduction():
     res = verify(program, VerifyConfig(explore=ExploreConfig(reduction=False), scenario="locking"), SPEC)
     reduced = run("vfio_ap_v15", scenario="locking")
     assert verdicts(res) == verdicts(reduced)
-    assert len(prop(res, "deadlock").trace.steps) == 10
+    assert prop(res, "deadlock").message.startswith("deadlock after 10 steps")
+    assert len(prop(res, "deadlock").trace.steps) == 12
     assert res.stats.states == 89226
 
 

@@ -18,6 +18,7 @@ from apcheck.commands.model import VerifyConfig
 from apcheck.diagnostics import InternalError
 from apcheck.explore.engine import ExploreResult, explore
 from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
+from apcheck.explore.waitfor import continuation, stuck_threads, wait_for
 from apcheck.explore.system import bounds_of, scenario_system
 from apcheck.ir import program as P
 from apcheck.ir.lowered import Lowered
@@ -240,15 +241,15 @@ class _Assembler:
         if stuck is not None and (selfd is None or self.r.depth[stuck[0]] <= self.r.depth[selfd[0]]):
             idx, mask = stuck
             steps = replay(self.r, idx)
-            trace = self.d.trace(steps)
             state = final_state(self.r, steps)
-            names = []
-            for t in range(len(self.sys.threads)):
-                if mask >> t & 1:
-                    names.append(self.sys.threads[t].name)
-                    trace.final.append(f"{self.sys.threads[t].name} waits forever: "
-                                       f"{self.r.semantics.blocked_on(state, t)}")
-            total = all(mask >> t & 1 or state[2][t][0] < 0 for t in range(len(self.sys.threads)))
+            more = continuation(self.r, state)  # on until every thread of it is blocked
+            end = more[-1][1].state if more else state
+            trace = self.d.trace(steps + more)
+            trace.certain_at = len(steps) if more else None
+            stuck = stuck_threads(self.r, end) or mask  # every thread of it, once all are blocked
+            trace.final, trace.waiting = wait_for(self.r, end, stuck)
+            names = [self.sys.threads[t].name for t in range(len(self.sys.threads)) if stuck >> t & 1]
+            total = all(stuck >> t & 1 or end[2][t][0] < 0 for t in range(len(self.sys.threads)))
             kind = "deadlock" if len(names) > 1 else "stuck thread"
             msg = f"{kind} after {len(steps)} steps: {', '.join(names)} can never move again"
             if not total:

@@ -59,6 +59,8 @@ class ExploreResult:
     canon: Callable[[tuple], tuple] | None
     max_depth_reached: int = 0
     notes: list[str] = field(default_factory=list)   # what the reader of the verdicts should know
+    index: dict[tuple, int] = field(default_factory=dict)   # stored state -> its index
+    can_move: list[int] | None = None      # per state: the threads that can move there or later (find_stuck)
 
 
 def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreResult:
@@ -171,10 +173,10 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     # After a limit the analysis of the partial graph (no false deadlock there, maybe a real one) gets
     # one more second at most: a limit is honoured within about a second.
     grace = time.monotonic() + 1.0
-    deadlock = find_stuck(states, src, dst, mover, expanded, len(system.threads),
-                          (lambda: time.monotonic() > grace) if limit is not None else None)
+    deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads),
+                                    (lambda: time.monotonic() > grace) if limit is not None else None)
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
-                         inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest, notes)
+                         inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest, notes, index, can_move)
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:
@@ -208,9 +210,11 @@ def _unlocked(state, guards, inst_class) -> bool:
 
 
 def find_stuck(states, src, dst, mover, expanded, n_threads,
-               out_of_time: Callable[[], bool] | None = None) -> tuple[int, int] | None:
-    """The first state (in search order) with a busy thread that can never move again; None also
-    when `out_of_time` says the time is up before the analysis ends.
+               out_of_time: Callable[[], bool] | None = None
+               ) -> tuple[tuple[int, int] | None, list[int] | None]:
+    """The first state (in search order) with a busy thread that can never move again, with the mask
+    of those threads, and per state the threads that can move there or later; (None, None) when
+    `out_of_time` says the time is up before the analysis ends.
 
     mask[s] = threads that can take a step in s or in some state reachable
     from s; unexpanded states (limits, defects) count as "every thread can
@@ -242,7 +246,7 @@ def find_stuck(states, src, dst, mover, expanded, n_threads,
     while work:
         rounds += 1
         if out_of_time is not None and rounds & 0xFFFF == 0 and out_of_time():
-            return None
+            return None, None
         s = work.popleft()
         queued[s] = 0
         ms = mask[s]
@@ -260,5 +264,5 @@ def find_stuck(states, src, dst, mover, expanded, n_threads,
                 busy |= 1 << t
         stuck = busy & ~mask[i]
         if stuck:
-            return i, stuck
-    return None
+            return (i, stuck), mask
+    return None, mask

@@ -369,6 +369,15 @@ class Semantics:
 
     # ---- what a blocked thread waits for ---------------------------------------
 
+    def lock_waited_for(self, state: tuple, t: int) -> str:
+        """The lock instance thread t waits to acquire, by name."""
+        g, _, threads = state
+        pc, l, _ = threads[t]
+        try:
+            return self.sys.lock_instance_name(self.instance(self.code[pc], g, list(l)))
+        except NullDeref:
+            return "a lock of a null instance"
+
     def blocked_on(self, state: tuple, t: int) -> str:
         g, locks, threads = state
         pc, l, held = threads[t]

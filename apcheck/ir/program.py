@@ -392,3 +392,14 @@ def proc_closure(procs: dict[str, Proc], name: str) -> list[str]:
         out.append(n)
         todo += [s.proc for s in walk_stmts(procs[n].body) if isinstance(s, SCall)]
     return out
+
+
+def globals_read(e: Expr) -> set[Var]:
+    """The state variables an expression reads."""
+    return set(globals_in(e))
+
+
+def globals_written(procs: dict[str, Proc], name: str) -> set[Var]:
+    """The state variables a procedure may write, through the procedures it calls too."""
+    return {s.target for n in proc_closure(procs, name) for s in walk_stmts(procs[n].body)
+            if isinstance(s, SAssign) and isinstance(s.target, Var)}

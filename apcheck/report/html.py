@@ -241,11 +241,7 @@ def sequence_chart_svg(trace: Trace, threads: list[str]) -> str:
     for s in trace.steps:
         if s.thread not in cols:
             cols.append(s.thread)
-    blocked = {}
-    for line in trace.final:
-        name, sep, why = line.partition(" waits forever: ")
-        if sep:
-            blocked[name] = why
+    blocked = trace.waiting
     colw, rowh, top, left = 230, 58, 60, 40
     change_x = left + colw * len(cols) + 10
     changes_w = 460

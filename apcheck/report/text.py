@@ -172,6 +172,8 @@ def render_trace(trace: Trace) -> str:
         out.append(f"        holds: {', '.join(s.held) if s.held else '-'}")
         for c in s.changes:
             out.append(f"        {c.var}: {c.old} -> {c.new}")
+        if trace.certain_at == s.index and s.index < len(trace.steps):
+            out.append("  -- the deadlock is certain from here; the steps below run its threads into it")
     for line in trace.final:
         out.append(f"  => {line}")
     return "\n".join(out)

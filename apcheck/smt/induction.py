@@ -28,10 +28,10 @@ from apcheck.explore.system import System, instantiate
 from apcheck.explore.trace import Describer
 from apcheck.ir import program as P
 from apcheck.ir.lowered import SCHED, Lowered
+from apcheck.ir.program import globals_read, globals_written
 from apcheck.ir.types import Type
 from apcheck.results import Cti, InductionResult
-from apcheck.smt.symbolic import (Executor, NotTranslatable, Universe, globals_read, globals_written,
-                                  initial_state, model_value)
+from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state, model_value
 
 
 @dataclass

@@ -109,6 +109,12 @@ class Universe:
     def quantify(self, kind: str, xs: list, body: z3.BoolRef) -> z3.BoolRef:
         return z3.ForAll(xs, body) if kind == "forall" else z3.Exists(xs, body)
 
+    def set_equal(self, a: z3.ExprRef, b: z3.ExprRef, sorts) -> z3.BoolRef:
+        """Two sets (arrays to Bool) are equal: element by element, through `quantify` (expanded
+        over finite sorts, where Z3's array extensionality can leave it undecided)."""
+        xs = self.bound(sorts)
+        return self.quantify("forall", xs, z3.Select(a, *xs) == z3.Select(b, *xs))
+
     def card(self, value: z3.ExprRef, t: Type, span: Span) -> z3.ExprRef:
         raise NotTranslatable(span, "set cardinality (#) for every size")
 
@@ -251,7 +257,10 @@ class Executor:
             a, b = self.pair(x, y)
             if isinstance(x.type, MapT):
                 raise NotTranslatable(e.span, "comparison of whole maps")
-            return a == b if op == "==" else a != b
+            sorts = x.type.sorts if isinstance(x.type, SetT) and x.type.sorts else \
+                y.type.sorts if isinstance(y.type, SetT) and y.type.sorts else None
+            eq = self.u.set_equal(a, b, sorts) if sorts else a == b
+            return eq if op == "==" else z3.Not(eq)
         if op == "le":
             return self.expr(x) <= self.expr(y)
         sorts = e.type.sorts if isinstance(e.type, SetT) else None
@@ -460,7 +469,7 @@ class Executor:
             # runs once, on any element of the domain, and returns
             x = self.nondet(f"{s.var.name} chosen (line {s.span.line})", s.var.type, s.span)
             y = self.u.bound([sort])[0]
-            nonempty = z3.Exists([y], z3.Select(dom, y))
+            nonempty = self.u.quantify("exists", [y], z3.Select(dom, y))  # expanded over finite sorts (BMC)
             self.assume(z3.Select(dom, x), z3.And(g, nonempty))
             self.frame.env[s.var] = x
             self.block(s.body, z3.And(g, nonempty))
@@ -478,7 +487,7 @@ class Executor:
         finally:
             self.loops.pop()
         for i in range(first, len(self.assumptions)):
-            self.assumptions[i] = z3.ForAll([x], self.assumptions[i])
+            self.assumptions[i] = self.u.quantify("forall", [x], self.assumptions[i])
         for var in dict.fromkeys(w[0] for w in loop.writes):  # first-write order: deterministic
             pos = self._position(loop, var)
             ks = self.u.bound(var.type.keys if isinstance(var.type, MapT) else var.type.sorts)
@@ -580,14 +589,3 @@ def model_value(t: Type, term: z3.ExprRef, model: z3.ModelRef, elems: dict[str, 
     if isinstance(t, ElemT):
         return next((i for i, e in enumerate(elems[t.sort]) if e is not None and z3.eq(e, v)), -1)
     return v.as_long()
-
-
-def globals_read(e: P.Expr) -> set[P.Var]:
-    """The state variables an expression reads."""
-    return set(P.globals_in(e))
-
-
-def globals_written(procs: dict[str, P.Proc], name: str) -> set[P.Var]:
-    """The state variables a procedure may write, through the procedures it calls too."""
-    return {s.target for n in P.proc_closure(procs, name) for s in P.walk_stmts(procs[n].body)
-            if isinstance(s, P.SAssign) and isinstance(s.target, P.Var)}
