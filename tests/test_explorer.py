@@ -186,3 +186,14 @@ def test_a_deadlock_on_a_hidden_lock_is_explained_to_the_end():
         "b waits forever at tests/models/hidden_lock.apm:22 until !busy: a lock lockdep cannot see, to be let go by a",
         "wait-for cycle: a for b (m), b for a (until !busy)"]
     assert dl.trace.waiting == {"a": "acquire m (held by b)", "b": "until !busy (a lock lockdep cannot see)"}
+
+
+def test_a_cycle_of_four_locks_is_reported_as_lockdep_does():
+    from apcheck.report import render_format
+    res = run("tests/models/four_locks.apm")
+    p = props(res)
+    assert p["lock_order"].message == "circular lock dependency: w -> x -> y -> z -> w"
+    text = render_format(res, "text")
+    assert "Chain exists of:\n  w --> x --> y --> z --> w" in text
+    assert "CPU3" in text and text.count("lock(w);") == 2
+    assert p["deadlock"].trace.final[-1] == "wait-for cycle: t1 for t2 (x), t2 for t3 (y), t3 for t4 (z), t4 for t1 (w)"

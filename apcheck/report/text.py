@@ -140,8 +140,7 @@ def render_cycle(cycle: list[LockEdge]) -> str:
         out.append("")
     out.append("Chain exists of:")
     out.append("  " + " --> ".join(names + [names[0]]))
-    if len(cycle) <= 3:
-        out += ["", " Possible unsafe locking scenario:", ""] + _scenario(names)
+    out += ["", " Possible unsafe locking scenario:", ""] + _scenario(names)  # a CPU column per lock
     return "\n".join(out)
 
 

@@ -114,6 +114,19 @@ class BmcResult:
     unknown: str | None = None                          # why the unrolling stopped early
 
 
+def _check(solver: z3.Solver, timeout_ms: int):
+    """The query's result, model and reason; a query the incremental solver gives up on (the sets'
+    lambdas make quantifiers) is asked again of a fresh solver, which often decides it."""
+    res = solver.check()
+    if res == z3.unknown:
+        fresh = z3.Solver()
+        fresh.set("timeout", timeout_ms)
+        fresh.add(solver.assertions())
+        solver = fresh
+        res = solver.check()
+    return res, solver.model() if res == z3.sat else None, solver.reason_unknown()
+
+
 def bmc(system: System, max_depth: int, timeout_s: float = 60.0) -> BmcResult:
     """Unroll to max_depth steps; each invariant's shortest violation depth, replayed concretely."""
     return _Bmc(system, timeout_s).unroll(max_depth)
@@ -415,11 +428,10 @@ class _Bmc:
             for prop, guards in list(remaining):
                 solver.push()
                 solver.add(self.target(steps[k], prop, guards))
-                res = solver.check()
-                model = solver.model() if res == z3.sat else None
+                res, model, reason = _check(solver, self.timeout)
                 solver.pop()
                 if res == z3.unknown:
-                    result.unknown = (f"Z3 gave up at depth {k}: {solver.reason_unknown()} (each query may take "
+                    result.unknown = (f"Z3 gave up at depth {k}: {reason} (each query may take "
                                       f"{self.timeout / 1000:g} s; --smt-timeout raises it)")
                     return result
                 if model is not None:
