@@ -228,3 +228,22 @@ def test_a_hierarchy_violation_without_a_cycle_has_its_own_report(tmp_path):
     assert "lock order violates the declared hierarchy\n  declared: x < y\n  y -> x  [reached]" in text
     assert "circular locking dependency" not in text and "x --> x" not in text
     assert "lock order violates the declared hierarchy" in render_format(res, "html")
+
+
+REPORT_KINDS = {"cycle_2": "tests/models/abba.apm", "cycle_3_lockdep_rule": "tests/models/lockdep_chain.apm",
+                "cycle_4": "tests/models/four_locks.apm", "hidden_lock": "tests/models/hidden_lock.apm",
+                "hierarchy_only": "tests/models/hierarchy_only.apm", "sleep_in_atomic": "tests/models/spin_sleep.apm",
+                "wrong_instance": "tests/models/wrong_instance.apm"}
+
+
+@pytest.mark.parametrize("kind", sorted(REPORT_KINDS))
+def test_golden_report_kinds(kind):
+    """One golden text report per kind of finding (issue: reports a kernel engineer trusts)."""
+    got = masked(render_format(verify(load_program(REPORT_KINDS[kind])), "text"))
+    path = os.path.join(GOLDEN, f"kind_{kind}.txt")
+    if os.environ.get("UPDATE_GOLDEN"):
+        with open(path, "w") as f:
+            f.write(got)
+    with open(path) as f:
+        want = f.read()
+    assert got == want, f"{kind} report differs from {path} (UPDATE_GOLDEN=1 to regenerate, then review)"
