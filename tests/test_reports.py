@@ -49,16 +49,19 @@ def demo():
     return verify(load_program(DEMO))
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_golden(demo, fmt):
-    got = masked(render_format(demo, fmt))
-    path = os.path.join(GOLDEN, f"report_demo.{FORMATS[fmt]}")
+def assert_golden(got: str, path: str) -> None:
+    """The report equals its golden file (UPDATE_GOLDEN=1 rewrites the file: review the diff)."""
     if os.environ.get("UPDATE_GOLDEN"):
         with open(path, "w") as f:
             f.write(got)
     with open(path) as f:
         want = f.read()
-    assert got == want, f"{fmt} report differs from {path} (UPDATE_GOLDEN=1 to regenerate, then review)"
+    assert got == want, f"the report differs from {path} (UPDATE_GOLDEN=1 to regenerate, then review)"
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_golden(demo, fmt):
+    assert_golden(masked(render_format(demo, fmt)), os.path.join(GOLDEN, f"report_demo.{FORMATS[fmt]}"))
 
 
 def test_demo_has_a_cycle_a_violation_and_a_proof(demo):
@@ -239,11 +242,5 @@ REPORT_KINDS = {"cycle_2": "tests/models/abba.apm", "cycle_3_lockdep_rule": "tes
 @pytest.mark.parametrize("kind", sorted(REPORT_KINDS))
 def test_golden_report_kinds(kind):
     """One golden text report per kind of finding (issue: reports a kernel engineer trusts)."""
-    got = masked(render_format(verify(load_program(REPORT_KINDS[kind])), "text"))
-    path = os.path.join(GOLDEN, f"kind_{kind}.txt")
-    if os.environ.get("UPDATE_GOLDEN"):
-        with open(path, "w") as f:
-            f.write(got)
-    with open(path) as f:
-        want = f.read()
-    assert got == want, f"{kind} report differs from {path} (UPDATE_GOLDEN=1 to regenerate, then review)"
+    assert_golden(masked(render_format(verify(load_program(REPORT_KINDS[kind])), "text")),
+                  os.path.join(GOLDEN, f"kind_{kind}.txt"))
