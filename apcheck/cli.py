@@ -166,6 +166,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default=None, help="explore only this scenario")
     p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
     p.add_argument("--no-reduction", action="store_true", help="take private releases as steps of their own")
+    p.add_argument("--lock-edges", choices=["lockdep", "closure"], default="lockdep",
+                   help="lock-order edges by lockdep's rule (the most recent held lock and the trylocks above "
+                        "it; default), or from every held lock")
     p.add_argument("--dfs", action="store_true", help="depth-first search (less memory; traces not shortest)")
     p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
                    help="worker processes for the scenarios (default: one per core)")
@@ -196,6 +199,7 @@ def run_config(args):
     progress = None if args.quiet else _progress
     explore = ExploreConfig(max_states=args.max_states, max_depth=args.max_depth, timeout=args.timeout,
                             symmetry=not args.no_symmetry, reduction=not args.no_reduction,
+                            closure_edges=args.lock_edges == "closure",
                             order="dfs" if args.dfs else "bfs", progress=progress)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")

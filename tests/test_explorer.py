@@ -213,3 +213,11 @@ def test_rwsem_reads_follow_lockdeps_rules(tmp_path):
     model.write_text(reads.replace("op b() {\n    acquire m\n    acquire read sem", "op b() {\n    acquire m\n    acquire write sem"))
     p = props(verify(load_program(str(model))))
     assert p["lock_order"].verdict == "violated" and p["deadlock"].verdict == "violated"
+
+
+def test_the_closure_of_held_locks_stays_an_option():
+    from conftest import run_main
+    assert "circular lock dependency: a -> c -> a" in run_main(
+        "verify", "tests/models/lockdep_chain.apm", "-q", "--brief", "--lock-edges", "closure").stdout
+    assert "circular lock dependency: a -> b -> c -> a" in run_main(
+        "verify", "tests/models/lockdep_chain.apm", "-q", "--brief").stdout

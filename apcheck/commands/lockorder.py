@@ -25,7 +25,7 @@ def lock_order(program: P.Program, config: VerifyConfig = VerifyConfig(), specs:
     """The lock graph and the lock-order properties' verdicts; no other property is checked."""
     scenarios = select_scenarios(program, config.scenario)
     bounds = bounds_of(program, config.bounds)
-    lowered, static = build(program)
+    lowered, static = build(program, config.explore.closure_edges)
     runs, wall = explore_scenarios(lowered, replace(config, locks_only=True, induction=False, bmc_depth=0), scenarios)
     edges = union_edges(runs, lowered, static)
     props = [lockorder_result(p, edges, runs, lowered, config) for p in program.properties

@@ -71,7 +71,7 @@ def find_model(spec: str, name: str) -> str | None:
     return None
 
 
-def build(program: P.Program) -> tuple[Lowered, StaticEdges]:
+def build(program: P.Program, closure_edges: bool = False) -> tuple[Lowered, StaticEdges]:
     """The lowered program and its static lock-order edges: once per model. Raises the model errors
     found here: E204 (a procedure declared but defined nowhere: the file is a fragment), E402 (a
     release no path holds), E301 (an initial value that uses null)."""
@@ -80,7 +80,7 @@ def build(program: P.Program) -> tuple[Lowered, StaticEdges]:
                                           "imports this declaration must define it", span)
                                for name, span in program.undefined.items()], program.sources)
     lowered = lower(program)
-    static = static_edges(lowered)
+    static = static_edges(lowered, closure_edges)
     if static.diagnostics:
         raise DiagnosticError(static.diagnostics, program.sources)
     initial_globals(program, bounds_of(program))

@@ -23,7 +23,7 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     check_expectations(program, [p.name for p in program.properties] + list(BUILTIN_PROPERTIES))
     scenarios = select_scenarios(program, config.scenario)
     bounds = bounds_of(program, config.bounds)  # a bad --bound is a usage error before any work
-    lowered, static = build(program)
+    lowered, static = build(program, config.explore.closure_edges)
     runs, wall = explore_scenarios(lowered, config, scenarios)
     props = [_merge([r.results[p.name] for r in runs], runs) for p in program.properties
              if p.kind in (Kind.INVARIANT, Kind.COVER)]

@@ -26,6 +26,7 @@ class ExploreConfig:
     max_memory_mb: float | None = None   # this process's resident memory
     symmetry: bool = True
     reduction: bool = True  # private releases merged into the step before them (Semantics)
+    closure_edges: bool = False  # lock-order edges from every held lock, not lockdep's rule (Semantics)
     order: str = "bfs"  # bfs | dfs
     progress: Callable[["Progress"], None] | None = None
     progress_every: float = 2.0
@@ -76,7 +77,7 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
 
 
 def _explore(system: System, config: ExploreConfig) -> ExploreResult:
-    sem = Semantics(system, merge_private_releases=config.reduction)
+    sem = Semantics(system, merge_private_releases=config.reduction, closure_edges=config.closure_edges)
     canon = canonicalizer(system) if config.symmetry else None
     notes = symmetric_sorts(system.sizes.n)[1] if config.symmetry else []
     budget = Budget(config.timeout, config.max_memory_mb)

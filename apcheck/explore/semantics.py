@@ -71,8 +71,10 @@ class Semantics:
     branch when the lock is free (another thread might hold it): the mode in which one operation
     is run alone (run_alone), for the replay of Z3's counterexamples to induction."""
 
-    def __init__(self, system: System, merge_private_releases: bool = False, trylocks_may_fail: bool = False):
+    def __init__(self, system: System, merge_private_releases: bool = False, trylocks_may_fail: bool = False,
+                 closure_edges: bool = False):
         self.sys = system
+        self.closure_edges = closure_edges  # an edge from every held lock, not only lockdep's
         self.trylocks_may_fail = trylocks_may_fail
         self.limit_check: Callable[[], None] | None = None  # raises LimitReached (set by the search)
         self.forks = 0
@@ -282,7 +284,7 @@ class Semantics:
                 key = (self.inst_class[held[i]], cb)
                 if key not in self.edges:
                     self.edges[key] = (held[i + 1], pc, self.origin)
-                if self.code[held[i + 1]].kind != TRY:
+                if self.code[held[i + 1]].kind != TRY and not self.closure_edges:
                     break
         locks[inst] = new
         held.append(inst)

@@ -23,8 +23,9 @@ class StaticEdges:
     diagnostics: list[Diagnostic]
 
 
-def static_edges(lowered: Lowered) -> StaticEdges:
-    """Once per model: lock classes and paths do not depend on sizes or scenarios."""
+def static_edges(lowered: Lowered, closure: bool = False) -> StaticEdges:
+    """Once per model: lock classes and paths do not depend on sizes or scenarios. With `closure`, an
+    edge from every held lock (apcheck verify --lock-edges closure)."""
     code = lowered.code
     edges: dict[tuple[int, int], tuple[int, int]] = {}
     read: set[tuple[int, int]] = set()
@@ -54,7 +55,7 @@ def static_edges(lowered: Lowered) -> StaticEdges:
                             edges[(hc, cid)] = (hpc, pc)
                         if ins.mode == READ:
                             read.add((hc, cid))
-                        if code[hpc].kind != TRY:
+                        if code[hpc].kind != TRY and not closure:
                             break
                 nested = sum(1 for hc, _ in held if hc == cid)
                 taken = held + ((cid, pc),) if nested < MAX_NESTING else held
