@@ -236,7 +236,7 @@ def test_a_hierarchy_violation_without_a_cycle_has_its_own_report(tmp_path):
 REPORT_KINDS = {"cycle_2": "tests/models/abba.apm", "cycle_3_lockdep_rule": "tests/models/lockdep_chain.apm",
                 "cycle_4": "tests/models/four_locks.apm", "hidden_lock": "tests/models/hidden_lock.apm",
                 "hierarchy_only": "tests/models/hierarchy_only.apm", "sleep_in_atomic": "tests/models/spin_sleep.apm",
-                "wrong_instance": "tests/models/wrong_instance.apm"}
+                "wrong_instance": "tests/models/wrong_instance.apm", "rwsem": "tests/models/rwsem_inversion.apm"}
 
 
 @pytest.mark.parametrize("kind", sorted(REPORT_KINDS))
