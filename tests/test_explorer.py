@@ -119,6 +119,15 @@ def test_the_tutorial_explores_the_states_its_documentation_says():
     assert got == [int(x) for x in m.groups()]
 
 
+def test_a_loop_that_never_exits_is_a_defect_not_a_hang(tmp_path):
+    model = tmp_path / "spin.apm"
+    model.write_text("var pending: bool = false\nop drain() {\n    while !pending {\n    }\n}\nthread t runs drain\n")
+    p = props(verify(load_program(str(model))))["defects"]
+    assert p.verdict == "violated"
+    assert p.message == ("endless-step: a loop goes round 131,072 times without reaching a scheduling point: "
+                         "it never exits")
+
+
 def test_sleeping_with_a_spinlock_held_is_a_defect():
     res = run("tests/models/spin_sleep.apm")
     p = {x.name: x for x in res.properties}["defects"]

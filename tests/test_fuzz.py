@@ -61,8 +61,9 @@ def run_mutants(count: int, tmp_path) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(mutate(texts[origin], rng))
         try:
-            for args in (["check", path], ["verify", path, "-q", "--brief", "--max-states", "300", "--no-induction",
-                                          "--jobs", "1"]):
+            verify = ["verify", path, "-q", "--brief", "--max-states", "300", "--timeout", "2", "--no-induction",
+                      "--jobs", "1"]
+            for args in (["check", path], verify):
                 done = run_main(*args)
                 where = f"mutant {n} of {origin} (seed 20261125), apcheck {' '.join(args[:1])}"
                 assert done.returncode != 4 and "Traceback" not in done.stderr, f"{where}: {done.stderr[-2000:]}"

@@ -18,6 +18,7 @@ from apcheck.ir.lowered import ACQUIRE, BRANCH, EVERY, EXEC, FOR, JUMP, READ, RE
 from apcheck.ir.types import ElemT, errno_text
 
 IDLE = -1
+MAX_LOOP_ROUNDS = 1 << 17  # loop rounds within one atomic step before it counts as endless
 
 # who holds a lock instance, as seen by a thread that wants it (see _holder)
 FREE, MINE, OTHER = 0, 1, 2
@@ -38,7 +39,7 @@ class Defect:
     """A model defect found while running a step."""
 
     kind: str      # release-not-held | lock-held-at-return | self-deadlock | unguarded | null-instance | assert
-                   # | sleep-in-atomic
+                   # | sleep-in-atomic | endless-step
     message: str
     pc: int
     span: Span
@@ -166,8 +167,11 @@ class Semantics:
         return True
 
     def _run(self, state, t, op_id, args, start, pc, g, locks, l, held, out) -> None:
-        """Run atomically from pc to the next scheduling point, forking at loops."""
+        """Run atomically from pc to the next scheduling point, forking at loops. A step whose loops
+        go round MAX_LOOP_ROUNDS times without reaching a scheduling point is a defect (a loop
+        that never exits: the kernel would spin there forever)."""
         code = self.code
+        rounds = 0
         try:
             while True:
                 ins = code[pc]
@@ -180,6 +184,14 @@ class Semantics:
                 elif k == BRANCH:
                     pc = pc + 1 if ins.fn(g, l) else ins.target
                 elif k == JUMP:
+                    if ins.target < pc:  # a loop goes round
+                        rounds += 1
+                        if rounds & 4095 == 0:
+                            if self.limit_check is not None:
+                                self.limit_check()
+                            if rounds >= MAX_LOOP_ROUNDS:
+                                raise _DefectSignal("endless-step", f"a loop goes round {rounds:,} times without "
+                                                    "reaching a scheduling point: it never exits", pc, ins.span)
                     pc = ins.target
                 elif k == FOR:
                     rem = l[ins.rem]
