@@ -383,28 +383,34 @@ class Semantics:
 
     # ---- what a blocked thread waits for ---------------------------------------
 
+    def waiting_for(self, state: tuple, t: int) -> tuple[int, list[int]] | None:
+        """The lock instance thread t waits to acquire and the threads holding it; None where t is not
+        at an acquire, (-1, []) for the lock of a null instance."""
+        g, locks, threads = state
+        pc, l, _ = threads[t]
+        if pc == IDLE or self.code[pc].kind != ACQUIRE:
+            return None
+        try:
+            inst = self.instance(self.code[pc], g, list(l))
+        except NullDeref:
+            return -1, []
+        v = locks[inst]
+        return inst, [v - 1] if v > 0 else [i for i in range(len(threads)) if (-v >> i) & 1]
+
     def lock_waited_for(self, state: tuple, t: int) -> str:
         """The lock instance thread t waits to acquire, by name."""
-        g, _, threads = state
-        pc, l, _ = threads[t]
-        try:
-            return self.sys.lock_instance_name(self.instance(self.code[pc], g, list(l)))
-        except NullDeref:
-            return "a lock of a null instance"
+        inst, _ = self.waiting_for(state, t)
+        return self.sys.lock_instance_name(inst) if inst >= 0 else "a lock of a null instance"
 
     def blocked_on(self, state: tuple, t: int) -> str:
-        g, locks, threads = state
-        pc, l, held = threads[t]
+        pc = state[2][t][0]
         if pc == IDLE:
             return "idle"
         ins = self.code[pc]
         if ins.kind == ACQUIRE:
-            try:
-                inst = self.instance(ins, g, list(l))
-            except NullDeref:
+            inst, holders = self.waiting_for(state, t)
+            if inst < 0:
                 return "a lock of a null instance"
-            v = locks[inst]
-            holders = [v - 1] if v > 0 else [i for i in range(len(threads)) if (-v >> i) & 1]
             names = ", ".join(self.sys.threads[h].name for h in holders)
             mode = " for read" if ins.mode == READ else ""
             return f"acquire{mode} {self.sys.lock_instance_name(inst)} (held by {names})"

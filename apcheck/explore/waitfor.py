@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections import deque
 
-from apcheck.explore.compile import NullDeref
 from apcheck.explore.engine import ExploreResult
 from apcheck.explore.semantics import IDLE, Outcome
 from apcheck.ir import program as P
-from apcheck.ir.lowered import ACQUIRE, WAIT
+from apcheck.ir.lowered import WAIT
 
 MAX_STATES = 100_000  # a continuation longer than this search is not shown (the trace ends at no return)
 
@@ -66,24 +65,10 @@ def _complete(result: ExploreResult, state: tuple, stuck: int) -> bool:
             continue
         if not _blocked(result, state, t):
             return False
-        holders = _holders(sem, state, t)
-        if holders is not None and not all(stuck >> h & 1 for h in holders):
+        waits = sem.waiting_for(state, t)
+        if waits is not None and not all(stuck >> h & 1 for h in waits[1]):
             return False
     return True
-
-
-def _holders(sem, state: tuple, t: int) -> list[int] | None:
-    """The threads holding the lock instance thread t waits to acquire (None: it does not wait for a lock)."""
-    g, locks, threads = state
-    pc, l, _ = threads[t]
-    ins = sem.code[pc]
-    if ins.kind != ACQUIRE:
-        return None
-    try:
-        v = locks[sem.instance(ins, g, list(l))]
-    except NullDeref:
-        return []
-    return [v - 1] if v > 0 else [i for i in range(len(threads)) if (-v >> i) & 1]
 
 
 def wait_for(result: ExploreResult, state: tuple, stuck: int) -> tuple[list[str], dict[str, str]]:
@@ -112,7 +97,7 @@ def wait_for(result: ExploreResult, state: tuple, stuck: int) -> tuple[list[str]
             lines.append(f"{names[t]} waits forever at {where} until {cond}: a lock lockdep cannot see, "
                          f"to be let go by {who}")
         else:
-            edges[t] = _holders(sem, state, t) or []
+            edges[t] = (sem.waiting_for(state, t) or (-1, []))[1]
             what[t] = sem.lock_waited_for(state, t)
             waiting[names[t]] = sem.blocked_on(state, t)
             lines.append(f"{names[t]} waits forever at {where}: {sem.blocked_on(state, t)}")
