@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from apcheck.diagnostics import UsageError
 from apcheck.explore.budget import Budget, LimitReached
 from apcheck.explore.semantics import IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import canonicalizer, symmetric_sorts
@@ -28,6 +29,7 @@ class ExploreConfig:
     reduction: bool = True  # private releases merged into the step before them (Semantics)
     closure_edges: bool = False  # lock-order edges from every held lock, not lockdep's rule (Semantics)
     order: str = "bfs"  # bfs | dfs
+    engine: str = "python"  # python | native | auto (native where it builds, else python with a note)
     progress: Callable[["Progress"], None] | None = None
     progress_every: float = 2.0
 
@@ -65,8 +67,26 @@ class ExploreResult:
 
 
 def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreResult:
-    """Search every reachable state. The cyclic garbage collector is paused meanwhile: states
-    are acyclic tuples, and its passes over millions of them would dominate the run."""
+    """Search every reachable state, with the native core (`config.engine`) or in Python. The cyclic
+    garbage collector is paused meanwhile: states are acyclic tuples, and its passes over millions
+    of them would dominate the run."""
+    fallback = None
+    if config.engine != "python":
+        from apcheck.explore.native.build import NativeUnavailable
+        from apcheck.explore.native.search import NativeError, explore_native
+        try:
+            return explore_native(system, config)
+        except (NativeUnavailable, NativeError) as why:
+            if config.engine == "native":
+                raise UsageError(f"--engine native: {why}")
+            fallback = f"the Python explorer ran this search: {why}"
+    result = _explore_python(system, config)
+    if fallback:
+        result.notes.append(fallback)
+    return result
+
+
+def _explore_python(system: System, config: ExploreConfig) -> ExploreResult:
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -1,0 +1,88 @@
+/* apcheck native explorer core: types and helpers shared by the generated model code and the
+ * search (core.c). The generated file defines the model's dimensions (NW, NP, NT, NC, NI, NINV,
+ * NCOV, NPERM, MAXH, NCODE), includes this header, defines the model functions, then includes
+ * core.c. Semantics mirror apcheck/explore/semantics.py exactly; see ARCHITECTURE.md. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int64_t V;  /* one value of the wide (unpacked) state */
+
+/* defect kinds (names in native/engine.py DEFECT_KINDS) */
+enum { D_RELEASE_NOT_HELD = 1, D_HELD_AT_RETURN, D_SELF_DEADLOCK, D_UNGUARDED, D_NULL, D_ASSERT,
+       D_SLEEP_IN_ATOMIC, D_ENDLESS };
+/* errors that stop the native search (the caller falls back or reports) */
+enum { E_NONE = 0, E_NOMEM, E_RANGE, E_PROPERTY_NULL, E_TOO_MANY };
+/* status of ap_run */
+enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR };
+
+#define IDLE (-1)
+#define MAX_LOOP_ROUNDS (1 << 17)
+#define EXCL 0
+#define READ 1
+
+typedef struct {
+    int32_t a_site, b_site;
+    int64_t origin;
+    int64_t seq;  /* order in which the edges were first found; -1 unset */
+} Edge;
+
+typedef struct {
+    /* configuration */
+    uint64_t max_states;   /* 0: none */
+    int64_t max_depth;     /* -1: none */
+    int dfs;
+    int closure_edges;
+    int merge;             /* private releases merged (reduction) */
+    int symmetry;
+    /* the state store */
+    uint64_t *arena;       /* NP words per state */
+    uint64_t n, cap;
+    uint32_t *table;       /* open addressing; UINT32_MAX empty */
+    uint64_t tmask;
+    uint32_t *parent, *depth;
+    uint8_t *flags;        /* bit 0 expanded, bit 1 hit a defect */
+    /* transitions, grouped by source */
+    uint64_t *tstart;
+    uint32_t *tcount;
+    uint32_t *tdst;
+    uint8_t *tmover;
+    uint64_t ntrans, tcap;
+    /* the frontier: BFS a cursor over indices, DFS a stack */
+    uint64_t cursor;
+    uint32_t *stack;
+    uint64_t sp, scap;
+    /* results */
+    uint64_t transitions;
+    int64_t deepest;
+    int depth_limited;
+    int64_t inv_first[NINV + 1], cov_first[NCOV + 1];
+    int64_t def_state[2], def_thread[2], def_kind[2];
+    Edge edges[NC * NC + 1];
+    int64_t nedges;
+    uint64_t *can_move;    /* after ap_find_stuck */
+    /* the expansion in progress */
+    int64_t cur;
+    int64_t cur_depth;
+    int error;
+    V tmp[NW];
+    uint64_t pk[NP], best[NP], pk2[NP];
+} Ctx;
+
+#define TW (2 + NLOC + 2 * MAXH)   /* a thread in the wide state: pc, nheld, locals, held pairs */
+
+/* who holds a lock word, as seen by thread t wanting it in `mode` (semantics.py: _holder) */
+enum { FREE = 0, MINE = 1, OTHER = 2 };
+static inline int holder(V v, int t, int mode) {
+    if (v == t + 1 || (v < 0 && ((-v) >> t) & 1)) return MINE;
+    if (v > 0 || (v < 0 && mode != READ)) return OTHER;
+    return FREE;
+}
+
+static void emit(Ctx *c, V *w, int t);
+static void defect(Ctx *c, int t, int kind);
+static inline uint64_t held_classes(const V *th);
+static inline int holds_instance(const V *th, V inst);
+static inline int holds_all(const V *th, int base, int count);
+static int do_acquire(Ctx *c, V *w, int t, int pc, V inst, int mode, int blocking);
+static int do_release(Ctx *c, V *w, int t, V inst);

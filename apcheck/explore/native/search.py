@@ -1,0 +1,245 @@
+"""The native core's search, returning the Python explorer's ExploreResult.
+
+States stay packed in the core; the result reads them on demand (`states[i]`
+unpacks one into the Python explorer's tuple form), so traces, the deadlock
+continuation and the wait-for analysis run through the Python semantics as
+with the Python core. Defects are found natively and their messages made by
+re-running the failing thread's step in Python.
+"""
+from __future__ import annotations
+
+import ctypes
+import time
+import weakref
+from typing import Callable
+
+from apcheck.explore.budget import Budget
+from apcheck.explore.engine import ExploreConfig, ExploreResult, Progress
+from apcheck.explore.native.build import NativeUnavailable, build
+from apcheck.explore.native.codegen import Layout, Unsupported, generate
+from apcheck.explore.semantics import IDLE, Outcome, Semantics
+from apcheck.explore.symmetry import symmetric_sorts
+from apcheck.explore.system import System
+from apcheck.ir.types import MapT
+
+S_RUNNING, S_DONE, S_MAX_STATES, S_ERROR = range(4)
+ERRORS = {1: "out of memory", 2: "a value outside the range the native core stores (an int or error code)",
+          3: "a property uses null as an element", 4: "more locks held than lock instances"}
+DEFECT_KINDS = {1: "release-not-held", 2: "lock-held-at-return", 3: "self-deadlock", 4: "unguarded",
+                5: "null-instance", 6: "assert", 7: "sleep-in-atomic", 8: "endless-step"}
+BATCH = 4096  # states expanded per call into the core between checks of the limits
+
+
+class NativeError(Exception):
+    """The native search stopped on something the Python explorer would handle (fall back)."""
+
+
+class Core:
+    """One native search: the loaded model and its context, freed with this object."""
+
+    def __init__(self, system: System, config: ExploreConfig):
+        self.sys = system
+        try:
+            source, self.lay = generate(system, config.symmetry)
+        except Unsupported as why:
+            raise NativeUnavailable(f"the native core does not support {why}")
+        self.lib = build(source)
+        self.ctx = self.lib.ap_new(config.max_states or 0, -1 if config.max_depth is None else config.max_depth,
+                                   int(config.order == "dfs"), int(config.closure_edges), int(config.reduction),
+                                   int(config.symmetry))
+        if not self.ctx:
+            raise NativeUnavailable("the native core could not allocate its state table")
+        self._free = weakref.finalize(self, self.lib.ap_free, self.ctx)
+        self.Wide = ctypes.c_int64 * self.lay.nw
+        self.is_map = [isinstance(v.type, MapT) for v in system.program.vars]
+        self.symmetric = bool(config.symmetry and symmetric_sorts(system.sizes.n)[0])
+
+    def error(self) -> str | None:
+        code = self.lib.ap_error(self.ctx)
+        return ERRORS.get(code, f"error {code}") if code else None
+
+    def stats(self) -> list[int]:
+        out = (ctypes.c_uint64 * 8)()
+        self.lib.ap_stats(self.ctx, out)
+        return list(out)
+
+    # ---- the wide state <-> the Python explorer's tuples ------------------------------------
+
+    def to_tuple(self, w) -> tuple:
+        lay, s = self.lay, self.sys
+        g = []
+        for base, size, is_map in zip(lay.goff, lay.gsize, self.is_map):
+            g.append(tuple(w[base:base + size]) if is_map else w[base])
+        locks = tuple(w[lay.loff:lay.loff + len(s.inst_class)])
+        threads = []
+        for t in range(len(s.threads)):
+            b = lay.thread(t)
+            pc = w[b]
+            if pc == IDLE:
+                threads.append((IDLE, (), ()))
+                continue
+            nloc = len(s.ops[s.op_of_pc[pc]].local_init)
+            nh = w[b + 1]
+            held = b + 2 + lay.nloc
+            threads.append((pc, tuple(w[b + 2:b + 2 + nloc]), tuple(w[held:held + 2 * nh])))
+        return (tuple(g), locks, tuple(threads))
+
+    def to_wide(self, state: tuple):
+        lay = self.lay
+        w = self.Wide()
+        g, locks, threads = state
+        for base, value in zip(lay.goff, g):
+            if isinstance(value, tuple):
+                for k, x in enumerate(value):
+                    w[base + k] = x
+            else:
+                w[base] = value
+        for k, x in enumerate(locks):
+            w[lay.loff + k] = x
+        for t, (pc, l, held) in enumerate(threads):
+            b = lay.thread(t)
+            w[b] = pc
+            w[b + 1] = len(held) // 2
+            for k, x in enumerate(l):
+                w[b + 2 + k] = x
+            for k, x in enumerate(held):
+                w[b + 2 + lay.nloc + k] = x
+        return w
+
+    def state(self, i: int) -> tuple:
+        w = self.Wide()
+        self.lib.ap_state(self.ctx, i, w)
+        return self.to_tuple(w)
+
+    def canon(self, state: tuple) -> tuple[tuple, int]:
+        """The stored form of a state and its index (-1: the search did not reach it)."""
+        out = self.Wide()
+        j = self.lib.ap_canon(self.ctx, self.to_wide(state), out)
+        return self.to_tuple(out), j
+
+
+class _States:
+    """The stored states, unpacked on demand."""
+
+    def __init__(self, core: Core, n: int):
+        self.core, self.n = core, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.core.state(i)
+
+    def __iter__(self):
+        return (self.core.state(i) for i in range(self.n))
+
+
+class _Column:
+    """A per-state number read from the core (parent, depth, can_move)."""
+
+    def __init__(self, fn: Callable[[int], int], n: int):
+        self.fn, self.n = fn, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.fn(i)
+
+
+class _Index:
+    """state -> its index, for states in stored form (as `canon` gives them)."""
+
+    def __init__(self, core: Core):
+        self.core = core
+
+    def get(self, state: tuple, default=None):
+        j = self.core.canon(state)[1]
+        return default if j < 0 else j
+
+    def __contains__(self, state: tuple) -> bool:
+        return self.get(state) is not None
+
+
+def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
+    """The search of engine.explore, run by the native core."""
+    budget = Budget(config.timeout, config.max_memory_mb)
+    start = budget.start
+    core = Core(system, config)
+    lib, ctx = core.lib, core.ctx
+    limit = None
+    next_report = start + config.progress_every
+    while True:
+        status = lib.ap_run(ctx, BATCH)
+        if status == S_ERROR:
+            raise NativeError(core.error() or "unknown error")
+        if status == S_MAX_STATES:
+            limit = f"max states {config.max_states}"
+            break
+        if status == S_DONE:
+            break
+        reason = budget.exceeded()
+        if reason is not None:
+            limit = reason
+            break
+        now = time.monotonic()
+        if config.progress and now >= next_report:
+            n, transitions, deepest, frontier = core.stats()[:4]
+            config.progress(Progress(n, transitions, deepest, frontier, now - start, system.scenario))
+            next_report = now + config.progress_every
+    n, transitions, deepest, _, depth_limited = core.stats()[:5]
+    if limit is None and depth_limited:
+        limit = f"max depth {config.max_depth}"
+    stuck = (ctypes.c_int64 * 2)()
+    if not lib.ap_find_stuck(ctx, stuck):
+        raise NativeError(core.error() or "the deadlock analysis failed")
+    sem = Semantics(system, merge_private_releases=config.reduction, closure_edges=config.closure_edges)
+    states = _States(core, n)
+    inv = {prop.name: lib.ap_inv_first(ctx, k) for k, (prop, _, _) in enumerate(system.invariants)}
+    cov = {prop.name: lib.ap_cov_first(ctx, k) for k, (prop, _) in enumerate(system.covers)}
+    result = ExploreResult(
+        states=states, parent=_Column(lambda i: lib.ap_parent(ctx, i), n),
+        depth=_Column(lambda i: lib.ap_depth(ctx, i), n), transitions=transitions, complete=limit is None,
+        limit=limit, seconds=time.monotonic() - start,
+        invariant_violations={k: v for k, v in inv.items() if v >= 0},
+        covers_reached={k: v for k, v in cov.items() if v >= 0},
+        defects={}, deadlock=(stuck[0], stuck[1]) if stuck[0] >= 0 else None, edges=_edges(core),
+        semantics=sem, canon=(lambda s: core.canon(s)[0]) if core.symmetric else None,
+        max_depth_reached=deepest, notes=symmetric_sorts(system.sizes.n)[1] if config.symmetry else [],
+        index=_Index(core), can_move=_Column(lambda i: lib.ap_can_move(ctx, i), n))
+    result.core = core  # keeps the core alive as long as the result
+    result.defects = _defects(core, sem, states)
+    return result
+
+
+def _edges(core: Core) -> dict[tuple[int, int], tuple[int, int, int]]:
+    n = len(core.sys.locks)
+    out = (ctypes.c_int64 * (5 * max(n * n, 1)))()
+    count = core.lib.ap_edges(core.ctx, out)
+    return {(out[5 * k], out[5 * k + 1]): (out[5 * k + 2], out[5 * k + 3], out[5 * k + 4]) for k in range(count)}
+
+
+def _defects(core: Core, sem: Semantics, states: _States) -> dict[str, tuple[int, Outcome]]:
+    """The first defect of each property: the state and thread the core found, the step (with its
+    message) from the Python semantics."""
+    out = {}
+    for prop, name in ((0, "deadlock"), (1, "defects")):
+        found = (ctypes.c_int64 * 3)()
+        core.lib.ap_defect(core.ctx, prop, found)
+        i, t, kind = found
+        if i < 0:
+            continue
+        steps: list[Outcome] = []
+        sem.thread_steps(states[i], t, steps)
+        for o in steps:
+            if o.defect is not None and o.defect.kind == DEFECT_KINDS[kind]:
+                out[name] = (i, o)
+                break
+        else:
+            raise NativeError(f"the Python semantics does not reproduce the {DEFECT_KINDS[kind]} defect "
+                              f"the native core found in state {i}")
+    return out
