@@ -47,7 +47,10 @@ class Layout:
     nloc: int             # local slots per thread
     maxh: int             # held-lock pairs per thread
     nw: int               # wide values
-    fields: list[tuple[int, int, int, int, int, bool]]  # (wide index, lo, hi, word, shift, checked)
+    # (wide index, lo, hi, word, shift, how): how is True where the type does not guarantee the range
+    # (checked when packed), "nheld" (not stored: the count of present held pairs), or ("held",
+    # nheld's index, k) for the k-th held pair (stored as value + 1 when present, else 0)
+    fields: list[tuple[int, int, int, int, int, object]]
     words: int            # packed words per state
 
     @property
@@ -121,15 +124,20 @@ def layout(system: System) -> Layout:
                 lo, hi, chk = value_range(t, sizes)
                 a, b, c = slots[j]
                 slots[j] = (min(a, lo, 0), max(b, hi, 0), c or chk)
-        ranges += [(-1, ncode - 1, False), (0, maxh, False)] + slots
-        ranges += [(0, n_inst - 1, False), (0, ncode - 1, False)] * maxh
-    fields, word, shift = [], 0, 0
+        nh = len(ranges) + 1
+        ranges += [(-1, ncode - 1, False), (0, 0, "nheld")] + slots
+        for k in range(maxh):  # present pairs stored as value + 1, absent ones as 0
+            ranges += [(0, n_inst, ("held", nh, k)), (0, ncode, ("held", nh, k))]
+    # Fields fill each word from its most significant bit, in the order of the Python explorer's state
+    # tuples, and encode values monotonically: comparing packed words compares the states as Python
+    # compares the tuples, so the least renaming (symmetry) is the Python explorer's representative.
+    fields, word, used = [], 0, 0
     for i, (lo, hi, chk) in enumerate(ranges):
         width = (hi - lo).bit_length()
-        if width > 64 - shift:
-            word, shift = word + 1, 0
-        fields.append((i, lo, hi, word, shift, chk))
-        shift += width
+        if width > 64 - used:
+            word, used = word + 1, 0
+        used += width
+        fields.append((i, lo, hi, word, 64 - used, chk))
     return Layout(goff, gsize, loff, toff, nloc, maxh, len(ranges), fields, word + 1)
 
 
@@ -309,25 +317,35 @@ class Generator:
     def pack(self) -> str:
         out = ["static void pack(Ctx *c, const V *w, uint64_t *p) {", "    uint64_t x;",
                f"    memset(p, 0, NP * sizeof(uint64_t));"]
-        for i, lo, hi, word, shift, chk in self.lay.fields:
-            if hi == lo:
-                if chk:
+        for i, lo, hi, word, shift, how in self.lay.fields:
+            if how == "nheld" or hi == lo:
+                if how is True:
                     out.append(f"    if (w[{i}] != {lo}) c->error = E_RANGE;")
                 continue
-            out.append(f"    x = (uint64_t)(w[{i}] - ({lo}));")
-            if chk:
-                out.append(f"    if (x > {hi - lo}ULL) c->error = E_RANGE;")
+            if isinstance(how, tuple):
+                _, nh, k = how
+                out.append(f"    x = {k} < w[{nh}] ? (uint64_t)(w[{i}] + 1) : 0;")
+            else:
+                out.append(f"    x = (uint64_t)(w[{i}] - ({lo}));")
+                if how is True:
+                    out.append(f"    if (x > {hi - lo}ULL) c->error = E_RANGE;")
             out.append(f"    p[{word}] |= x << {shift};")
         out.append("}")
         return "\n".join(out)
 
     def unpack(self) -> str:
-        out = ["static void unpack(const uint64_t *p, V *w) {"]
-        for i, lo, hi, word, shift, _ in self.lay.fields:
-            if hi == lo:
+        out = ["static void unpack(const uint64_t *p, V *w) {", "    uint64_t x;"]
+        for i, lo, hi, word, shift, how in self.lay.fields:
+            mask = (1 << (hi - lo).bit_length()) - 1
+            if how == "nheld":
+                out.append(f"    w[{i}] = 0;")
+            elif isinstance(how, tuple):
+                _, nh, k = how
+                count = f" w[{nh}] += x != 0;" if i == nh + 1 + self.lay.nloc + 2 * k else ""
+                out.append(f"    x = (p[{word}] >> {shift}) & {mask}ULL; w[{i}] = x ? (V)x - 1 : 0;{count}")
+            elif hi == lo:
                 out.append(f"    w[{i}] = {lo};")
             else:
-                mask = (1 << (hi - lo).bit_length()) - 1
                 out.append(f"    w[{i}] = (V)((p[{word}] >> {shift}) & {mask}ULL) + ({lo});")
         out.append("}")
         return "\n".join(out)
