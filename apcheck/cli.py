@@ -170,6 +170,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="lock-order edges by lockdep's rule (the most recent held lock and the trylocks above "
                         "it; default), or from every held lock")
     p.add_argument("--dfs", action="store_true", help="depth-first search (less memory; traces not shortest)")
+    p.add_argument("--engine", choices=["auto", "native", "python"], default="auto",
+                   help="the explorer core: native (C generated for the model, built with the system compiler "
+                        "and cached), python (the reference), or auto (default: python for searches of up to "
+                        "20,000 states, native beyond, python where the native core cannot build)")
     p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
                    help="worker processes for the scenarios (default: one per core)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
@@ -200,7 +204,7 @@ def run_config(args):
     explore = ExploreConfig(max_states=args.max_states, max_depth=args.max_depth, timeout=args.timeout,
                             symmetry=not args.no_symmetry, reduction=not args.no_reduction,
                             closure_edges=args.lock_edges == "closure",
-                            order="dfs" if args.dfs else "bfs", progress=progress)
+                            order="dfs" if args.dfs else "bfs", engine=args.engine, progress=progress)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")
     if args.bmc < 0:

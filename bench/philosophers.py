@@ -1,6 +1,6 @@
 """Dining philosophers: apcheck's explorer against SPIN on the same state graph.
 
-Usage: python bench/philosophers.py [--sizes 8,10,12] [--json FILE]
+Usage: python bench/philosophers.py [--sizes 8,10,12] [--engines native,python] [--json FILE]
 
 For N philosophers, writes an apcheck model (N mutexes, philosopher i takes fork i, then fork
 i+1 mod N, then releases both) and a statement-level Promela model of the same graph (one
@@ -58,24 +58,35 @@ def promela_model(n: int) -> str:
 
 APCHECK_RUN = r"""
 import json, resource, sys, time
-from apcheck.commands.model import VerifyConfig, load_program
+from apcheck.commands.model import VerifyConfig, build, load_program
 from apcheck.explore.engine import ExploreConfig
+from apcheck.explore.system import bounds_of, scenario_system
 from apcheck.commands.verify import verify
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 program = load_program(sys.argv[1])
+engine = sys.argv[2]
+build_s = 0.0
+if engine == "native":  # build (or find in the cache) first: the CPU time is the search's
+    from apcheck.explore.native.build import build as build_native
+    from apcheck.explore.native.codegen import generate
+    start = time.monotonic()
+    lowered = build(program)[0]
+    build_native(generate(scenario_system(lowered, bounds_of(program), program.scenarios[0]), False)[0])
+    build_s = time.monotonic() - start
 cpu = time.process_time()
-res = verify(program, VerifyConfig(explore=ExploreConfig(symmetry=False, reduction=False), induction=False, jobs=1))
+res = verify(program, VerifyConfig(explore=ExploreConfig(symmetry=False, reduction=False, engine=engine),
+                                   induction=False, jobs=1))
 cpu = time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"states": res.stats.states, "transitions": res.stats.transitions, "cpu": cpu,
-                  "peak_kib": peak, "base_kib": base,
+                  "peak_kib": peak, "base_kib": base, "build_s": build_s,
                   "deadlock": [p.verdict for p in res.properties if p.name == "deadlock"][0]}))
 """
 
 
-def run_apcheck(path: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", APCHECK_RUN, path], cwd=ROOT, capture_output=True, text=True,
-                          check=True, env={**os.environ, "PYTHONPATH": ROOT})
+def run_apcheck(path: str, engine: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", APCHECK_RUN, path, engine], cwd=ROOT, capture_output=True,
+                          text=True, check=True, env={**os.environ, "PYTHONPATH": ROOT})
     r = json.loads(done.stdout)
     r["bytes_per_state"] = (r["peak_kib"] - r["base_kib"]) * 1024 / max(r["states"], 1)
     return r
@@ -108,7 +119,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="8,9,10,11,12")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--engines", default="native,python",
+                    help="apcheck cores to run (python is about 20x slower: use small sizes)")
     args = ap.parse_args()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     rows, records = [], []
     with tempfile.TemporaryDirectory() as folder:
         for n in (int(x) for x in args.sizes.split(",")):
@@ -118,18 +132,20 @@ def main() -> None:
             pml = os.path.join(folder, f"phil{n}.pml")
             with open(pml, "w") as fh:
                 fh.write(promela_model(n))
-            a = run_apcheck(model)
-            s = run_spin(pml, folder, a["states"])
-            records.append({"n": n, "apcheck": a, "spin": s})
-            rate = a["states"] / max(a["cpu"], 1e-9)
-            row = [n, a["states"], a["transitions"], f"{a['cpu']:.2f}", f"{rate:,.0f}", f"{a['bytes_per_state']:,.0f}",
-                   a["deadlock"]]
-            if s:
-                row += [s["states"], s["transitions"], f"{s['cpu']:.2f}", f"{s['states'] / max(s['cpu'], 1e-9):,.0f}",
-                        f"{s['bytes_per_state']:,.0f}" if s["bytes_per_state"] else "-",
-                        f"{a['cpu'] / max(s['cpu'], 1e-9):.1f}x"]
-            rows.append(row)
-    headers = ["N", "states", "transitions", "CPU s", "states/CPU s", "B/state", "deadlock"]
+            runs = {e: run_apcheck(model, e) for e in engines}
+            s = run_spin(pml, folder, next(iter(runs.values()))["states"])
+            records.append({"n": n, **runs, "spin": s})
+            for engine, a in runs.items():
+                rate = a["states"] / max(a["cpu"], 1e-9)
+                row = [n, engine, a["states"], a["transitions"], f"{a['cpu']:.2f}", f"{a['build_s']:.2f}",
+                       f"{rate:,.0f}", f"{a['bytes_per_state']:,.0f}", a["deadlock"]]
+                if s:
+                    row += [s["states"], s["transitions"], f"{s['cpu']:.2f}",
+                            f"{s['states'] / max(s['cpu'], 1e-9):,.0f}",
+                            f"{s['bytes_per_state']:,.0f}" if s["bytes_per_state"] else "-",
+                            f"{a['cpu'] / max(s['cpu'], 1e-9):.2f}x"]
+                rows.append(row)
+    headers = ["N", "core", "states", "transitions", "CPU s", "build s", "states/CPU s", "B/state", "deadlock"]
     if any(r["spin"] for r in records):
         headers += ["SPIN states", "SPIN transitions", "SPIN CPU s", "SPIN states/CPU s", "SPIN B/state",
                     "apcheck/SPIN CPU"]

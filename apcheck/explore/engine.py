@@ -9,7 +9,7 @@ import gc
 import time
 from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from apcheck.diagnostics import UsageError
@@ -29,7 +29,7 @@ class ExploreConfig:
     reduction: bool = True  # private releases merged into the step before them (Semantics)
     closure_edges: bool = False  # lock-order edges from every held lock, not lockdep's rule (Semantics)
     order: str = "bfs"  # bfs | dfs
-    engine: str = "python"  # python | native | auto (native where it builds, else python with a note)
+    engine: str = "auto"  # auto | native | python (see explore)
     progress: Callable[["Progress"], None] | None = None
     progress_every: float = 2.0
 
@@ -66,24 +66,34 @@ class ExploreResult:
     can_move: list[int] | None = None      # per state: the threads that can move there or later (find_stuck)
 
 
+AUTO_PYTHON_STATES = 20_000  # engine "auto": a search this small stays in Python (no build)
+
+
 def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreResult:
-    """Search every reachable state, with the native core (`config.engine`) or in Python. The cyclic
-    garbage collector is paused meanwhile: states are acyclic tuples, and its passes over millions
-    of them would dominate the run."""
-    fallback = None
-    if config.engine != "python":
-        from apcheck.explore.native.build import NativeUnavailable
-        from apcheck.explore.native.search import NativeError, explore_native
-        try:
-            return explore_native(system, config)
-        except (NativeUnavailable, NativeError) as why:
-            if config.engine == "native":
-                raise UsageError(f"--engine native: {why}")
-            fallback = f"the Python explorer ran this search: {why}"
-    result = _explore_python(system, config)
-    if fallback:
-        result.notes.append(fallback)
-    return result
+    """Search every reachable state, in Python or with the native core (`config.engine`): "auto"
+    runs the Python explorer up to AUTO_PYTHON_STATES states, and a search that needs more again
+    with the native core (where it cannot build, in Python, with a note saying why). Both cores give
+    the same states in the same order, so the verdicts and traces do not depend on the choice. The
+    cyclic garbage collector is paused meanwhile: states are acyclic tuples, and its passes over
+    millions of them would dominate the run."""
+    if config.engine == "python":
+        return _explore_python(system, config)
+    if config.engine == "auto":
+        small = config.max_states is not None and config.max_states <= AUTO_PYTHON_STATES
+        first = _explore_python(system, config if small else replace(config, max_states=AUTO_PYTHON_STATES,
+                                                                         progress=None))
+        if small or first.complete or (first.limit and not first.limit.startswith("max states")):
+            return first
+    from apcheck.explore.native.build import NativeUnavailable
+    from apcheck.explore.native.search import NativeError, explore_native
+    try:
+        return explore_native(system, config)
+    except (NativeUnavailable, NativeError) as why:
+        if config.engine == "native":
+            raise UsageError(f"--engine native: {why}")
+        result = _explore_python(system, config)
+        result.notes.append(f"the Python explorer ran this search: {why}")
+        return result
 
 
 def _explore_python(system: System, config: ExploreConfig) -> ExploreResult:

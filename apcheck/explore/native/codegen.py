@@ -52,6 +52,7 @@ class Layout:
     # nheld's index, k) for the k-th held pair (stored as value + 1 when present, else 0)
     fields: list[tuple[int, int, int, int, int, object]]
     words: int            # packed words per state
+    held_limit: list[int]  # per thread: the most locks it can hold (max_held)
 
     @property
     def tw(self) -> int:
@@ -114,8 +115,11 @@ def layout(system: System) -> Layout:
     toff = len(ranges)
     n_inst = len(system.inst_class)
     nloc = max([len(op.local_init) for op in system.ops] + [1])
-    maxh = max(n_inst, 1)
+    most = max_held(system)
+    per_thread = [max([most[op] for op in th.ops] + [0]) for th in system.threads]
+    maxh = max(per_thread + [1])
     ncode = len(system.code)
+    held_limits: list[int] = []
     for th in system.threads:
         slots: list[tuple[int, int, bool]] = [(0, 0, False)] * nloc
         for op_id in th.ops:
@@ -126,8 +130,12 @@ def layout(system: System) -> Layout:
                 slots[j] = (min(a, lo, 0), max(b, hi, 0), c or chk)
         nh = len(ranges) + 1
         ranges += [(-1, ncode - 1, False), (0, 0, "nheld")] + slots
-        for k in range(maxh):  # present pairs stored as value + 1, absent ones as 0
+        for k in range(maxh):  # present pairs stored as value + 1, absent ones as 0; never more than `most`
+            if k >= per_thread[len(held_limits)]:
+                ranges += [(0, 0, False), (0, 0, False)]
+                continue
             ranges += [(0, n_inst, ("held", nh, k)), (0, ncode, ("held", nh, k))]
+        held_limits.append(per_thread[len(held_limits)])
     # Fields fill each word from its most significant bit, in the order of the Python explorer's state
     # tuples, and encode values monotonically: comparing packed words compares the states as Python
     # compares the tuples, so the least renaming (symmetry) is the Python explorer's representative.
@@ -138,7 +146,43 @@ def layout(system: System) -> Layout:
             word, used = word + 1, 0
         used += width
         fields.append((i, lo, hi, word, 64 - used, chk))
-    return Layout(goff, gsize, loff, toff, nloc, maxh, len(ranges), fields, word + 1)
+    return Layout(goff, gsize, loff, toff, nloc, maxh, len(ranges), fields, word + 1, held_limits)
+
+
+def max_held(system: System) -> list[int]:
+    """Per operation, the most locks a thread running it can hold at once: a forward dataflow over the
+    instructions (an acquire adds one, a release takes one away), capped at the number of instances."""
+    code, cap = system.code, max(len(system.inst_class), 1)
+    out = []
+    for op in system.ops:
+        most = {op.entry: 0}
+        work = [op.entry]
+        while work:
+            pc = work.pop()
+            n = most[pc]
+            ins = code[pc]
+            k = ins.kind
+            if k == RETURN:
+                continue
+            nxt = []
+            if k in (ACQUIRE, TRY):
+                nxt.append((pc + 1, min(n + 1, cap)))
+                if k == TRY:
+                    nxt.append((ins.target, n))
+            elif k == RELEASE:
+                nxt.append((pc + 1, max(n - 1, 0)))
+            elif k == JUMP:
+                nxt.append((ins.target, n))
+            elif k in (BRANCH, FOR):
+                nxt += [(pc + 1, n), (ins.target, n)]
+            else:
+                nxt.append((pc + 1, n))
+            for q, m in nxt:
+                if q < len(code) and most.get(q, -1) < m:
+                    most[q] = m
+                    work.append(q)
+        out.append(max(most.values()))
+    return out
 
 
 class _Expr:
@@ -295,6 +339,7 @@ class Generator:
                self.array("int32_t", "CODE_KIND", [ins.kind for ins in s.code]),
                self.array("int32_t", "INST_CLASS", s.inst_class or [0]),
                self.array("int32_t", "OP_OF_PC", s.op_of_pc),
+               self.array("int32_t", "HELD_LIMIT", lay.held_limit),
                "static void pack(Ctx *c, const V *w, uint64_t *p);",
                "static void unpack(const uint64_t *p, V *w);",
                "static void apply_perm(int k, const V *in, V *out);",

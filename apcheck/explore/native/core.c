@@ -52,7 +52,7 @@ static int do_acquire(Ctx *c, V *w, int t, int pc, V inst, int mode, int blockin
             if (CODE_KIND[held[2 * i + 1]] != K_TRY && !c->closure_edges) break;
         }
     }
-    if (th[1] >= MAXH) { c->error = E_TOO_MANY; return -1; }
+    if (th[1] >= HELD_LIMIT[t]) { c->error = E_TOO_MANY; return -1; }
     w[LOFF + inst] = nv;
     held[2 * th[1]] = inst;
     held[2 * th[1] + 1] = pc;
