@@ -127,9 +127,9 @@ static int grow_table(Ctx *c) {
     return 1;
 }
 
-/* the index of packed state p; -1 when absent (and not added) or on an error */
-static int64_t find(Ctx *c, const uint64_t *p, int add, int *added) {
-    uint64_t h = hash_words(p) & c->tmask;
+/* the index of packed state p (hash h); -1 when absent (and not added) or on an error */
+static int64_t find(Ctx *c, const uint64_t *p, uint64_t h, int add, int *added) {
+    h &= c->tmask;
     while (c->table[h] != EMPTY) {
         uint32_t j = c->table[h];
         if (cmp_words(c->arena + (uint64_t)j * NP, p) == 0) return j;
@@ -168,32 +168,43 @@ static void check_props(Ctx *c, const V *w, int64_t j) {
         if (c->cov_first[k] < 0 && prop_cov(c, k, w)) c->cov_first[k] = j;
 }
 
+/* A successor: canonicalized into the batch of the expansion in progress (flush looks the batch up) */
 static void emit(Ctx *c, V *w, int t) {
     c->transitions++;
     if (c->error) return;
-    canon(c, w, c->best);
-    if (c->error) return;
-    int added = 0;
-    int64_t j = find(c, c->best, 1, &added);
-    if (j < 0) return;
-    if (added) {
-        c->parent[j] = (uint32_t)c->cur;
-        c->depth[j] = (uint32_t)(c->cur_depth + 1);
-        if (c->cur_depth + 1 > c->deepest) c->deepest = c->cur_depth + 1;
-        check_props(c, w, j);
-        if (c->dfs) {
-            if (c->sp == c->scap) {
-                uint64_t cap = c->scap ? c->scap * 2 : 4096;
-                void *s = realloc(c->stack, cap * sizeof(uint32_t));
-                if (!s) { c->error = E_NOMEM; return; }
-                c->stack = s;
-                c->scap = cap;
-            }
-            c->stack[c->sp++] = (uint32_t)j;
-        }
+    if (c->nb == c->bcap) {
+        uint64_t cap = c->bcap ? c->bcap * 2 : 64;
+        void *b = realloc(c->batch, cap * NP * sizeof(uint64_t));
+        if (!b) { c->error = E_NOMEM; return; }
+        c->batch = b;
+        void *m = realloc(c->bmover, cap * sizeof(uint64_t));
+        if (!m) { c->error = E_NOMEM; return; }
+        c->bmover = m;
+        c->bcap = cap;
     }
-    if (c->ntrans == c->tcap) {
-        uint64_t cap = c->tcap ? c->tcap * 2 : 16384;
+    canon(c, w, c->batch + c->nb * NP);
+    c->bmover[c->nb++] = (uint64_t)t;
+}
+
+/* Look the successors of one expansion up, in the order they were found: first every hash and its
+ * table slot (prefetched), then the stored state the slot points to (prefetched), then the lookups,
+ * so the cache misses of one expansion overlap. */
+static void flush(Ctx *c) {
+    uint64_t nb = c->nb;
+    c->nb = 0;
+    if (c->error) return;
+    for (uint64_t i = 0; i < nb; i++) {
+        uint64_t h = hash_words(c->batch + i * NP);
+        c->bmover[i] |= h << 8;   /* the mover fits in the low 8 bits; keep the hash's high bits */
+        __builtin_prefetch(&c->table[(h << 8 >> 8) & c->tmask]);
+    }
+    for (uint64_t i = 0; i < nb; i++) {
+        uint32_t j = c->table[((c->bmover[i] >> 8)) & c->tmask];
+        if (j != EMPTY) __builtin_prefetch(c->arena + (uint64_t)j * NP);
+    }
+    if (c->ntrans + nb > c->tcap) {
+        uint64_t cap = c->tcap ? c->tcap : 16384;
+        while (cap < c->ntrans + nb) cap *= 2;
         void *d = realloc(c->tdst, cap * sizeof(uint32_t));
         if (!d) { c->error = E_NOMEM; return; }
         c->tdst = d;
@@ -202,10 +213,36 @@ static void emit(Ctx *c, V *w, int t) {
         c->tmover = m;
         c->tcap = cap;
     }
-    c->tdst[c->ntrans] = (uint32_t)j;
-    c->tmover[c->ntrans] = (uint8_t)t;
-    c->ntrans++;
-    c->tcount[c->cur]++;
+    for (uint64_t i = 0; i < nb; i++) {
+        const uint64_t *p = c->batch + i * NP;
+        int t = (int)(c->bmover[i] & 0xFF);
+        int added = 0;
+        int64_t j = find(c, p, c->bmover[i] >> 8, 1, &added);
+        if (j < 0) return;
+        if (added) {
+            c->parent[j] = (uint32_t)c->cur;
+            c->depth[j] = (uint32_t)(c->cur_depth + 1);
+            if (c->cur_depth + 1 > c->deepest) c->deepest = c->cur_depth + 1;
+            if (NINV + NCOV > 0) {
+                unpack(p, c->tmp);   /* the properties are symmetric: any renaming judges alike */
+                check_props(c, c->tmp, j);
+            }
+            if (c->dfs) {
+                if (c->sp == c->scap) {
+                    uint64_t cap = c->scap ? c->scap * 2 : 4096;
+                    void *st = realloc(c->stack, cap * sizeof(uint32_t));
+                    if (!st) { c->error = E_NOMEM; return; }
+                    c->stack = st;
+                    c->scap = cap;
+                }
+                c->stack[c->sp++] = (uint32_t)j;
+            }
+        }
+        c->tdst[c->ntrans] = (uint32_t)j;
+        c->tmover[c->ntrans] = (uint8_t)t;
+        c->ntrans++;
+        c->tcount[c->cur]++;
+    }
 }
 
 static void defect(Ctx *c, int t, int kind) {
@@ -240,7 +277,7 @@ Ctx *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, 
     init_state(w);
     canon(c, w, c->best);
     int added = 0;
-    int64_t j = find(c, c->best, 1, &added);
+    int64_t j = find(c, c->best, hash_words(c->best), 1, &added);
     if (j < 0) return c;
     c->parent[0] = EMPTY;
     c->depth[0] = 0;
@@ -275,6 +312,7 @@ int ap_run(Ctx *c, uint64_t budget) {
         c->tcount[i] = 0;
         unpack(c->arena + (uint64_t)i * NP, s);
         expand(c, s);
+        flush(c);
         if (c->error) return S_ERROR;
         if (c->max_states && c->n >= c->max_states && frontier_left(c)) return S_MAX_STATES;
     }
@@ -289,7 +327,7 @@ void ap_stats(Ctx *c, uint64_t *out) {
     out[2] = (uint64_t)c->deepest;
     out[3] = c->dfs ? c->sp : c->n - c->cursor;
     out[4] = (uint64_t)c->depth_limited;
-    out[5] = c->cap * (NP * 8 + 4 + 4 + 1 + 8 + 4) + (c->tmask + 1) * 4 + c->tcap * 5 + c->scap * 4
+    out[5] = c->cap * (NP * 8 + 4 + 4 + 1 + 8 + 4) + (c->tmask + 1) * 4 + c->tcap * 5 + c->scap * 4 + c->bcap * (NP + 1) * 8
              + (c->can_move ? c->n * 8 : 0);
 }
 
@@ -319,7 +357,7 @@ int64_t ap_canon(Ctx *c, const V *w, V *out) {
     memset(out, 0, NW * sizeof(V));
     unpack(p, out);
     int added = 0;
-    return find(c, p, 0, &added);
+    return find(c, p, hash_words(p), 0, &added);
 }
 
 /* The first state (in index order) with a busy thread that can never move again: its index and
@@ -392,6 +430,6 @@ uint64_t ap_can_move(Ctx *c, uint64_t i) { return c->can_move ? c->can_move[i] :
 void ap_free(Ctx *c) {
     if (!c) return;
     free(c->arena); free(c->table); free(c->parent); free(c->depth); free(c->flags); free(c->tstart);
-    free(c->tcount); free(c->tdst); free(c->tmover); free(c->stack); free(c->can_move);
+    free(c->tcount); free(c->tdst); free(c->tmover); free(c->stack); free(c->can_move); free(c->batch); free(c->bmover);
     free(c);
 }

@@ -52,6 +52,9 @@ typedef struct {
     uint64_t cursor;
     uint32_t *stack;
     uint64_t sp, scap;
+    /* the successors of the expansion in progress (emit, flush) */
+    uint64_t *batch, *bmover;
+    uint64_t nb, bcap;
     /* results */
     uint64_t transitions;
     int64_t deepest;
