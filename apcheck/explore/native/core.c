@@ -106,7 +106,8 @@ static int grow_states(Ctx *c) {
     if (!a) return 0;
     c->arena = a;
 #define GROW(field, type) { void *p = realloc(c->field, cap * sizeof(type)); if (!p) return 0; c->field = p; }
-    GROW(parent, uint32_t) GROW(depth, uint32_t) GROW(flags, uint8_t) GROW(tstart, uint64_t) GROW(tcount, uint32_t)
+    GROW(parent, uint32_t) GROW(flags, uint8_t) GROW(tcount, uint32_t)
+    if (c->dfs) GROW(depth, uint32_t) GROW(tstart, uint64_t)  /* BFS: depth by layer, transitions in order */
     c->cap = cap;
     return 1;
 }
@@ -141,12 +142,38 @@ static int64_t find(Ctx *c, const uint64_t *p, uint64_t h, int add, int *added) 
     uint64_t j = c->n++;
     memcpy(c->arena + j * NP, p, NP * sizeof(uint64_t));
     c->flags[j] = 0;
-    c->tstart[j] = 0;
+    if (c->dfs) c->tstart[j] = 0;
     c->tcount[j] = 0;
     c->table[h] = (uint32_t)j;
     if (c->n * 4 > (c->tmask + 1) * 3 && !grow_table(c)) { c->error = E_NOMEM; return -1; }
     *added = 1;
     return (int64_t)j;
+}
+
+/* Depths: DFS stores one per state; BFS adds states in order of depth, so it keeps where each
+ * depth's states begin (layer[d]). */
+static int set_depth(Ctx *c, uint64_t j, int64_t d) {
+    if (c->dfs) { c->depth[j] = (uint32_t)d; return 1; }
+    if (d < (int64_t)c->nlayers) return 1;
+    if (c->nlayers == c->lcap) {
+        uint64_t cap = c->lcap ? c->lcap * 2 : 256;
+        void *l = realloc(c->layer, cap * sizeof(uint64_t));
+        if (!l) { c->error = E_NOMEM; return 0; }
+        c->layer = l;
+        c->lcap = cap;
+    }
+    c->layer[c->nlayers++] = j;
+    return 1;
+}
+
+static int64_t depth_of(Ctx *c, uint64_t i) {
+    if (c->dfs) return c->depth[i];
+    uint64_t lo = 0, hi = c->nlayers;  /* the last layer starting at or before i */
+    while (hi - lo > 1) {
+        uint64_t mid = (lo + hi) / 2;
+        if (c->layer[mid] <= i) lo = mid; else hi = mid;
+    }
+    return (int64_t)lo;
 }
 
 /* the least packing of w over the symmetry group (explore/symmetry.py: any canonical form counts
@@ -221,7 +248,7 @@ static void flush(Ctx *c) {
         if (j < 0) return;
         if (added) {
             c->parent[j] = (uint32_t)c->cur;
-            c->depth[j] = (uint32_t)(c->cur_depth + 1);
+            if (!set_depth(c, j, c->cur_depth + 1)) return;
             if (c->cur_depth + 1 > c->deepest) c->deepest = c->cur_depth + 1;
             if (NINV + NCOV > 0) {
                 unpack(p, c->tmp);   /* the properties are symmetric: any renaming judges alike */
@@ -280,7 +307,7 @@ Ctx *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, 
     int64_t j = find(c, c->best, hash_words(c->best), 1, &added);
     if (j < 0) return c;
     c->parent[0] = EMPTY;
-    c->depth[0] = 0;
+    if (!set_depth(c, 0, 0)) return c;
     c->cur = 0;
     check_props(c, w, 0);
     if (dfs) {
@@ -303,12 +330,12 @@ int ap_run(Ctx *c, uint64_t budget) {
         if (c->error) return S_ERROR;
         if (!frontier_left(c)) return S_DONE;
         int64_t i = c->dfs ? (int64_t)c->stack[--c->sp] : (int64_t)c->cursor++;
-        int64_t d = c->depth[i];
+        int64_t d = depth_of(c, i);
         if (c->max_depth >= 0 && d >= c->max_depth) { c->depth_limited = 1; continue; }
         c->flags[i] |= 1;
         c->cur = i;
         c->cur_depth = d;
-        c->tstart[i] = c->ntrans;
+        if (c->dfs) c->tstart[i] = c->ntrans;
         c->tcount[i] = 0;
         unpack(c->arena + (uint64_t)i * NP, s);
         expand(c, s);
@@ -327,13 +354,13 @@ void ap_stats(Ctx *c, uint64_t *out) {
     out[2] = (uint64_t)c->deepest;
     out[3] = c->dfs ? c->sp : c->n - c->cursor;
     out[4] = (uint64_t)c->depth_limited;
-    out[5] = c->cap * (NP * 8 + 4 + 4 + 1 + 8 + 4) + (c->tmask + 1) * 4 + c->tcap * 5 + c->scap * 4 + c->bcap * (NP + 1) * 8
+    out[5] = c->cap * (NP * 8 + 4 + 1 + 4 + (c->dfs ? 12 : 0)) + c->lcap * 8 + (c->tmask + 1) * 4 + c->tcap * 5 + c->scap * 4 + c->bcap * (NP + 1) * 8
              + (c->can_move ? c->n * 8 : 0);
 }
 
 void ap_state(Ctx *c, uint64_t i, V *out) { memset(out, 0, NW * sizeof(V)); unpack(c->arena + i * NP, out); }
 int64_t ap_parent(Ctx *c, uint64_t i) { return c->parent[i] == EMPTY ? -1 : (int64_t)c->parent[i]; }
-int64_t ap_depth(Ctx *c, uint64_t i) { return c->depth[i]; }
+int64_t ap_depth(Ctx *c, uint64_t i) { return depth_of(c, i); }
 int64_t ap_inv_first(Ctx *c, int k) { return c->inv_first[k]; }
 int64_t ap_cov_first(Ctx *c, int k) { return c->cov_first[k]; }
 void ap_defect(Ctx *c, int prop, int64_t *out) {
@@ -360,33 +387,32 @@ int64_t ap_canon(Ctx *c, const V *w, V *out) {
     return find(c, p, hash_words(p), 0, &added);
 }
 
-/* The first state (in index order) with a busy thread that can never move again: its index and
- * mask in out[0], out[1] (-1 if none). can_move[i]: the threads that can take a step in i or in
- * a state reachable from it; unexpanded states (limits, defects) count as "every thread can
- * move", so a truncated search never reports a false deadlock (engine.py: find_stuck). */
-int ap_find_stuck(Ctx *c, int64_t *out) {
+/* The rest of the fixpoint where the sweeps did not settle: a worklist over the predecessors. */
+static int propagate(Ctx *c, uint64_t *mask) {
     uint64_t n = c->n;
-    uint64_t full = NT >= 64 ? ~0ULL : ((1ULL << NT) - 1);
-    uint64_t *mask = calloc(n ? n : 1, sizeof(uint64_t));
     uint64_t *count = calloc(n + 1, sizeof(uint64_t));
     uint32_t *preds = malloc((c->ntrans ? c->ntrans : 1) * sizeof(uint32_t));
     uint32_t *queue = malloc((n ? n : 1) * sizeof(uint32_t));
     uint8_t *queued = malloc(n ? n : 1);
-    if (!mask || !count || !preds || !queue || !queued) {
-        free(mask); free(count); free(preds); free(queue); free(queued);
+    if (!count || !preds || !queue || !queued) {
+        free(count); free(preds); free(queue); free(queued);
         c->error = E_NOMEM;
         return 0;
     }
-    for (uint64_t i = 0; i < n; i++) {
-        if (!(c->flags[i] & 1) || (c->flags[i] & 2)) { mask[i] = full; }
-        else for (uint64_t k = c->tstart[i]; k < c->tstart[i] + c->tcount[i]; k++) mask[i] |= 1ULL << c->tmover[k];
+    uint64_t end = c->ntrans;
+    for (uint64_t i = n; i-- > 0;) {
+        uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
+        end = start;
         if (c->flags[i] & 1)
-            for (uint64_t k = c->tstart[i]; k < c->tstart[i] + c->tcount[i]; k++) count[c->tdst[k] + 1]++;
+            for (uint64_t k = start; k < start + c->tcount[i]; k++) count[c->tdst[k] + 1]++;
     }
     for (uint64_t i = 0; i < n; i++) count[i + 1] += count[i];
-    for (uint64_t i = 0; i < n; i++) {
-        if (!(c->flags[i] & 1)) continue;
-        for (uint64_t k = c->tstart[i]; k < c->tstart[i] + c->tcount[i]; k++) preds[count[c->tdst[k]]++] = (uint32_t)i;
+    end = c->ntrans;
+    for (uint64_t i = n; i-- > 0;) {
+        uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
+        end = start;
+        if (c->flags[i] & 1)
+            for (uint64_t k = start; k < start + c->tcount[i]; k++) preds[count[c->tdst[k]]++] = (uint32_t)i;
     }
     for (uint64_t i = n; i > 0; i--) count[i] = count[i - 1];  /* back to the starts */
     count[0] = 0;
@@ -411,6 +437,42 @@ int ap_find_stuck(Ctx *c, int64_t *out) {
         }
     }
     free(count); free(preds); free(queue); free(queued);
+    return 1;
+}
+
+/* The first state (in index order) with a busy thread that can never move again: its index and
+ * mask in out[0], out[1] (-1 if none). can_move[i]: the threads that can take a step in i or in
+ * a state reachable from it; unexpanded states (limits, defects) count as "every thread can
+ * move", so a truncated search never reports a false deadlock (engine.py: find_stuck). */
+int ap_find_stuck(Ctx *c, int64_t *out) {
+    uint64_t n = c->n;
+    uint64_t full = NT >= 64 ? ~0ULL : ((1ULL << NT) - 1);
+    uint64_t *mask = calloc(n ? n : 1, sizeof(uint64_t));
+    if (!mask) { c->error = E_NOMEM; return 0; }
+    /* the threads that move in each state; then sweeps from the last state to the first, each
+     * state taking the masks of its successors, until nothing changes (BFS stores the transitions
+     * in state order, so each state's begin where the previous state's end) */
+    uint64_t end = c->ntrans;
+    for (uint64_t i = n; i-- > 0;) {
+        uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
+        if (!(c->flags[i] & 1) || (c->flags[i] & 2)) mask[i] = full;
+        else for (uint64_t k = start; k < start + c->tcount[i]; k++) mask[i] |= 1ULL << c->tmover[k];
+        end = start;
+    }
+    int changed = 1;
+    for (int round = 0; changed && round < 256; round++) {
+        changed = 0;
+        end = c->ntrans;
+        for (uint64_t i = n; i-- > 0;) {
+            uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
+            end = start;
+            if (!(c->flags[i] & 1) || (c->flags[i] & 2)) continue;
+            uint64_t m = mask[i];
+            for (uint64_t k = start; k < start + c->tcount[i]; k++) m |= mask[c->tdst[k]];
+            if (m != mask[i]) { mask[i] = m; changed = 1; }
+        }
+    }
+    if (changed && !propagate(c, mask)) { free(mask); return 0; }
     free(c->can_move);
     c->can_move = mask;
     out[0] = -1; out[1] = 0;
@@ -430,6 +492,6 @@ uint64_t ap_can_move(Ctx *c, uint64_t i) { return c->can_move ? c->can_move[i] :
 void ap_free(Ctx *c) {
     if (!c) return;
     free(c->arena); free(c->table); free(c->parent); free(c->depth); free(c->flags); free(c->tstart);
-    free(c->tcount); free(c->tdst); free(c->tmover); free(c->stack); free(c->can_move); free(c->batch); free(c->bmover);
+    free(c->tcount); free(c->tdst); free(c->tmover); free(c->stack); free(c->can_move); free(c->batch); free(c->bmover); free(c->layer);
     free(c);
 }

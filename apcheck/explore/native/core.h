@@ -40,10 +40,12 @@ typedef struct {
     uint64_t n, cap;
     uint32_t *table;       /* open addressing; UINT32_MAX empty */
     uint64_t tmask;
-    uint32_t *parent, *depth;
+    uint32_t *parent, *depth;   /* depth: DFS only */
+    uint64_t *layer;            /* BFS: the first state of each depth */
+    uint64_t nlayers, lcap;
     uint8_t *flags;        /* bit 0 expanded, bit 1 hit a defect */
     /* transitions, grouped by source */
-    uint64_t *tstart;
+    uint64_t *tstart;      /* DFS only (BFS stores them in state order) */
     uint32_t *tcount;
     uint32_t *tdst;
     uint8_t *tmover;
