@@ -211,6 +211,7 @@ class Stats:
     symmetry: bool
     reduction: bool = True
     notes: list[str] = field(default_factory=list)   # on the exploration (e.g. a sort left out of symmetry)
+    cores: list[str] = field(default_factory=list)   # the explorer cores that ran the searches (python, native)
 
 
 @dataclass(kw_only=True)

@@ -44,6 +44,7 @@ class ScenarioRun:
     peak_memory_mb: float = 0.0
     notes: dict[str, list[str]] = field(default_factory=dict)   # property -> notes of this scenario
     run_notes: list[str] = field(default_factory=list)           # notes on the exploration itself
+    core: str = "python"                                          # the explorer core that ran it
 
 
 def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]
@@ -99,7 +100,8 @@ def stats_of(runs: list[ScenarioRun], wall: float, config: VerifyConfig) -> Stat
                  seconds=wall, search_seconds=search, states_per_second=states / max(search, 1e-9),
                  peak_memory_mb=memory, complete=not limits, limit=limits[0] if limits else None,
                  symmetry=config.explore.symmetry, reduction=config.explore.reduction,
-                 notes=list(dict.fromkeys(n for r in runs for n in r.run_notes)))
+                 notes=list(dict.fromkeys(n for r in runs for n in r.run_notes)),
+                 cores=sorted({r.core for r in runs}))
 
 
 def method_over(runs: list[ScenarioRun]) -> Method:
@@ -131,7 +133,7 @@ def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -
                       seconds=result.seconds, max_depth=result.max_depth_reached, complete=result.complete,
                       limit=result.limit, deadlock_found=result.deadlock is not None or "deadlock" in result.defects,
                       peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      run_notes=list(result.notes))
+                      run_notes=list(result.notes), core=result.core)
     if config.bmc_depth > 0:
         run.notes = cross_check(system, result, config)
     return run

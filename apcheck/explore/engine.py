@@ -64,6 +64,8 @@ class ExploreResult:
     notes: list[str] = field(default_factory=list)   # what the reader of the verdicts should know
     index: dict[tuple, int] = field(default_factory=dict)   # stored state -> its index
     can_move: list[int] | None = None      # per state: the threads that can move there or later (find_stuck)
+    core: str = "python"                   # the explorer core that ran the search: python | native
+    store: object = None                   # the native core holding the states (kept alive with the result)
 
 
 AUTO_PYTHON_STATES = 20_000  # engine "auto": a search this small stays in Python (no build)

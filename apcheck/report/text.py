@@ -49,7 +49,11 @@ def render_stats(res: VerifyResult) -> str:
         if len(res.scenarios) > 1 else ""
     return (f"states {s.states}, transitions {s.transitions}, depth {s.depth}, {s.seconds:.2f} s{parallel}, "
             f"{s.states_per_second:,.0f} states/s, peak memory {s.peak_memory_mb:.0f} MiB, "
-            f"symmetry {'on' if s.symmetry else 'off'} ({done})")
+            f"symmetry {'on' if s.symmetry else 'off'}{_cores(s.cores)} ({done})")
+
+
+def _cores(cores: list[str]) -> str:
+    return f", {' and '.join(cores)} core" if cores else ""
 
 
 def render(res: VerifyResult, details: bool = True) -> str:

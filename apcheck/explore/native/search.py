@@ -210,8 +210,8 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
         defects={}, deadlock=(stuck[0], stuck[1]) if stuck[0] >= 0 else None, edges=_edges(core),
         semantics=sem, canon=(lambda s: core.canon(s)[0]) if core.symmetric else None,
         max_depth_reached=deepest, notes=symmetric_sorts(system.sizes.n)[1] if config.symmetry else [],
-        index=_Index(core), can_move=_Column(lambda i: lib.ap_can_move(ctx, i), n))
-    result.core = core  # keeps the core alive as long as the result
+        index=_Index(core), can_move=_Column(lambda i: lib.ap_can_move(ctx, i), n), core="native")
+    result.store = core  # the states live in the core: it lives as long as the result
     result.defects = _defects(core, sem, states)
     return result
 

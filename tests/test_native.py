@@ -1,0 +1,137 @@
+"""The native core against the Python explorer: the same states in the same order (state by state,
+after the Python canonicalization), the same transitions, first violations, defects, deadlock,
+can-move masks and lock-order edges, and the same verdicts and traces; on every test model, the
+shipped models at their default bounds (slow), and random models (tests/native_models.py).
+
+In CI (APCHECK_REQUIRE_NATIVE=1) a missing C compiler fails these tests instead of skipping them."""
+import os
+import random
+import re
+
+import pytest
+
+from apcheck.commands.model import build, load_program
+from apcheck.explore.engine import ExploreConfig, explore
+from apcheck.explore.native.build import NativeUnavailable, compiler
+from apcheck.explore.symmetry import canonicalizer
+from apcheck.explore.system import bounds_of, scenario_system
+from conftest import run_main
+from native_models import random_model
+
+TEST_MODELS = sorted(f"tests/models/{f}" for f in os.listdir("tests/models") if f.endswith(".apm"))
+SHIPPED = ["models/vfio_ap_5_12.apm", "models/vfio_ap_v15.apm", "models/vfio_ap_merged.apm",
+           "models/vfio_ap_merged_2026.apm"]
+CONFIGS = {"default": {}, "plain": {"symmetry": False, "reduction": False}, "dfs": {"order": "dfs"},
+           "closure": {"closure_edges": True}}
+RANDOM_MODELS = int(os.environ.get("APCHECK_NATIVE_RANDOM", "200"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def need_compiler():
+    try:
+        compiler()
+    except NativeUnavailable as why:
+        if os.environ.get("APCHECK_REQUIRE_NATIVE"):
+            pytest.fail(f"APCHECK_REQUIRE_NATIVE is set: {why}")
+        pytest.skip(str(why))
+
+
+def summary(r) -> tuple:
+    return (len(r.states), r.transitions, r.complete, r.limit, r.max_depth_reached, r.invariant_violations,
+            r.covers_reached, {k: (i, o.thread, o.defect.kind, o.defect.message) for k, (i, o) in r.defects.items()},
+            r.deadlock, r.edges, r.notes)
+
+
+def compare(system, states_limit: int = 300_000, **kw):
+    """Both cores on one system; every difference fails. The Python explorer's result."""
+    py = explore(system, ExploreConfig(engine="python", **kw))
+    nat = explore(system, ExploreConfig(engine="native", **kw))
+    assert summary(nat) == summary(py)
+    if len(py.states) <= states_limit:
+        canon = canonicalizer(system) if kw.get("symmetry", True) else None
+        for i in range(len(py.states)):
+            s = nat.states[i]
+            assert (canon(s) if canon else s) == py.states[i], f"state {i}"
+            assert nat.parent[i] == py.parent[i] and nat.depth[i] == py.depth[i], f"state {i}"
+            assert nat.can_move[i] == py.can_move[i], f"can_move of state {i}"
+    return py
+
+
+def systems(path: str, specs=()):
+    program = load_program(path, list(specs))
+    lowered, _ = build(program)
+    return [scenario_system(lowered, bounds_of(program), sc) for sc in program.scenarios]
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("path", TEST_MODELS)
+def test_test_models(path, config):
+    for system in systems(path):
+        compare(system, **CONFIGS[config])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED)
+def test_shipped_models(path):
+    for system in systems(path, ["specs/vfio_ap.aps"]):
+        compare(system, states_limit=60_000)
+
+
+@pytest.mark.slow
+def test_random_models(tmp_path):
+    rng = random.Random(20261126)
+    seen = set()
+    for n in range(RANDOM_MODELS):
+        path = tmp_path / f"random{n}.apm"
+        path.write_text(random_model(rng))
+        config = CONFIGS[rng.choice(sorted(CONFIGS))]
+        try:
+            for system in systems(str(path)):
+                py = compare(system, **config)
+                seen |= {o.defect.kind for _, o in py.defects.values()} | set(py.invariant_violations)
+                seen |= {"deadlock"} if py.deadlock else set()
+                seen |= {"edges"} if py.edges else set()
+                seen |= {"large"} if len(py.states) > 1000 else set()
+        except AssertionError as err:
+            raise AssertionError(f"random model {n} ({config}):\n{path.read_text()}") from err
+    if RANDOM_MODELS >= 100:  # the models exercise what the cores must agree on
+        assert {"deadlock", "unguarded", "null-instance", "assert", "inv2", "edges", "large"} <= seen, seen
+
+
+def test_limits_agree():
+    """A search cut by --max-states or --max-depth stops at the same state in both cores."""
+    system = systems("tests/models/report_demo.apm")[0]
+    compare(system, max_states=40)
+    compare(system, max_depth=3)
+    compare(system, max_depth=3, order="dfs")
+
+
+def test_verdicts_and_traces_agree():
+    outs = []
+    for engine in ("python", "native"):
+        done = run_main("verify", "tests/models/report_demo.apm", "--engine", engine, "--no-induction", "-q")
+        outs.append((done.returncode, re.sub(r"(?m)^states \d+, .*$", "", done.stdout), done.stdout))
+    assert outs[0][:2] == outs[1][:2]
+    assert "python core" in outs[0][2] and "native core" in outs[1][2]
+    assert "violated" in outs[0][1] and "never_reset" in outs[0][1]
+
+
+def test_engine_native_reports_what_it_cannot_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("APCHECK_NATIVE_CACHE", str(tmp_path / "cache"))
+    done = run_main("verify", "tests/models/abba.apm", "--engine", "native", "--no-induction", "-q")
+    assert done.returncode == 2
+    assert "--engine native:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_auto_falls_back_with_a_note(tmp_path, capsys, monkeypatch):
+    """engine auto on a search beyond the Python-only size, where the compiler is missing: the
+    Python explorer runs it and the report says why."""
+    from apcheck.explore import engine
+    monkeypatch.setattr(engine, "AUTO_PYTHON_STATES", 5)
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("APCHECK_NATIVE_CACHE", str(tmp_path / "cache"))
+    system = systems("tests/models/report_demo.apm")[0]
+    result = explore(system, ExploreConfig(engine="auto"))
+    assert result.complete and len(result.states) == 32
+    assert any("the Python explorer ran this search" in n for n in result.notes)
