@@ -40,7 +40,7 @@ class Core:
     def __init__(self, system: System, config: ExploreConfig):
         self.sys = system
         try:
-            source, self.lay = generate(system, config.symmetry)
+            source, self.lay = generate(system)
         except Unsupported as why:
             raise NativeUnavailable(f"the native core does not support {why}")
         self.lib = build(source)
