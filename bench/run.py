@@ -1,10 +1,11 @@
 """Explorer throughput and time to verdict on the shipped models.
 
-Usage: python bench/run.py [--quick] [--json FILE]
-Prints states, transitions, search seconds (the scenarios' searches added up), the exploration's wall
-time, states per second (per search) and the wall time to the verdict
-(scenarios in parallel, Z3 included) per run; the first runs also without symmetry and without
-the release merging, for comparison.
+Usage: python bench/run.py [--quick] [--engines native,python] [--json FILE]
+Prints, per run and explorer core, states, transitions, search seconds (the scenarios' searches
+added up), the exploration's wall time, states per second (per search), the process's CPU seconds
+(one scenario at a time: --jobs 1, Z3 left out) and the ratio of the Python core's CPU seconds to the
+native core's; the first runs also without symmetry and without the release merging. The native
+core's builds are made (or found in the cache) before the timing.
 """
 from __future__ import annotations
 
@@ -14,9 +15,19 @@ import time
 
 from tabulate import tabulate
 
-from apcheck.explore.engine import ExploreConfig
-from apcheck.commands.model import VerifyConfig, load_program
+from apcheck.commands.model import VerifyConfig, build, load_program, select_scenarios
 from apcheck.commands.verify import verify
+from apcheck.explore.engine import ExploreConfig
+from apcheck.explore.native.build import build as build_native
+from apcheck.explore.native.codegen import generate
+from apcheck.explore.system import bounds_of, scenario_system
+
+
+def warm_up(program, bounds: dict, scenario: str | None) -> None:
+    """Build the native core of every scenario of the run (or find it in the cache)."""
+    lowered = build(program)[0]
+    for sc in select_scenarios(program, scenario):
+        build_native(generate(scenario_system(lowered, bounds_of(program, bounds), sc))[0])
 
 RUNS = [  # (model, scenario, bounds, compare: also without symmetry and without the reduction)
     ("models/vfio_ap_5_12.apm", None, {}, True),
@@ -26,6 +37,7 @@ RUNS = [  # (model, scenario, bounds, compare: also without symmetry and without
     ("models/vfio_ap_merged.apm", None, {}, False),
     ("models/vfio_ap_merged_2026.apm", None, {}, False),
     ("models/vfio_ap_merged_2026.apm", "locking", {"Guest": 2}, False),
+    ("models/vfio_ap_v15.apm", "masks", {"Adapter": 2}, False),
 ]
 QUICK = RUNS[:2]
 
@@ -35,31 +47,44 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--engines", default="native,python")
     args = ap.parse_args()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     rows, records = [], []
     for model, scenario, bounds, compare in (QUICK if args.quick else RUNS):
         program = load_program(model, ["specs/vfio_ap.aps"])
+        if "native" in engines:
+            warm_up(program, bounds, scenario)
         variants = [(True, True), (False, True), (True, False)] if compare else [(True, True)]
         for symmetry, reduction in variants:
-            start = time.monotonic()
-            explore = ExploreConfig(timeout=args.timeout, symmetry=symmetry, reduction=reduction)
-            cfg = VerifyConfig(bounds=bounds, explore=explore, scenario=scenario)
-            res = verify(program, cfg, ["specs/vfio_ap.aps"])
-            total = time.monotonic() - start
-            s = res.stats
-            rec = {"model": model, "scenario": scenario or "all", "bounds": res.bounds, "symmetry": symmetry,
-                   "reduction": reduction,
-                   "states": s.states, "transitions": s.transitions, "search_seconds": round(s.search_seconds, 3),
-                   "wall_seconds": round(s.seconds, 3),
-                   "states_per_second": round(s.states_per_second), "time_to_verdict": round(total, 3),
-                   "complete": s.complete}
-            records.append(rec)
-            rows.append([model.split("/")[-1], rec["scenario"], ",".join(f"{k}={v}" for k, v in bounds.items()) or "-",
-                         "on" if symmetry else "off", "on" if reduction else "off", s.states, s.transitions,
-                         f"{s.search_seconds:.2f}", f"{s.seconds:.2f}",
-                         f"{s.states_per_second:,.0f}", f"{total:.2f}", "yes" if s.complete else s.limit])
-    print(tabulate(rows, headers=["model", "scenario", "bounds", "symmetry", "reduction", "states", "transitions",
-                                  "search s", "explore wall s", "states/s", "verdict s", "complete"]))
+            cpu_of = {}
+            for engine in engines:
+                start, cpu = time.monotonic(), time.process_time()
+                explore = ExploreConfig(timeout=args.timeout, symmetry=symmetry, reduction=reduction, engine=engine)
+                cfg = VerifyConfig(bounds=bounds, explore=explore, scenario=scenario, jobs=1, induction=False)
+                res = verify(program, cfg, ["specs/vfio_ap.aps"])
+                total, cpu = time.monotonic() - start, time.process_time() - cpu
+                cpu_of[engine] = cpu
+                s = res.stats
+                rec = {"model": model, "scenario": scenario or "all", "bounds": res.bounds, "symmetry": symmetry,
+                       "reduction": reduction, "engine": engine, "cores": s.cores,
+                       "states": s.states, "transitions": s.transitions, "search_seconds": round(s.search_seconds, 3),
+                       "wall_seconds": round(s.seconds, 3), "cpu_seconds": round(cpu, 3),
+                       "states_per_second": round(s.states_per_second), "time_to_verdict": round(total, 3),
+                       "complete": s.complete}
+                records.append(rec)
+                ratio = f"{cpu_of['python'] / max(cpu, 1e-9):.1f}x" if engine == "native" and "python" in cpu_of \
+                    else ("" if engine == "native" else "-")
+                rows.append([model.split("/")[-1], rec["scenario"],
+                             ",".join(f"{k}={v}" for k, v in bounds.items()) or "-",
+                             "on" if symmetry else "off", "on" if reduction else "off", "+".join(s.cores), s.states,
+                             s.transitions, f"{s.search_seconds:.2f}", f"{s.seconds:.2f}", f"{s.states_per_second:,.0f}",
+                             f"{cpu:.2f}", ratio, "yes" if s.complete else s.limit])
+            if "native" in cpu_of and "python" in cpu_of:  # the ratio on the native row
+                rows[-1 - engines[::-1].index("native")][12] = f"{cpu_of['python'] / max(cpu_of['native'], 1e-9):.1f}x"
+    print(tabulate(rows, headers=["model", "scenario", "bounds", "symmetry", "reduction", "core", "states",
+                                  "transitions", "search s", "explore wall s", "states/s", "CPU s", "python/native CPU",
+                                  "complete"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(records, fh, indent=1)
