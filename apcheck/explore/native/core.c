@@ -5,6 +5,20 @@
 
 #define EMPTY UINT32_MAX
 
+enum { EV_DEFECT = 1, EV_EDGE = 2 };
+
+/* an event of the expansion in progress, merged in state order (merge) */
+static void log_event(Ctx *c, int type, int a, int b, int x, int y) {
+    if (c->nev == c->ecap) {
+        uint64_t cap = c->ecap ? c->ecap * 2 : 256;
+        void *e = realloc(c->ev, cap * sizeof(Event));
+        if (!e) { c->error = E_NOMEM; return; }
+        c->ev = e;
+        c->ecap = cap;
+    }
+    c->ev[c->nev++] = (Event){type, a, b, x, y};
+}
+
 /* ---- lock words and held locks (semantics.py: _holder, _acquire, _release) ---------------- */
 
 static inline V *thread_of(V *w, int t) { return w + TOFF0 + t * TW; }
@@ -42,13 +56,8 @@ static int do_acquire(Ctx *c, V *w, int t, int pc, V inst, int mode, int blockin
          * edge from each trylock and from the first lock a blocking acquire took, then stop */
         int cb = INST_CLASS[inst];
         for (V i = th[1] - 1; i >= 0; i--) {
-            Edge *e = &c->edges[INST_CLASS[held[2 * i]] * NC + cb];
-            if (e->seq < 0) {
-                e->a_site = (int32_t)held[2 * i + 1];
-                e->b_site = pc;
-                e->origin = c->cur;
-                e->seq = c->nedges++;
-            }
+            int ca = INST_CLASS[held[2 * i]];
+            if (c->s->edges[ca * NC + cb].seq < 0) log_event(c, EV_EDGE, ca, cb, (int32_t)held[2 * i + 1], pc);
             if (CODE_KIND[held[2 * i + 1]] != K_TRY && !c->closure_edges) break;
         }
     }
@@ -100,87 +109,94 @@ static inline int cmp_words(const uint64_t *a, const uint64_t *b) {
     return 0;
 }
 
-static int grow_states(Ctx *c) {
-    uint64_t cap = c->cap ? c->cap * 2 : 4096;
-    void *a = realloc(c->arena, cap * NP * sizeof(uint64_t));
+static int grow_states(Search *s) {
+    uint64_t cap = s->cap ? s->cap * 2 : 4096;
+    void *a = realloc(s->arena, cap * NP * sizeof(uint64_t));
     if (!a) return 0;
-    c->arena = a;
-#define GROW(field, type) { void *p = realloc(c->field, cap * sizeof(type)); if (!p) return 0; c->field = p; }
+    s->arena = a;
+#define GROW(field, type) { void *p = realloc(s->field, cap * sizeof(type)); if (!p) return 0; s->field = p; }
     GROW(parent, uint32_t) GROW(flags, uint8_t) GROW(tcount, uint32_t)
-    if (c->dfs) GROW(depth, uint32_t) GROW(tstart, uint64_t)  /* BFS: depth by layer, transitions in order */
-    c->cap = cap;
+    if (s->dfs) GROW(depth, uint32_t) GROW(tstart, uint64_t)  /* BFS: depth by layer, transitions in order */
+    s->cap = cap;
     return 1;
 }
 
-static int grow_table(Ctx *c) {
-    uint64_t size = c->table ? (c->tmask + 1) * 2 : 1 << 14;
-    uint32_t *tab = malloc(size * sizeof(uint32_t));
+/* Table slots hold the state's index in the low 32 bits and the high 32 bits of its hash above, so
+ * a probe compares a stored state only where the hashes agree (one cache miss per lookup, not one
+ * per slot probed). */
+#define SLOT_EMPTY UINT64_MAX
+#define TAG(h) ((h) >> 32)
+
+static int grow_table(Search *s) {
+    uint64_t size = s->table ? (s->tmask + 1) * 2 : 1 << 14;
+    uint64_t *tab = malloc(size * sizeof(uint64_t));
     if (!tab) return 0;
-    memset(tab, 0xFF, size * sizeof(uint32_t));
-    for (uint64_t i = 0; i < c->n; i++) {
-        uint64_t h = hash_words(c->arena + i * NP) & (size - 1);
-        while (tab[h] != EMPTY) h = (h + 1) & (size - 1);
-        tab[h] = (uint32_t)i;
+    memset(tab, 0xFF, size * sizeof(uint64_t));
+    for (uint64_t i = 0; i < s->n; i++) {
+        uint64_t full = hash_words(s->arena + i * NP), h = full & (size - 1);
+        while (tab[h] != SLOT_EMPTY) h = (h + 1) & (size - 1);
+        tab[h] = TAG(full) << 32 | i;
     }
-    free(c->table);
-    c->table = tab;
-    c->tmask = size - 1;
+    free(s->table);
+    s->table = tab;
+    s->tmask = size - 1;
     return 1;
 }
 
-/* the index of packed state p (hash h); -1 when absent (and not added) or on an error */
-static int64_t find(Ctx *c, const uint64_t *p, uint64_t h, int add, int *added) {
-    h &= c->tmask;
-    while (c->table[h] != EMPTY) {
-        uint32_t j = c->table[h];
-        if (cmp_words(c->arena + (uint64_t)j * NP, p) == 0) return j;
-        h = (h + 1) & c->tmask;
+/* the index of packed state p (hash h); -1 when absent (and not added) or on an error. Without
+ * `add` it only reads, and the workers call it at once while nothing is added. */
+static int64_t find(Search *s, const uint64_t *p, uint64_t hash, int add, int *added) {
+    uint64_t h = hash & s->tmask, tag = TAG(hash);
+    while (s->table[h] != SLOT_EMPTY) {
+        uint64_t e = s->table[h];
+        if (e >> 32 == tag && cmp_words(s->arena + (e & 0xFFFFFFFFULL) * NP, p) == 0) return (int64_t)(e & 0xFFFFFFFFULL);
+        h = (h + 1) & s->tmask;
     }
     if (!add) return -1;
-    if (c->n >= EMPTY - 1) { c->error = E_NOMEM; return -1; }
-    if (c->n == c->cap && !grow_states(c)) { c->error = E_NOMEM; return -1; }
-    uint64_t j = c->n++;
-    memcpy(c->arena + j * NP, p, NP * sizeof(uint64_t));
-    c->flags[j] = 0;
-    if (c->dfs) c->tstart[j] = 0;
-    c->tcount[j] = 0;
-    c->table[h] = (uint32_t)j;
-    if (c->n * 4 > (c->tmask + 1) * 3 && !grow_table(c)) { c->error = E_NOMEM; return -1; }
+    if (s->n >= EMPTY - 1) { s->error = E_NOMEM; return -1; }
+    if (s->n == s->cap && !grow_states(s)) { s->error = E_NOMEM; return -1; }
+    uint64_t j = s->n++;
+    memcpy(s->arena + j * NP, p, NP * sizeof(uint64_t));
+    s->flags[j] = 0;
+    if (s->dfs) s->tstart[j] = 0;
+    s->tcount[j] = 0;
+    s->table[h] = tag << 32 | j;
+    if (s->n * 4 > (s->tmask + 1) * 3 && !grow_table(s)) { s->error = E_NOMEM; return -1; }
     *added = 1;
     return (int64_t)j;
 }
 
 /* Depths: DFS stores one per state; BFS adds states in order of depth, so it keeps where each
  * depth's states begin (layer[d]). */
-static int set_depth(Ctx *c, uint64_t j, int64_t d) {
-    if (c->dfs) { c->depth[j] = (uint32_t)d; return 1; }
-    if (d < (int64_t)c->nlayers) return 1;
-    if (c->nlayers == c->lcap) {
-        uint64_t cap = c->lcap ? c->lcap * 2 : 256;
-        void *l = realloc(c->layer, cap * sizeof(uint64_t));
-        if (!l) { c->error = E_NOMEM; return 0; }
-        c->layer = l;
-        c->lcap = cap;
+static int set_depth(Search *s, uint64_t j, int64_t d) {
+    if (s->dfs) { s->depth[j] = (uint32_t)d; return 1; }
+    if (d < (int64_t)s->nlayers) return 1;
+    if (s->nlayers == s->lcap) {
+        uint64_t cap = s->lcap ? s->lcap * 2 : 256;
+        void *l = realloc(s->layer, cap * sizeof(uint64_t));
+        if (!l) { s->error = E_NOMEM; return 0; }
+        s->layer = l;
+        s->lcap = cap;
     }
-    c->layer[c->nlayers++] = j;
+    s->layer[s->nlayers++] = j;
     return 1;
 }
 
-static int64_t depth_of(Ctx *c, uint64_t i) {
-    if (c->dfs) return c->depth[i];
-    uint64_t lo = 0, hi = c->nlayers;  /* the last layer starting at or before i */
+static int64_t depth_of(Search *s, uint64_t i) {
+    if (s->dfs) return s->depth[i];
+    uint64_t lo = 0, hi = s->nlayers;  /* the last layer starting at or before i */
     while (hi - lo > 1) {
         uint64_t mid = (lo + hi) / 2;
-        if (c->layer[mid] <= i) lo = mid; else hi = mid;
+        if (s->layer[mid] <= i) lo = mid; else hi = mid;
     }
     return (int64_t)lo;
 }
 
-/* the least packing of w over the symmetry group (explore/symmetry.py: any canonical form counts
- * the same orbits; this one compares packed words) */
+/* the least packing of w over the symmetry group: packed fields compare as the Python explorer's
+ * tuples, so this is its representative (explore/symmetry.py) */
 static void canon(Ctx *c, const V *w, uint64_t *out) {
     pack(c, w, out);
-    if (!c->symmetry) return;
+    if (!c->s->symmetry) return;
     for (int k = 0; k < NPERM; k++) {
         apply_perm(k, w, c->tmp);
         pack(c, c->tmp, c->pk2);
@@ -188,207 +204,320 @@ static void canon(Ctx *c, const V *w, uint64_t *out) {
     }
 }
 
-static void check_props(Ctx *c, const V *w, int64_t j) {
+/* bit k: invariant k judged violated in w; bit 32 + k: cover k holds */
+static uint64_t props_of(Ctx *c, const V *w) {
+    uint64_t bits = 0;
     for (int k = 0; k < NINV; k++)
-        if (c->inv_first[k] < 0 && !prop_inv(c, k, w) && !inv_masked(k, w)) c->inv_first[k] = j;
+        if (!prop_inv(c, k, w) && !inv_masked(k, w)) bits |= 1ULL << k;
     for (int k = 0; k < NCOV; k++)
-        if (c->cov_first[k] < 0 && prop_cov(c, k, w)) c->cov_first[k] = j;
+        if (prop_cov(c, k, w)) bits |= 1ULL << (32 + k);
+    return bits;
 }
 
-/* A successor: canonicalized into the batch of the expansion in progress (flush looks the batch up) */
+/* ---- phase 1: expanding states (in parallel) ----------------------------------------------- */
+
+/* a successor of the state being expanded: canonicalized into the worker's log */
 static void emit(Ctx *c, V *w, int t) {
-    c->transitions++;
     if (c->error) return;
-    if (c->nb == c->bcap) {
-        uint64_t cap = c->bcap ? c->bcap * 2 : 64;
-        void *b = realloc(c->batch, cap * NP * sizeof(uint64_t));
-        if (!b) { c->error = E_NOMEM; return; }
-        c->batch = b;
-        void *m = realloc(c->bmover, cap * sizeof(uint64_t));
-        if (!m) { c->error = E_NOMEM; return; }
-        c->bmover = m;
-        c->bcap = cap;
+    if (c->nsucc == c->scap) {
+        uint64_t cap = c->scap ? c->scap * 2 : 256;
+        void *x = realloc(c->succ, cap * sizeof(Succ));
+        if (!x) { c->error = E_NOMEM; return; }
+        c->succ = x;
+        void *p = realloc(c->pk, cap * NP * sizeof(uint64_t));
+        if (!p) { c->error = E_NOMEM; return; }
+        c->pk = p;
+        c->scap = cap;
     }
-    canon(c, w, c->batch + c->nb * NP);
-    c->bmover[c->nb++] = (uint64_t)t;
-}
-
-/* Look the successors of one expansion up, in the order they were found: first every hash and its
- * table slot (prefetched), then the stored state the slot points to (prefetched), then the lookups,
- * so the cache misses of one expansion overlap. */
-static void flush(Ctx *c) {
-    uint64_t nb = c->nb;
-    c->nb = 0;
-    if (c->error) return;
-    for (uint64_t i = 0; i < nb; i++) {
-        uint64_t h = hash_words(c->batch + i * NP);
-        c->bmover[i] |= h << 8;   /* the mover fits in the low 8 bits; keep the hash's high bits */
-        __builtin_prefetch(&c->table[(h << 8 >> 8) & c->tmask]);
-    }
-    for (uint64_t i = 0; i < nb; i++) {
-        uint32_t j = c->table[((c->bmover[i] >> 8)) & c->tmask];
-        if (j != EMPTY) __builtin_prefetch(c->arena + (uint64_t)j * NP);
-    }
-    if (c->ntrans + nb > c->tcap) {
-        uint64_t cap = c->tcap ? c->tcap : 16384;
-        while (cap < c->ntrans + nb) cap *= 2;
-        void *d = realloc(c->tdst, cap * sizeof(uint32_t));
-        if (!d) { c->error = E_NOMEM; return; }
-        c->tdst = d;
-        void *m = realloc(c->tmover, cap);
-        if (!m) { c->error = E_NOMEM; return; }
-        c->tmover = m;
-        c->tcap = cap;
-    }
-    for (uint64_t i = 0; i < nb; i++) {
-        const uint64_t *p = c->batch + i * NP;
-        int t = (int)(c->bmover[i] & 0xFF);
-        int added = 0;
-        int64_t j = find(c, p, c->bmover[i] >> 8, 1, &added);
-        if (j < 0) return;
-        if (added) {
-            c->parent[j] = (uint32_t)c->cur;
-            if (!set_depth(c, j, c->cur_depth + 1)) return;
-            if (c->cur_depth + 1 > c->deepest) c->deepest = c->cur_depth + 1;
-            if (NINV + NCOV > 0) {
-                unpack(p, c->tmp);   /* the properties are symmetric: any renaming judges alike */
-                check_props(c, c->tmp, j);
-            }
-            if (c->dfs) {
-                if (c->sp == c->scap) {
-                    uint64_t cap = c->scap ? c->scap * 2 : 4096;
-                    void *st = realloc(c->stack, cap * sizeof(uint32_t));
-                    if (!st) { c->error = E_NOMEM; return; }
-                    c->stack = st;
-                    c->scap = cap;
-                }
-                c->stack[c->sp++] = (uint32_t)j;
-            }
-        }
-        c->tdst[c->ntrans] = (uint32_t)j;
-        c->tmover[c->ntrans] = (uint8_t)t;
-        c->ntrans++;
-        c->tcount[c->cur]++;
-    }
+    canon(c, w, c->pk + c->nsucc * NP);
+    c->succ[c->nsucc++].mover = t;
 }
 
 static void defect(Ctx *c, int t, int kind) {
-    c->transitions++;
-    int prop = kind == D_SELF_DEADLOCK ? 0 : 1;   /* deadlock | defects */
-    if (c->def_state[prop] < 0) {
-        c->def_state[prop] = c->cur;
-        c->def_thread[prop] = t;
-        c->def_kind[prop] = kind;
-    }
-    c->flags[c->cur] |= 2;
+    c->defects++;
+    log_event(c, EV_DEFECT, kind, t, 0, 0);
 }
 
-/* ---- the interface (ctypes, native/engine.py) ------------------------------------------- */
+/* Expand state i into the worker's logs, then look its successors up (read only): first every
+ * hash and its table slot (prefetched), then the stored state the slot points to (prefetched),
+ * then the lookups, so the cache misses overlap. Successors not found get their properties. */
+static void expand_one(Ctx *c, uint64_t i, StateLog *log) {
+    Search *s = c->s;
+    log->worker = c->id;
+    log->succ = c->nsucc;
+    log->ev = c->nev;
+    log->defects = 0;
+    log->skipped = 0;
+    if (s->max_depth >= 0 && depth_of(s, i) >= s->max_depth) { log->skipped = 1; log->nsucc = log->nev = 0; return; }
+    V w[NW];
+    unpack(s->arena + i * NP, w);
+    c->cur = (int64_t)i;
+    c->defects = 0;
+    expand(c, w);
+    uint64_t a = log->succ, b = c->nsucc;
+    for (uint64_t k = a; k < b; k++) {
+        uint64_t h = hash_words(c->pk + k * NP);
+        c->succ[k].hash = h;
+        __builtin_prefetch(&s->table[h & s->tmask]);
+    }
+    for (uint64_t k = a; k < b; k++) {
+        uint64_t e = s->table[c->succ[k].hash & s->tmask];
+        if (e != SLOT_EMPTY && e >> 32 == TAG(c->succ[k].hash)) __builtin_prefetch(s->arena + (e & 0xFFFFFFFFULL) * NP);
+    }
+    for (uint64_t k = a; k < b; k++) {
+        int added = 0;
+        Succ *x = &c->succ[k];
+        x->found = find(s, c->pk + k * NP, x->hash, 0, &added);
+        x->props = 0;
+        if (x->found < 0 && NINV + NCOV > 0) {
+            unpack(c->pk + k * NP, c->tmp);   /* the properties are symmetric: any renaming judges alike */
+            x->props = props_of(c, c->tmp);
+        }
+    }
+    log->nsucc = b - a;
+    log->nev = c->nev - log->ev;
+    log->defects = c->defects;
+}
 
-Ctx *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, int merge, int symmetry) {
-    Ctx *c = calloc(1, sizeof(Ctx));
-    if (!c) return NULL;
-    c->max_states = max_states;
-    c->max_depth = max_depth;
-    c->dfs = dfs;
-    c->closure_edges = closure_edges;
-    c->merge = merge;
-    c->symmetry = symmetry && NPERM > 0;
-    for (int k = 0; k < NINV + 1; k++) c->inv_first[k] = -1;
-    for (int k = 0; k < NCOV + 1; k++) c->cov_first[k] = -1;
-    for (int k = 0; k < 2; k++) c->def_state[k] = c->def_thread[k] = c->def_kind[k] = -1;
-    for (int k = 0; k < NC * NC + 1; k++) c->edges[k].seq = -1;
-    if (!grow_states(c) || !grow_table(c)) { c->error = E_NOMEM; return c; }
+#define CHUNK 32
+
+static void *work(void *arg) {
+    Ctx *c = arg;
+    Search *s = c->s;
+    for (;;) {  /* runs of CHUNK states: the workers write their states' logs on lines of their own */
+        uint64_t first = __atomic_fetch_add(&s->next, CHUNK, __ATOMIC_RELAXED);
+        if (first >= c->hi || c->error) break;
+        for (uint64_t i = first; i < first + CHUNK && i < c->hi && !c->error; i++)
+            expand_one(c, i, &s->logs[i - c->lo]);
+    }
+    return NULL;
+}
+
+/* ---- phase 2: merging in state order (sequential) ------------------------------------------ */
+
+static inline int frontier_left(Search *s) { return s->dfs ? s->sp > 0 : s->cursor < s->n; }
+
+static int push(Search *s, uint64_t j) {
+    if (s->sp == s->scap) {
+        uint64_t cap = s->scap ? s->scap * 2 : 4096;
+        void *st = realloc(s->stack, cap * sizeof(uint32_t));
+        if (!st) { s->error = E_NOMEM; return 0; }
+        s->stack = st;
+        s->scap = cap;
+    }
+    s->stack[s->sp++] = (uint32_t)j;
+    return 1;
+}
+
+/* state i's log: its defects and edges, then its successors, added where new. 0 on an error. */
+static int merge(Search *s, uint64_t i, StateLog *log) {
+    Ctx *c = &s->workers[log->worker];
+    int64_t d = depth_of(s, i);
+    s->flags[i] |= 1;
+    if (s->dfs) s->tstart[i] = s->ntrans;
+    s->tcount[i] = 0;
+    s->transitions += log->nsucc + log->defects;
+    for (uint64_t k = log->ev; k < log->ev + log->nev; k++) {
+        Event *e = &c->ev[k];
+        if (e->type == EV_DEFECT) {
+            int prop = e->a == D_SELF_DEADLOCK ? 0 : 1;   /* deadlock | defects */
+            if (s->def_state[prop] < 0) {
+                s->def_state[prop] = (int64_t)i;
+                s->def_thread[prop] = e->b;
+                s->def_kind[prop] = e->a;
+            }
+            s->flags[i] |= 2;
+        } else {
+            Edge *g = &s->edges[e->a * NC + e->b];
+            if (g->seq < 0) {
+                g->a_site = e->c;
+                g->b_site = e->d;
+                g->origin = (int64_t)i;
+                g->seq = s->nedges++;
+            }
+        }
+    }
+    if (s->ntrans + log->nsucc > s->tcap) {
+        uint64_t cap = s->tcap ? s->tcap : 16384;
+        while (cap < s->ntrans + log->nsucc) cap *= 2;
+        void *dd = realloc(s->tdst, cap * sizeof(uint32_t));
+        if (!dd) { s->error = E_NOMEM; return 0; }
+        s->tdst = dd;
+        void *m = realloc(s->tmover, cap);
+        if (!m) { s->error = E_NOMEM; return 0; }
+        s->tmover = m;
+        s->tcap = cap;
+    }
+    for (uint64_t k = log->succ; k < log->succ + log->nsucc; k++) {
+        Succ *x = &c->succ[k];
+        int64_t j = x->found;
+        if (j < 0) {
+            int added = 0;
+            j = find(s, c->pk + k * NP, x->hash, 1, &added);
+            if (j < 0) return 0;
+            if (added) {
+                s->parent[j] = (uint32_t)i;
+                if (!set_depth(s, (uint64_t)j, d + 1)) return 0;
+                if (d + 1 > s->deepest) s->deepest = d + 1;
+                for (int q = 0; q < NINV; q++)
+                    if (s->inv_first[q] < 0 && (x->props >> q & 1)) s->inv_first[q] = j;
+                for (int q = 0; q < NCOV; q++)
+                    if (s->cov_first[q] < 0 && (x->props >> (32 + q) & 1)) s->cov_first[q] = j;
+                if (s->dfs && !push(s, (uint64_t)j)) return 0;
+            }
+        }
+        s->tdst[s->ntrans] = (uint32_t)j;
+        s->tmover[s->ntrans] = (uint8_t)x->mover;
+        s->ntrans++;
+        s->tcount[i]++;
+    }
+    return 1;
+}
+
+/* ---- the interface (ctypes, native/search.py) -------------------------------------------- */
+
+#define BLOCK 4096   /* BFS: states expanded together (phase 1) before their merge (phase 2) */
+
+Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, int merge_releases,
+               int symmetry, int nworkers) {
+    Search *s = calloc(1, sizeof(Search));
+    if (!s) return NULL;
+    s->max_states = max_states;
+    s->max_depth = max_depth;
+    s->dfs = dfs;
+    s->closure_edges = closure_edges;
+    s->merge = merge_releases;
+    s->symmetry = symmetry && NPERM > 0;
+    s->nworkers = nworkers < 1 ? 1 : nworkers;
+    for (int k = 0; k < NINV + 1; k++) s->inv_first[k] = -1;
+    for (int k = 0; k < NCOV + 1; k++) s->cov_first[k] = -1;
+    for (int k = 0; k < 2; k++) s->def_state[k] = s->def_thread[k] = s->def_kind[k] = -1;
+    for (int k = 0; k < NC * NC + 1; k++) s->edges[k].seq = -1;
+    s->workers = calloc(s->nworkers, sizeof(Ctx));
+    if (!s->workers || !grow_states(s) || !grow_table(s)) { s->error = E_NOMEM; return s; }
+    for (int k = 0; k < s->nworkers; k++) {
+        Ctx *c = &s->workers[k];
+        c->s = s;
+        c->id = k;
+        c->merge = merge_releases;
+        c->closure_edges = closure_edges;
+    }
+    Ctx *c = &s->workers[0];
     V w[NW];
     memset(w, 0, sizeof(w));
     init_state(w);
-    canon(c, w, c->best);
+    canon(c, w, s->pk);
     int added = 0;
-    int64_t j = find(c, c->best, hash_words(c->best), 1, &added);
-    if (j < 0) return c;
-    c->parent[0] = EMPTY;
-    if (!set_depth(c, 0, 0)) return c;
-    c->cur = 0;
-    check_props(c, w, 0);
-    if (dfs) {
-        c->stack = malloc(4096 * sizeof(uint32_t));
-        if (!c->stack) { c->error = E_NOMEM; return c; }
-        c->scap = 4096;
-        c->stack[c->sp++] = 0;
-    }
-    return c;
+    int64_t j = find(s, s->pk, hash_words(s->pk), 1, &added);
+    if (j < 0) return s;
+    s->parent[0] = EMPTY;
+    if (!set_depth(s, 0, 0)) return s;
+    uint64_t bits = props_of(c, w);
+    for (int q = 0; q < NINV; q++) if (bits >> q & 1) s->inv_first[q] = 0;
+    for (int q = 0; q < NCOV; q++) if (bits >> (32 + q) & 1) s->cov_first[q] = 0;
+    if (c->error) s->error = c->error;
+    if (dfs) push(s, 0);
+    return s;
 }
 
-int ap_error(Ctx *c) { return c->error; }
-
-static inline int frontier_left(Ctx *c) { return c->dfs ? c->sp > 0 : c->cursor < c->n; }
+int ap_error(Search *s) { return s->error; }
 
 /* expand up to `budget` states; S_RUNNING when there is more to do */
-int ap_run(Ctx *c, uint64_t budget) {
-    V s[NW];
-    while (budget--) {
-        if (c->error) return S_ERROR;
-        if (!frontier_left(c)) return S_DONE;
-        int64_t i = c->dfs ? (int64_t)c->stack[--c->sp] : (int64_t)c->cursor++;
-        int64_t d = depth_of(c, i);
-        if (c->max_depth >= 0 && d >= c->max_depth) { c->depth_limited = 1; continue; }
-        c->flags[i] |= 1;
-        c->cur = i;
-        c->cur_depth = d;
-        if (c->dfs) c->tstart[i] = c->ntrans;
-        c->tcount[i] = 0;
-        unpack(c->arena + (uint64_t)i * NP, s);
-        expand(c, s);
-        flush(c);
-        if (c->error) return S_ERROR;
-        if (c->max_states && c->n >= c->max_states && frontier_left(c)) return S_MAX_STATES;
+int ap_run(Search *s, uint64_t budget) {
+    while (budget > 0) {
+        if (s->error) return S_ERROR;
+        if (!frontier_left(s)) return S_DONE;
+        uint64_t lo, hi;
+        if (s->dfs) { lo = s->stack[--s->sp]; hi = lo + 1; }
+        else {
+            lo = s->cursor;
+            hi = s->n;
+            if (hi - lo > BLOCK) hi = lo + BLOCK;
+            if (hi - lo > budget) hi = lo + budget;
+        }
+        budget -= hi - lo;
+        if (hi - lo > s->logcap) {
+            void *l = realloc(s->logs, (hi - lo) * sizeof(StateLog));
+            if (!l) { s->error = E_NOMEM; return S_ERROR; }
+            s->logs = l;
+            s->logcap = hi - lo;
+        }
+        /* phase 1: the workers expand the block's states */
+        int nw = s->nworkers;
+        if ((uint64_t)nw > hi - lo) nw = (int)(hi - lo);
+        s->next = lo;
+        pthread_t threads[64];
+        int started = 0;
+        for (int k = 0; k < nw; k++) {
+            Ctx *c = &s->workers[k];
+            c->nsucc = c->nev = 0;
+            c->lo = lo;
+            c->hi = hi;
+        }
+        for (int k = 1; k < nw && k < 64; k++) {
+            if (pthread_create(&threads[k], NULL, work, &s->workers[k]) != 0) break;
+            started = k;
+        }
+        work(&s->workers[0]);
+        for (int k = 1; k <= started; k++) pthread_join(threads[k], NULL);
+        for (int k = 0; k < nw; k++) if (s->workers[k].error) { s->error = s->workers[k].error; return S_ERROR; }
+        /* phase 2: merge in state order */
+        for (uint64_t i = lo; i < hi; i++) {
+            StateLog *log = &s->logs[i - lo];
+            if (!s->dfs) s->cursor = i + 1;
+            if (log->skipped) { s->depth_limited = 1; continue; }
+            if (!merge(s, i, log)) return S_ERROR;
+            if (s->max_states && s->n >= s->max_states && frontier_left(s)) return S_MAX_STATES;
+        }
     }
-    if (c->error) return S_ERROR;
-    return frontier_left(c) ? S_RUNNING : S_DONE;
+    if (s->error) return S_ERROR;
+    return frontier_left(s) ? S_RUNNING : S_DONE;
 }
 
 /* counters: states, transitions, deepest, frontier, depth-limited, bytes allocated */
-void ap_stats(Ctx *c, uint64_t *out) {
-    out[0] = c->n;
-    out[1] = c->transitions;
-    out[2] = (uint64_t)c->deepest;
-    out[3] = c->dfs ? c->sp : c->n - c->cursor;
-    out[4] = (uint64_t)c->depth_limited;
-    out[5] = c->cap * (NP * 8 + 4 + 1 + 4 + (c->dfs ? 12 : 0)) + c->lcap * 8 + (c->tmask + 1) * 4 + c->tcap * 5 + c->scap * 4 + c->bcap * (NP + 1) * 8
-             + (c->can_move ? c->n * 8 : 0);
+void ap_stats(Search *s, uint64_t *out) {
+    out[0] = s->n;
+    out[1] = s->transitions;
+    out[2] = (uint64_t)s->deepest;
+    out[3] = s->dfs ? s->sp : s->n - s->cursor;
+    out[4] = (uint64_t)s->depth_limited;
+    out[5] = s->cap * (NP * 8 + 4 + 1 + 4 + (s->dfs ? 12 : 0)) + s->lcap * 8 + (s->tmask + 1) * 8 + s->tcap * 5
+             + s->scap * 4 + (s->can_move ? s->n * 8 : 0);
+    for (int k = 0; k < s->nworkers; k++)
+        out[5] += s->workers[k].scap * (sizeof(Succ) + NP * 8) + s->workers[k].ecap * sizeof(Event);
 }
 
-void ap_state(Ctx *c, uint64_t i, V *out) { memset(out, 0, NW * sizeof(V)); unpack(c->arena + i * NP, out); }
-int64_t ap_parent(Ctx *c, uint64_t i) { return c->parent[i] == EMPTY ? -1 : (int64_t)c->parent[i]; }
-int64_t ap_depth(Ctx *c, uint64_t i) { return depth_of(c, i); }
-int64_t ap_inv_first(Ctx *c, int k) { return c->inv_first[k]; }
-int64_t ap_cov_first(Ctx *c, int k) { return c->cov_first[k]; }
-void ap_defect(Ctx *c, int prop, int64_t *out) {
-    out[0] = c->def_state[prop]; out[1] = c->def_thread[prop]; out[2] = c->def_kind[prop];
+void ap_state(Search *s, uint64_t i, V *out) { memset(out, 0, NW * sizeof(V)); unpack(s->arena + i * NP, out); }
+int64_t ap_parent(Search *s, uint64_t i) { return s->parent[i] == EMPTY ? -1 : (int64_t)s->parent[i]; }
+int64_t ap_depth(Search *s, uint64_t i) { return depth_of(s, i); }
+int64_t ap_inv_first(Search *s, int k) { return s->inv_first[k]; }
+int64_t ap_cov_first(Search *s, int k) { return s->cov_first[k]; }
+void ap_defect(Search *s, int prop, int64_t *out) {
+    out[0] = s->def_state[prop]; out[1] = s->def_thread[prop]; out[2] = s->def_kind[prop];
 }
 /* the edges in the order found: (class a, class b, site a, site b, origin) each */
-int64_t ap_edges(Ctx *c, int64_t *out) {
+int64_t ap_edges(Search *s, int64_t *out) {
     for (int k = 0; k < NC * NC; k++) {
-        Edge *e = &c->edges[k];
+        Edge *e = &s->edges[k];
         if (e->seq < 0) continue;
         int64_t *o = out + 5 * e->seq;
         o[0] = k / NC; o[1] = k % NC; o[2] = e->a_site; o[3] = e->b_site; o[4] = e->origin;
     }
-    return c->nedges;
+    return s->nedges;
 }
 
 /* the canonical form of w, unpacked into out; its index, or -1 if the search did not store it */
-int64_t ap_canon(Ctx *c, const V *w, V *out) {
+int64_t ap_canon(Search *s, const V *w, V *out) {
     uint64_t p[NP];
-    canon(c, w, p);
+    canon(&s->workers[0], w, p);
     memset(out, 0, NW * sizeof(V));
     unpack(p, out);
     int added = 0;
-    return find(c, p, hash_words(p), 0, &added);
+    return find(s, p, hash_words(p), 0, &added);
 }
 
 /* The rest of the fixpoint where the sweeps did not settle: a worklist over the predecessors. */
-static int propagate(Ctx *c, uint64_t *mask) {
+static int propagate(Search *c, uint64_t *mask) {
     uint64_t n = c->n;
     uint64_t *count = calloc(n + 1, sizeof(uint64_t));
     uint32_t *preds = malloc((c->ntrans ? c->ntrans : 1) * sizeof(uint32_t));
@@ -444,7 +573,7 @@ static int propagate(Ctx *c, uint64_t *mask) {
  * mask in out[0], out[1] (-1 if none). can_move[i]: the threads that can take a step in i or in
  * a state reachable from it; unexpanded states (limits, defects) count as "every thread can
  * move", so a truncated search never reports a false deadlock (engine.py: find_stuck). */
-int ap_find_stuck(Ctx *c, int64_t *out) {
+int ap_find_stuck(Search *c, int64_t *out) {
     uint64_t n = c->n;
     uint64_t full = NT >= 64 ? ~0ULL : ((1ULL << NT) - 1);
     uint64_t *mask = calloc(n ? n : 1, sizeof(uint64_t));
@@ -487,11 +616,16 @@ int ap_find_stuck(Ctx *c, int64_t *out) {
     return 1;
 }
 
-uint64_t ap_can_move(Ctx *c, uint64_t i) { return c->can_move ? c->can_move[i] : ~0ULL; }
+uint64_t ap_can_move(Search *c, uint64_t i) { return c->can_move ? c->can_move[i] : ~0ULL; }
 
-void ap_free(Ctx *c) {
+void ap_free(Search *c) {
     if (!c) return;
     free(c->arena); free(c->table); free(c->parent); free(c->depth); free(c->flags); free(c->tstart);
-    free(c->tcount); free(c->tdst); free(c->tmover); free(c->stack); free(c->can_move); free(c->batch); free(c->bmover); free(c->layer);
+    free(c->tcount); free(c->tdst); free(c->tmover); free(c->stack); free(c->can_move); free(c->layer);
+    free(c->logs);
+    for (int k = 0; c->workers && k < c->nworkers; k++) {
+        free(c->workers[k].succ); free(c->workers[k].pk); free(c->workers[k].ev);
+    }
+    free(c->workers);
     free(c);
 }

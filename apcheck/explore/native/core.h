@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 
 typedef int64_t V;  /* one value of the wide (unpacked) state */
 
@@ -27,7 +28,46 @@ typedef struct {
     int64_t seq;  /* order in which the edges were first found; -1 unset */
 } Edge;
 
+typedef struct Search Search;
+
+/* What one worker found expanding one state: its successors and events, merged in state order. */
 typedef struct {
+    uint64_t succ, nsucc;   /* range in the worker's successor log */
+    uint64_t ev, nev;       /* range in the worker's event log */
+    uint64_t defects;       /* steps that hit a defect (transitions too) */
+    int worker;
+    int skipped;            /* at the depth limit: not expanded */
+} StateLog;
+
+typedef struct {            /* a successor: packed state in the worker's pk log at the same index */
+    uint64_t hash;
+    int64_t found;          /* its index if the table had it during the expansion, else -1 */
+    uint64_t props;         /* where not found: bit k invariant k judged violated, bit 32 + k cover k */
+    int mover;
+} Succ;
+
+typedef struct {            /* a defect (kind, thread) or a lock-order edge (a, b, site a, site b) */
+    int32_t type, a, b, c, d;
+} Event;
+
+/* One worker: the model code's context (`Ctx *c` in the generated code). */
+typedef struct {
+    Search *s;
+    int error;
+    int merge, closure_edges;
+    int64_t cur;            /* the state being expanded */
+    uint64_t defects;
+    Succ *succ; uint64_t *pk; uint64_t nsucc, scap;
+    Event *ev; uint64_t nev, ecap;
+    V tmp[NW];
+    uint64_t pk2[NP];
+    /* the block being expanded (phase 1) */
+    uint64_t lo, hi;
+    int id;
+    char pad[128];          /* no cache line shared with the next worker */
+} Ctx;
+
+struct Search {
     /* configuration */
     uint64_t max_states;   /* 0: none */
     int64_t max_depth;     /* -1: none */
@@ -35,10 +75,11 @@ typedef struct {
     int closure_edges;
     int merge;             /* private releases merged (reduction) */
     int symmetry;
+    int nworkers;
     /* the state store */
     uint64_t *arena;       /* NP words per state */
     uint64_t n, cap;
-    uint32_t *table;       /* open addressing; UINT32_MAX empty */
+    uint64_t *table;       /* open addressing: hash tag << 32 | index; all ones empty */
     uint64_t tmask;
     uint32_t *parent, *depth;   /* depth: DFS only */
     uint64_t *layer;            /* BFS: the first state of each depth */
@@ -54,9 +95,11 @@ typedef struct {
     uint64_t cursor;
     uint32_t *stack;
     uint64_t sp, scap;
-    /* the successors of the expansion in progress (emit, flush) */
-    uint64_t *batch, *bmover;
-    uint64_t nb, bcap;
+    /* the block in progress: one log per state, the workers */
+    StateLog *logs;
+    uint64_t logcap;
+    uint64_t next;         /* the next state of the block a worker takes (atomic) */
+    Ctx *workers;
     /* results */
     uint64_t transitions;
     int64_t deepest;
@@ -66,13 +109,10 @@ typedef struct {
     Edge edges[NC * NC + 1];
     int64_t nedges;
     uint64_t *can_move;    /* after ap_find_stuck */
-    /* the expansion in progress */
-    int64_t cur;
-    int64_t cur_depth;
     int error;
     V tmp[NW];
-    uint64_t pk[NP], best[NP], pk2[NP];
-} Ctx;
+    uint64_t pk[NP], pk2[NP];
+};
 
 #define TW (2 + NLOC + 2 * MAXH)   /* a thread in the wide state: pc, nheld, locals, held pairs */
 
