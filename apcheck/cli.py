@@ -176,6 +176,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "20,000 states, native beyond, python where the native core cannot build)")
     p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
                    help="worker processes for the scenarios (default: one per core)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="native core: threads per search (default: the cores left to each scenario process); "
+                        "the result does not depend on it")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
@@ -204,13 +207,16 @@ def run_config(args):
     explore = ExploreConfig(max_states=args.max_states, max_depth=args.max_depth, timeout=args.timeout,
                             symmetry=not args.no_symmetry, reduction=not args.no_reduction,
                             closure_edges=args.lock_edges == "closure",
-                            order="dfs" if args.dfs else "bfs", engine=args.engine, progress=progress)
+                            order="dfs" if args.dfs else "bfs", engine=args.engine, threads=args.threads,
+                            progress=progress)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
     if args.jobs < 0:
         raise UsageError("--jobs must be at least 0")
+    if not 0 <= args.threads <= 64:
+        raise UsageError("--threads must be between 0 (one per core) and 64")
     return VerifyConfig(bounds=parse_bounds(args.bound), explore=explore, smt_timeout=args.smt_timeout,
                         scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc, jobs=args.jobs,
                         max_memory_mb=args.max_memory if args.max_memory is not None else _default_memory())

@@ -3,15 +3,17 @@
 Usage: python bench/run.py [--quick] [--engines native,python] [--json FILE]
 Prints, per run and explorer core, states, transitions, search seconds (the scenarios' searches
 added up), the exploration's wall time, states per second (per search), the process's CPU seconds
-(one scenario at a time: --jobs 1, Z3 left out) and the ratio of the Python core's CPU seconds to the
-native core's; the first runs also without symmetry and without the release merging. The native
-core's builds are made (or found in the cache) before the timing.
+(one scenario at a time: --jobs 1, one thread, Z3 left out), the ratio of the Python core's CPU seconds
+to the native core's, and the native core's speed-up with --threads (search seconds); the first runs
+also without symmetry and without the release merging. The native core's builds are made (or found
+in the cache) before the timing.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from dataclasses import replace
 
 from tabulate import tabulate
 
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--engines", default="native,python")
+    ap.add_argument("--threads", type=int, default=2, help="native core: also with this many threads (search s)")
     args = ap.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     rows, records = [], []
@@ -60,10 +63,16 @@ def main() -> None:
             cpu_of = {}
             for engine in engines:
                 start, cpu = time.monotonic(), time.process_time()
-                explore = ExploreConfig(timeout=args.timeout, symmetry=symmetry, reduction=reduction, engine=engine)
+                explore = ExploreConfig(timeout=args.timeout, symmetry=symmetry, reduction=reduction, engine=engine,
+                                        threads=1)
                 cfg = VerifyConfig(bounds=bounds, explore=explore, scenario=scenario, jobs=1, induction=False)
                 res = verify(program, cfg, ["specs/vfio_ap.aps"])
                 total, cpu = time.monotonic() - start, time.process_time() - cpu
+                speedup = ""
+                if engine == "native" and args.threads > 1:  # the same searches with more threads
+                    more = verify(program, replace(cfg, explore=replace(explore, threads=args.threads)),
+                                  ["specs/vfio_ap.aps"])
+                    speedup = f"{res.stats.search_seconds / max(more.stats.search_seconds, 1e-9):.2f}x"
                 cpu_of[engine] = cpu
                 s = res.stats
                 rec = {"model": model, "scenario": scenario or "all", "bounds": res.bounds, "symmetry": symmetry,
@@ -71,7 +80,7 @@ def main() -> None:
                        "states": s.states, "transitions": s.transitions, "search_seconds": round(s.search_seconds, 3),
                        "wall_seconds": round(s.seconds, 3), "cpu_seconds": round(cpu, 3),
                        "states_per_second": round(s.states_per_second), "time_to_verdict": round(total, 3),
-                       "complete": s.complete}
+                       "complete": s.complete, "threads_speedup": speedup}
                 records.append(rec)
                 ratio = f"{cpu_of['python'] / max(cpu, 1e-9):.1f}x" if engine == "native" and "python" in cpu_of \
                     else ("" if engine == "native" else "-")
@@ -79,12 +88,12 @@ def main() -> None:
                              ",".join(f"{k}={v}" for k, v in bounds.items()) or "-",
                              "on" if symmetry else "off", "on" if reduction else "off", "+".join(s.cores), s.states,
                              s.transitions, f"{s.search_seconds:.2f}", f"{s.seconds:.2f}", f"{s.states_per_second:,.0f}",
-                             f"{cpu:.2f}", ratio, "yes" if s.complete else s.limit])
+                             f"{cpu:.2f}", ratio, speedup, "yes" if s.complete else s.limit])
             if "native" in cpu_of and "python" in cpu_of:  # the ratio on the native row
                 rows[-1 - engines[::-1].index("native")][12] = f"{cpu_of['python'] / max(cpu_of['native'], 1e-9):.1f}x"
     print(tabulate(rows, headers=["model", "scenario", "bounds", "symmetry", "reduction", "core", "states",
                                   "transitions", "search s", "explore wall s", "states/s", "CPU s", "python/native CPU",
-                                  "complete"]))
+                                  f"{args.threads} threads", "complete"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(records, fh, indent=1)

@@ -54,9 +54,12 @@ def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.
     start = time.monotonic()
     jobs = config.jobs or min(len(scenarios), os.cpu_count() or 1)
     parallel = jobs > 1 and len(scenarios) > 1 and "fork" in mp.get_all_start_methods()
+    processes = min(jobs, len(scenarios)) if parallel else 1
     if config.max_memory_mb is not None:  # each process its share of the budget
-        share = config.max_memory_mb / (min(jobs, len(scenarios)) if parallel else 1)
-        config = replace(config, explore=replace(config.explore, max_memory_mb=share))
+        config = replace(config, explore=replace(config.explore, max_memory_mb=config.max_memory_mb / processes))
+    if not config.explore.threads:  # each process its share of the cores for its searches
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        config = replace(config, explore=replace(config.explore, threads=threads))
     if not parallel:
         return [run_scenario(lowered, config, sc) for sc in scenarios], time.monotonic() - start
     # fork: the workers inherit the lowered program and the configuration; nothing of them is pickled

@@ -30,7 +30,8 @@ class ExploreConfig:
     closure_edges: bool = False  # lock-order edges from every held lock, not lockdep's rule (Semantics)
     order: str = "bfs"  # bfs | dfs
     engine: str = "auto"  # auto | native | python (see explore)
-    threads: int = 1      # native core: threads expanding the states of one search (the same result)
+    threads: int = 0      # native core: threads expanding the states of one search (0: one per core); any
+                          # number gives the same states, verdicts and traces
     progress: Callable[["Progress"], None] | None = None
     progress_every: float = 2.0
 

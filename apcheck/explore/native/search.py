@@ -9,6 +9,7 @@ re-running the failing thread's step in Python.
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 import weakref
 from typing import Callable
@@ -46,7 +47,7 @@ class Core:
         self.lib = build(source)
         self.ctx = self.lib.ap_new(config.max_states or 0, -1 if config.max_depth is None else config.max_depth,
                                    int(config.order == "dfs"), int(config.closure_edges), int(config.reduction),
-                                   int(config.symmetry), max(1, min(config.threads, 64)))
+                                   int(config.symmetry), max(1, min(config.threads or os.cpu_count() or 1, 64)))
         if not self.ctx:
             raise NativeUnavailable("the native core could not allocate its state table")
         self._free = weakref.finalize(self, self.lib.ap_free, self.ctx)
