@@ -170,6 +170,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="lock-order edges by lockdep's rule (the most recent held lock and the trylocks above "
                         "it; default), or from every held lock")
     p.add_argument("--dfs", action="store_true", help="depth-first search (less memory; traces not shortest)")
+    p.add_argument("--first", action="store_true",
+                   help="stop at the first violation, defect or wait-for cycle (depth-first; the other verdicts "
+                        "are unknown: the search was partial)")
     p.add_argument("--engine", choices=["auto", "native", "python"], default="auto",
                    help="the explorer core: native (C generated for the model, built with the system compiler "
                         "and cached), python (the reference), or auto (default: python for searches of up to "
@@ -207,7 +210,8 @@ def run_config(args):
     explore = ExploreConfig(max_states=args.max_states, max_depth=args.max_depth, timeout=args.timeout,
                             symmetry=not args.no_symmetry, reduction=not args.no_reduction,
                             closure_edges=args.lock_edges == "closure",
-                            order="dfs" if args.dfs else "bfs", engine=args.engine, threads=args.threads,
+                            order="dfs" if args.dfs or args.first else "bfs", first=args.first,
+                            engine=args.engine, threads=args.threads,
                             progress=progress)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")

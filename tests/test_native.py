@@ -22,8 +22,10 @@ TEST_MODELS = sorted(f"tests/models/{f}" for f in os.listdir("tests/models") if 
 SHIPPED = ["models/vfio_ap_5_12.apm", "models/vfio_ap_v15.apm", "models/vfio_ap_merged.apm",
            "models/vfio_ap_merged_2026.apm"]
 CONFIGS = {"default": {}, "plain": {"symmetry": False, "reduction": False}, "dfs": {"order": "dfs"},
-           "closure": {"closure_edges": True}}
+           "closure": {"closure_edges": True}, "one-thread": {"threads": 1}, "three-threads": {"threads": 3},
+           "first": {"order": "dfs", "first": True}, "first-bfs": {"first": True}}
 RANDOM_MODELS = int(os.environ.get("APCHECK_NATIVE_RANDOM", "200"))
+RANDOM_MAX_STATES = 30_000  # a larger random model is cut here, in both cores alike
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -37,7 +39,8 @@ def need_compiler():
 
 
 def summary(r) -> tuple:
-    return (len(r.states), r.transitions, r.complete, r.limit, r.max_depth_reached, r.invariant_violations,
+    return (len(r.states), r.transitions, r.complete, r.limit, r.deadlock_at_once, r.max_depth_reached,
+            r.invariant_violations,
             r.covers_reached, {k: (i, o.thread, o.defect.kind, o.defect.message) for k, (i, o) in r.defects.items()},
             r.deadlock, r.edges, r.notes)
 
@@ -87,7 +90,7 @@ def test_random_models(tmp_path):
         config = CONFIGS[rng.choice(sorted(CONFIGS))]
         try:
             for system in systems(str(path)):
-                py = compare(system, **config)
+                py = compare(system, max_states=RANDOM_MAX_STATES, **config)
                 seen |= {o.defect.kind for _, o in py.defects.values()} | set(py.invariant_violations)
                 seen |= {"deadlock"} if py.deadlock else set()
                 seen |= {"edges"} if py.edges else set()
@@ -99,11 +102,17 @@ def test_random_models(tmp_path):
 
 
 def test_limits_agree():
-    """A search cut by --max-states or --max-depth stops at the same state in both cores."""
+    """A search cut by --max-states or --max-depth stops at the same state in both cores, with any
+    number of threads."""
     system = systems("tests/models/report_demo.apm")[0]
-    compare(system, max_states=40)
-    compare(system, max_depth=3)
-    compare(system, max_depth=3, order="dfs")
+    for threads in (1, 2):
+        compare(system, max_states=40, threads=threads)
+        compare(system, max_depth=3, threads=threads)
+        compare(system, max_depth=3, order="dfs", threads=threads)
+    big = systems("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"])[3]  # locking: 33,432 states
+    for threads in (1, 2):
+        compare(big, max_states=20_000, threads=threads)
+        compare(big, max_depth=12, threads=threads)
 
 
 def test_verdicts_and_traces_agree():
@@ -135,3 +144,26 @@ def test_auto_falls_back_with_a_note(tmp_path, capsys, monkeypatch):
     result = explore(system, ExploreConfig(engine="auto"))
     assert result.complete and len(result.states) == 32
     assert any("the Python explorer ran this search" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_first_stops_at_the_first_violation(engine):
+    """--first: the deadlock of the v15 design (a wait-for cycle, found during the search) in a fraction
+    of the states; every other verdict is unknown, the run says it was partial."""
+    full = run_main("verify", "models/vfio_ap_v15.apm", "--spec", "specs/vfio_ap.aps", "--scenario", "locking",
+                    "--no-induction", "-q", "--engine", engine, "--format", "json")
+    first = run_main("verify", "models/vfio_ap_v15.apm", "--spec", "specs/vfio_ap.aps", "--scenario", "locking",
+                     "--no-induction", "-q", "--engine", engine, "--first", "--format", "json")
+    import json
+    a, b = json.loads(full.stdout)["results"][0], json.loads(first.stdout)["results"][0]
+    verdicts = {p["name"]: p["verdict"] for p in b["properties"]}
+    assert b["stats"]["limit"] == "stopped at the first violation (--first)"
+    assert b["stats"]["states"] * 10 < a["stats"]["states"]
+    assert verdicts["deadlock"] == "violated"
+    assert "wait-for cycle" in first_trace_text(engine)
+    assert all(v in ("violated", "unknown") for v in verdicts.values())
+
+
+def first_trace_text(engine: str) -> str:
+    return run_main("verify", "models/vfio_ap_v15.apm", "--spec", "specs/vfio_ap.aps", "--scenario", "locking",
+                    "--no-induction", "-q", "--engine", engine, "--first").stdout

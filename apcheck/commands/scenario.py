@@ -247,7 +247,8 @@ class _Assembler:
             idx, mask = stuck
             steps = replay(self.r, idx)
             state = final_state(self.r, steps)
-            more = continuation(self.r, state)  # on until every thread of it is blocked
+            # on until every thread of it is blocked (a wait-for cycle found during the search already is)
+            more = [] if self.r.deadlock_at_once else continuation(self.r, state)
             end = more[-1][1].state if more else state
             trace = self.d.trace(steps + more)
             trace.certain_at = len(steps) if more else None

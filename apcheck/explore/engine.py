@@ -30,6 +30,7 @@ class ExploreConfig:
     closure_edges: bool = False  # lock-order edges from every held lock, not lockdep's rule (Semantics)
     order: str = "bfs"  # bfs | dfs
     engine: str = "auto"  # auto | native | python (see explore)
+    first: bool = False   # stop after the expansion that finds the first violation, defect or wait-for cycle
     threads: int = 0      # native core: threads expanding the states of one search (0: one per core); any
                           # number gives the same states, verdicts and traces
     progress: Callable[["Progress"], None] | None = None
@@ -66,10 +67,13 @@ class ExploreResult:
     notes: list[str] = field(default_factory=list)   # what the reader of the verdicts should know
     index: dict[tuple, int] = field(default_factory=dict)   # stored state -> its index
     can_move: list[int] | None = None      # per state: the threads that can move there or later (find_stuck)
+    deadlock_at_once: bool = False         # `deadlock` is a wait-for cycle found during the search (--first):
+                                           # every thread of it is blocked there already
     core: str = "python"                   # the explorer core that ran the search: python | native
     store: object = None                   # the native core holding the states (kept alive with the result)
 
 
+FIRST_LIMIT = "stopped at the first violation (--first)"
 AUTO_PYTHON_STATES = 20_000  # engine "auto": a search this small stays in Python (no build)
 
 
@@ -84,10 +88,10 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
         return _explore_python(system, config)
     if config.engine == "auto":
         small = config.max_states is not None and config.max_states <= AUTO_PYTHON_STATES
-        first = _explore_python(system, config if small else replace(config, max_states=AUTO_PYTHON_STATES,
+        trial = _explore_python(system, config if small else replace(config, max_states=AUTO_PYTHON_STATES,
                                                                          progress=None))
-        if small or first.complete or (first.limit and not first.limit.startswith("max states")):
-            return first
+        if small or trial.complete or (trial.limit and not trial.limit.startswith("max states")):
+            return trial
     from apcheck.explore.native.build import NativeUnavailable
     from apcheck.explore.native.search import NativeError, explore_native
     try:
@@ -137,6 +141,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     inst_class = system.inst_class
     check_props(init, 0, invariants, covers, scratch, inv_bad, cov_hit, prop_cache, inst_class)
 
+    cycle = None  # (state, threads) of the first wait-for cycle (--first)
     frontier: deque[int] = deque([0])
     pop = frontier.popleft if config.order == "bfs" else frontier.pop
     transitions = 0
@@ -184,12 +189,19 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
                     deepest = d + 1
                 if invariants or covers:
                     check_props(nxt, j, invariants, covers, scratch, inv_bad, cov_hit, prop_cache, inst_class)
+                if config.first and cycle is None:
+                    stuck = sem.waits_forever(nxt)
+                    if stuck:
+                        cycle = (j, stuck)
                 frontier.append(j)
             src.append(i)
             dst.append(j)
             mover.append(o.thread)
         if max_states is not None and len(states) >= max_states and frontier:
             limit = f"max states {max_states}"
+            break
+        if config.first and (inv_bad or defects or cycle) and frontier:
+            limit = FIRST_LIMIT
             break
         checks += 1
         if checks & 31 == 0:
@@ -211,7 +223,8 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads),
                                     (lambda: time.monotonic() > grace) if limit is not None else None)
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
-                         inv_bad, cov_hit, defects, deadlock, sem.edges, sem, canon, deepest, notes, index, can_move)
+                         inv_bad, cov_hit, defects, cycle or deadlock, sem.edges, sem, canon, deepest, notes, index,
+                         can_move, deadlock_at_once=cycle is not None)
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:

@@ -397,6 +397,29 @@ class Semantics:
         v = locks[inst]
         return inst, [v - 1] if v > 0 else [i for i in range(len(threads)) if (-v >> i) & 1]
 
+    def waits_forever(self, state: tuple) -> int:
+        """The threads blocked at an acquire that wait, directly or through others, on a wait-for
+        cycle of lock holders: none of them can ever move again (--first finds deadlocks with it
+        during the search). A mask; 0 when there is no such cycle."""
+        locks = state[1]
+        waits = {}
+        for t in range(len(state[2])):
+            got = self.waiting_for(state, t)
+            if got is None or got[0] < 0:
+                continue
+            inst, holders = got
+            if _holder(locks[inst], t, self.code[state[2][t][0]].mode) == OTHER:
+                waits[t] = sum(1 << h for h in holders if h != t)
+        left = sum(1 << t for t, m in waits.items() if m)
+        changed = True
+        while changed:  # a thread none of whose holders is left can still get the lock
+            changed = False
+            for t, m in waits.items():
+                if left >> t & 1 and not m & left:
+                    left &= ~(1 << t)
+                    changed = True
+        return left
+
     def lock_waited_for(self, state: tuple, t: int) -> str:
         """The lock instance thread t waits to acquire, by name."""
         inst, _ = self.waiting_for(state, t)

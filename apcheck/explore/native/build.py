@@ -96,7 +96,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     P, I64, U64, I = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int
     I64P, U64P = ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_uint64)
     sig = {
-        "ap_new": (P, [U64, I64, I, I, I, I, I]),
+        "ap_new": (P, [U64, I64, I, I, I, I, I, I]),
+        "ap_cycle_state": (I64, [P]),
         "ap_error": (I, [P]),
         "ap_run": (I, [P, U64]),
         "ap_stats": (None, [P, U64P]),

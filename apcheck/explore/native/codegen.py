@@ -347,6 +347,7 @@ class Generator:
                "static int inv_masked(int k, const V *w);",
                "static void init_state(V *w);",
                "static void expand(Ctx *c, const V *s);",
+               "static int waiting_on(Ctx *c, const V *w, int t, V *inst, int *mode);",
                self.pack(), self.unpack(), self.init_state(), self.props(), self.perm_code(perms),
                self.steps(), '#include "core.c"']
         return "\n".join(out) + "\n"
@@ -597,7 +598,22 @@ static void apply_perm(int k, const V *in, V *out) {
             out.append(f"    case {k}: {{ " + " ".join(body) + " }")
         out += ["    }", "    c->error = E_RANGE;", "}"]
         out += self.thread_steps()
+        out += self.waiting_on()
         return "\n".join(out)
+
+    def waiting_on(self) -> list[str]:
+        """The lock instance and mode a thread at an acquire asks for (0: not at an acquire, or the
+        instance is null), for the wait-for cycles of --first (core.c: waits_forever)."""
+        out = ["static int waiting_on(Ctx *c, const V *w, int t, V *inst, int *mode) {",
+               "    V *th = (V *)w + TOFF0 + t * TW; V *l = th + 2; (void)l; (void)c;",
+               "    switch (th[0]) {"]
+        for k, (ins, low) in enumerate(zip(self.sys.code, self.sys.lowered.code)):
+            if ins.kind != ACQUIRE:
+                continue
+            e = _Expr(self, low.env, "l", "return 0;")
+            out.append(f"    case {k}: *inst = {self.instance(ins, low, e)}; *mode = {ins.mode}; return 1;")
+        out += ["    }", "    return 0;", "}"]
+        return out
 
     def thread_steps(self) -> list[str]:
         s, lay = self.sys, self.lay

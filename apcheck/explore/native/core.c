@@ -57,7 +57,7 @@ static int do_acquire(Ctx *c, V *w, int t, int pc, V inst, int mode, int blockin
         int cb = INST_CLASS[inst];
         for (V i = th[1] - 1; i >= 0; i--) {
             int ca = INST_CLASS[held[2 * i]];
-            if (c->s->edges[ca * NC + cb].seq < 0) log_event(c, EV_EDGE, ca, cb, (int32_t)held[2 * i + 1], pc);
+            if (__atomic_load_n(&c->s->edges[ca * NC + cb].seq, __ATOMIC_RELAXED) < 0) log_event(c, EV_EDGE, ca, cb, (int32_t)held[2 * i + 1], pc);
             if (CODE_KIND[held[2 * i + 1]] != K_TRY && !c->closure_edges) break;
         }
     }
@@ -146,9 +146,10 @@ static int grow_table(Search *s) {
 /* the index of packed state p (hash h); -1 when absent (and not added) or on an error. Without
  * `add` it only reads, and the workers call it at once while nothing is added. */
 static int64_t find(Search *s, const uint64_t *p, uint64_t hash, int add, int *added) {
-    uint64_t h = hash & s->tmask, tag = TAG(hash);
-    while (s->table[h] != SLOT_EMPTY) {
-        uint64_t e = s->table[h];
+    uint64_t h = hash & s->tmask, tag = TAG(hash), e;
+    /* the merge of one block adds states while the next block's expansion looks states up: a slot
+     * is published (release) after its state is stored, and read with acquire */
+    while ((e = __atomic_load_n(&s->table[h], __ATOMIC_ACQUIRE)) != SLOT_EMPTY) {
         if (e >> 32 == tag && cmp_words(s->arena + (e & 0xFFFFFFFFULL) * NP, p) == 0) return (int64_t)(e & 0xFFFFFFFFULL);
         h = (h + 1) & s->tmask;
     }
@@ -160,7 +161,7 @@ static int64_t find(Search *s, const uint64_t *p, uint64_t hash, int add, int *a
     s->flags[j] = 0;
     if (s->dfs) s->tstart[j] = 0;
     s->tcount[j] = 0;
-    s->table[h] = tag << 32 | j;
+    __atomic_store_n(&s->table[h], tag << 32 | j, __ATOMIC_RELEASE);
     if (s->n * 4 > (s->tmask + 1) * 3 && !grow_table(s)) { s->error = E_NOMEM; return -1; }
     *added = 1;
     return (int64_t)j;
@@ -178,13 +179,14 @@ static int set_depth(Search *s, uint64_t j, int64_t d) {
         s->layer = l;
         s->lcap = cap;
     }
-    s->layer[s->nlayers++] = j;
+    s->layer[s->nlayers] = j;
+    __atomic_store_n(&s->nlayers, s->nlayers + 1, __ATOMIC_RELEASE);
     return 1;
 }
 
 static int64_t depth_of(Search *s, uint64_t i) {
     if (s->dfs) return s->depth[i];
-    uint64_t lo = 0, hi = s->nlayers;  /* the last layer starting at or before i */
+    uint64_t lo = 0, hi = __atomic_load_n(&s->nlayers, __ATOMIC_ACQUIRE);  /* the last layer starting at or before i */
     while (hi - lo > 1) {
         uint64_t mid = (lo + hi) / 2;
         if (s->layer[mid] <= i) lo = mid; else hi = mid;
@@ -212,6 +214,27 @@ static uint64_t props_of(Ctx *c, const V *w) {
     for (int k = 0; k < NCOV; k++)
         if (prop_cov(c, k, w)) bits |= 1ULL << (32 + k);
     return bits;
+}
+
+/* The threads blocked at an acquire that wait, directly or through others, on a wait-for cycle of
+ * lock holders (semantics.py: waits_forever). */
+static uint64_t waits_forever(Ctx *c, const V *w) {
+    uint64_t waits[NT], left = 0;
+    for (int t = 0; t < NT; t++) {
+        V inst; int mode;
+        waits[t] = 0;
+        if (!waiting_on(c, w, t, &inst, &mode)) continue;
+        V v = w[LOFF + inst];
+        if (holder(v, t, mode) != OTHER) continue;
+        waits[t] = (v > 0 ? 1ULL << (v - 1) : (uint64_t)(-v)) & ~(1ULL << t);
+        if (waits[t]) left |= 1ULL << t;
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int t = 0; t < NT; t++)
+            if ((left >> t & 1) && !(waits[t] & left)) { left &= ~(1ULL << t); changed = 1; }
+    }
+    return left;
 }
 
 /* ---- phase 1: expanding states (in parallel) ----------------------------------------------- */
@@ -261,7 +284,7 @@ static void expand_one(Ctx *c, uint64_t i, StateLog *log) {
         __builtin_prefetch(&s->table[h & s->tmask]);
     }
     for (uint64_t k = a; k < b; k++) {
-        uint64_t e = s->table[c->succ[k].hash & s->tmask];
+        uint64_t e = __atomic_load_n(&s->table[c->succ[k].hash & s->tmask], __ATOMIC_RELAXED);
         if (e != SLOT_EMPTY && e >> 32 == TAG(c->succ[k].hash)) __builtin_prefetch(s->arena + (e & 0xFFFFFFFFULL) * NP);
     }
     for (uint64_t k = a; k < b; k++) {
@@ -269,9 +292,10 @@ static void expand_one(Ctx *c, uint64_t i, StateLog *log) {
         Succ *x = &c->succ[k];
         x->found = find(s, c->pk + k * NP, x->hash, 0, &added);
         x->props = 0;
-        if (x->found < 0 && NINV + NCOV > 0) {
+        if (x->found < 0 && (NINV + NCOV > 0 || s->first)) {
             unpack(c->pk + k * NP, c->tmp);   /* the properties are symmetric: any renaming judges alike */
             x->props = props_of(c, c->tmp);
+            if (s->first && waits_forever(c, c->tmp)) x->props |= 1ULL << 63;
         }
     }
     log->nsucc = b - a;
@@ -286,9 +310,9 @@ static void *work(void *arg) {
     Search *s = c->s;
     for (;;) {  /* runs of CHUNK states: the workers write their states' logs on lines of their own */
         uint64_t first = __atomic_fetch_add(&s->next, CHUNK, __ATOMIC_RELAXED);
-        if (first >= c->hi || c->error) break;
+        if (first >= c->hi || c->error || __atomic_load_n(&s->stop, __ATOMIC_RELAXED)) break;
         for (uint64_t i = first; i < first + CHUNK && i < c->hi && !c->error; i++)
-            expand_one(c, i, &s->logs[i - c->lo]);
+            expand_one(c, i, &c->logs[i - c->lo]);
     }
     return NULL;
 }
@@ -310,8 +334,8 @@ static int push(Search *s, uint64_t j) {
 }
 
 /* state i's log: its defects and edges, then its successors, added where new. 0 on an error. */
-static int merge(Search *s, uint64_t i, StateLog *log) {
-    Ctx *c = &s->workers[log->worker];
+static int merge(Search *s, uint64_t i, StateLog *log, int par) {
+    Ctx *c = &s->workers[par][log->worker];
     int64_t d = depth_of(s, i);
     s->flags[i] |= 1;
     if (s->dfs) s->tstart[i] = s->ntrans;
@@ -333,7 +357,7 @@ static int merge(Search *s, uint64_t i, StateLog *log) {
                 g->a_site = e->c;
                 g->b_site = e->d;
                 g->origin = (int64_t)i;
-                g->seq = s->nedges++;
+                __atomic_store_n(&g->seq, s->nedges++, __ATOMIC_RELAXED);
             }
         }
     }
@@ -363,6 +387,7 @@ static int merge(Search *s, uint64_t i, StateLog *log) {
                     if (s->inv_first[q] < 0 && (x->props >> q & 1)) s->inv_first[q] = j;
                 for (int q = 0; q < NCOV; q++)
                     if (s->cov_first[q] < 0 && (x->props >> (32 + q) & 1)) s->cov_first[q] = j;
+                if (s->cycle_state < 0 && (x->props >> 63 & 1)) s->cycle_state = j;
                 if (s->dfs && !push(s, (uint64_t)j)) return 0;
             }
         }
@@ -379,7 +404,7 @@ static int merge(Search *s, uint64_t i, StateLog *log) {
 #define BLOCK 4096   /* BFS: states expanded together (phase 1) before their merge (phase 2) */
 
 Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, int merge_releases,
-               int symmetry, int nworkers) {
+               int symmetry, int nworkers, int first) {
     Search *s = calloc(1, sizeof(Search));
     if (!s) return NULL;
     s->max_states = max_states;
@@ -389,20 +414,24 @@ Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edge
     s->merge = merge_releases;
     s->symmetry = symmetry && NPERM > 0;
     s->nworkers = nworkers < 1 ? 1 : nworkers;
+    s->first = first;
+    s->cycle_state = -1;
     for (int k = 0; k < NINV + 1; k++) s->inv_first[k] = -1;
     for (int k = 0; k < NCOV + 1; k++) s->cov_first[k] = -1;
     for (int k = 0; k < 2; k++) s->def_state[k] = s->def_thread[k] = s->def_kind[k] = -1;
     for (int k = 0; k < NC * NC + 1; k++) s->edges[k].seq = -1;
-    s->workers = calloc(s->nworkers, sizeof(Ctx));
-    if (!s->workers || !grow_states(s) || !grow_table(s)) { s->error = E_NOMEM; return s; }
-    for (int k = 0; k < s->nworkers; k++) {
-        Ctx *c = &s->workers[k];
-        c->s = s;
-        c->id = k;
-        c->merge = merge_releases;
-        c->closure_edges = closure_edges;
-    }
-    Ctx *c = &s->workers[0];
+    s->workers[0] = calloc(s->nworkers, sizeof(Ctx));
+    s->workers[1] = calloc(s->nworkers, sizeof(Ctx));
+    if (!s->workers[0] || !s->workers[1] || !grow_states(s) || !grow_table(s)) { s->error = E_NOMEM; return s; }
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < s->nworkers; k++) {
+            Ctx *c = &s->workers[p][k];
+            c->s = s;
+            c->id = k;
+            c->merge = merge_releases;
+            c->closure_edges = closure_edges;
+        }
+    Ctx *c = &s->workers[0][0];
     V w[NW];
     memset(w, 0, sizeof(w));
     init_state(w);
@@ -421,57 +450,142 @@ Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edge
 }
 
 int ap_error(Search *s) { return s->error; }
+int64_t ap_cycle_state(Search *s) { return s->cycle_state; }
 
-/* expand up to `budget` states; S_RUNNING when there is more to do */
+/* ---- blocks --------------------------------------------------------------------------------- */
+
+typedef struct { pthread_t t[64]; int started; int nw; } Crew;
+
+/* phase 1 of block [lo, hi) in worker set par: the helper threads start; the caller joins in
+ * later (finish_expand) */
+static int start_expand(Search *s, int par, uint64_t lo, uint64_t hi, Crew *crew) {
+    if (hi - lo > s->logcap[par]) {
+        void *l = realloc(s->logs[par], (hi - lo) * sizeof(StateLog));
+        if (!l) { s->error = E_NOMEM; return 0; }
+        s->logs[par] = l;
+        s->logcap[par] = hi - lo;
+    }
+    int nw = s->nworkers;
+    if ((uint64_t)nw > (hi - lo + CHUNK - 1) / CHUNK) nw = (int)((hi - lo + CHUNK - 1) / CHUNK);
+    if (nw < 1) nw = 1;
+    s->next = lo;
+    s->stop = 0;
+    for (int k = 0; k < nw; k++) {
+        Ctx *c = &s->workers[par][k];
+        c->nsucc = c->nev = 0;
+        c->lo = lo;
+        c->hi = hi;
+        c->logs = s->logs[par];
+    }
+    crew->nw = nw;
+    crew->started = 0;
+    for (int k = 1; k < nw && k < 64; k++) {
+        if (pthread_create(&crew->t[k], NULL, work, &s->workers[par][k]) != 0) break;
+        crew->started = k;
+    }
+    return 1;
+}
+
+static int finish_expand(Search *s, int par, Crew *crew) {
+    work(&s->workers[par][0]);
+    for (int k = 1; k <= crew->started; k++) pthread_join(crew->t[k], NULL);
+    for (int k = 0; k < crew->nw; k++)
+        if (s->workers[par][k].error) { s->error = s->workers[par][k].error; return 0; }
+    return 1;
+}
+
+static int found_violation(Search *s) {
+    for (int q = 0; q < NINV; q++) if (s->inv_first[q] >= 0) return 1;
+    return s->def_state[0] >= 0 || s->def_state[1] >= 0;
+}
+
+/* phase 2 of block [lo, hi): S_RUNNING, or why it stopped */
+static int merge_block(Search *s, int par, uint64_t lo, uint64_t hi) {
+    for (uint64_t i = lo; i < hi; i++) {
+        StateLog *log = &s->logs[par][i - lo];
+        if (!s->dfs) s->cursor = i + 1;
+        if (log->skipped) { s->depth_limited = 1; continue; }
+        if (!merge(s, i, log, par)) return S_ERROR;
+        if (s->max_states && s->n >= s->max_states && frontier_left(s)) return S_MAX_STATES;
+        if (s->first && frontier_left(s) && (found_violation(s) || s->cycle_state >= 0)) return S_FIRST;
+    }
+    return S_RUNNING;
+}
+
+/* room for `extra` more states without moving the store or growing the table, so the merge can
+ * add them while the next block's expansion reads */
+static int reserve(Search *s, uint64_t extra, uint64_t layers) {
+    while (s->cap < s->n + extra) if (!grow_states(s)) { s->error = E_NOMEM; return 0; }
+    while ((s->n + extra) * 4 > (s->tmask + 1) * 3) if (!grow_table(s)) { s->error = E_NOMEM; return 0; }
+    if (s->lcap < s->nlayers + layers) {
+        void *l = realloc(s->layer, (s->nlayers + layers) * sizeof(uint64_t));
+        if (!l) { s->error = E_NOMEM; return 0; }
+        s->layer = l;
+        s->lcap = s->nlayers + layers;
+    }
+    return 1;
+}
+
+static uint64_t unresolved(Search *s, int par, uint64_t lo, uint64_t hi) {
+    uint64_t u = 0;
+    for (uint64_t i = lo; i < hi; i++) {
+        StateLog *log = &s->logs[par][i - lo];
+        Ctx *c = &s->workers[par][log->worker];
+        if (log->skipped) continue;
+        for (uint64_t k = log->succ; k < log->succ + log->nsucc; k++) u += c->succ[k].found < 0;
+    }
+    return u;
+}
+
+/* expand up to `budget` states; S_RUNNING when there is more to do. With several workers, BFS
+ * merges each block while the workers expand the next one (the next block's states all exist
+ * before the merge starts, and its lookups of states the merge adds meanwhile may miss them,
+ * which the next merge looks up again). */
 int ap_run(Search *s, uint64_t budget) {
+    Crew crew;
     while (budget > 0) {
         if (s->error) return S_ERROR;
-        if (!frontier_left(s)) return S_DONE;
-        uint64_t lo, hi;
-        if (s->dfs) { lo = s->stack[--s->sp]; hi = lo + 1; }
-        else {
-            lo = s->cursor;
-            hi = s->n;
-            if (hi - lo > BLOCK) hi = lo + BLOCK;
-            if (hi - lo > budget) hi = lo + budget;
+        if (!s->pending) {
+            if (!frontier_left(s)) return S_DONE;
+            uint64_t lo, hi;
+            if (s->dfs) { lo = s->stack[--s->sp]; hi = lo + 1; }
+            else {
+                lo = s->cursor;
+                hi = s->n;
+                if (hi - lo > BLOCK) hi = lo + BLOCK;
+            }
+            if (!start_expand(s, 0, lo, hi, &crew) || !finish_expand(s, 0, &crew)) return S_ERROR;
+            s->pending = 1;
+            s->plo = lo;
+            s->phi = hi;
+            s->ppar = 0;
         }
-        budget -= hi - lo;
-        if (hi - lo > s->logcap) {
-            void *l = realloc(s->logs, (hi - lo) * sizeof(StateLog));
-            if (!l) { s->error = E_NOMEM; return S_ERROR; }
-            s->logs = l;
-            s->logcap = hi - lo;
-        }
-        /* phase 1: the workers expand the block's states */
-        int nw = s->nworkers;
-        if ((uint64_t)nw > hi - lo) nw = (int)(hi - lo);
-        s->next = lo;
-        pthread_t threads[64];
-        int started = 0;
-        for (int k = 0; k < nw; k++) {
-            Ctx *c = &s->workers[k];
-            c->nsucc = c->nev = 0;
-            c->lo = lo;
-            c->hi = hi;
-        }
-        for (int k = 1; k < nw && k < 64; k++) {
-            if (pthread_create(&threads[k], NULL, work, &s->workers[k]) != 0) break;
-            started = k;
-        }
-        work(&s->workers[0]);
-        for (int k = 1; k <= started; k++) pthread_join(threads[k], NULL);
-        for (int k = 0; k < nw; k++) if (s->workers[k].error) { s->error = s->workers[k].error; return S_ERROR; }
-        /* phase 2: merge in state order */
-        for (uint64_t i = lo; i < hi; i++) {
-            StateLog *log = &s->logs[i - lo];
-            if (!s->dfs) s->cursor = i + 1;
-            if (log->skipped) { s->depth_limited = 1; continue; }
-            if (!merge(s, i, log)) return S_ERROR;
-            if (s->max_states && s->n >= s->max_states && frontier_left(s)) return S_MAX_STATES;
+        int par = s->ppar;
+        uint64_t lo = s->plo, hi = s->phi;
+        uint64_t nlo = hi, nhi = s->n;   /* the next block: states that exist now */
+        if (nhi - nlo > BLOCK) nhi = nlo + BLOCK;
+        int overlap = !s->dfs && s->nworkers > 1 && nlo < nhi;
+        s->pending = 0;
+        budget = budget > hi - lo ? budget - (hi - lo) : 0;
+        if (overlap) {
+            if (!reserve(s, unresolved(s, par, lo, hi), hi - lo + 2)) return S_ERROR;
+            if (!start_expand(s, 1 - par, nlo, nhi, &crew)) return S_ERROR;
+            int status = merge_block(s, par, lo, hi);
+            if (status != S_RUNNING) s->stop = 1;
+            int ok = finish_expand(s, 1 - par, &crew);
+            if (status != S_RUNNING) return status;
+            if (!ok) return S_ERROR;
+            s->pending = 1;
+            s->plo = nlo;
+            s->phi = nhi;
+            s->ppar = 1 - par;
+        } else {
+            int status = merge_block(s, par, lo, hi);
+            if (status != S_RUNNING) return status;
         }
     }
     if (s->error) return S_ERROR;
-    return frontier_left(s) ? S_RUNNING : S_DONE;
+    return s->pending || frontier_left(s) ? S_RUNNING : S_DONE;
 }
 
 /* counters: states, transitions, deepest, frontier, depth-limited, bytes allocated */
@@ -483,8 +597,9 @@ void ap_stats(Search *s, uint64_t *out) {
     out[4] = (uint64_t)s->depth_limited;
     out[5] = s->cap * (NP * 8 + 4 + 1 + 4 + (s->dfs ? 12 : 0)) + s->lcap * 8 + (s->tmask + 1) * 8 + s->tcap * 5
              + s->scap * 4 + (s->can_move ? s->n * 8 : 0);
-    for (int k = 0; k < s->nworkers; k++)
-        out[5] += s->workers[k].scap * (sizeof(Succ) + NP * 8) + s->workers[k].ecap * sizeof(Event);
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < s->nworkers; k++)
+            out[5] += s->workers[p][k].scap * (sizeof(Succ) + NP * 8) + s->workers[p][k].ecap * sizeof(Event);
 }
 
 void ap_state(Search *s, uint64_t i, V *out) { memset(out, 0, NW * sizeof(V)); unpack(s->arena + i * NP, out); }
@@ -509,7 +624,7 @@ int64_t ap_edges(Search *s, int64_t *out) {
 /* the canonical form of w, unpacked into out; its index, or -1 if the search did not store it */
 int64_t ap_canon(Search *s, const V *w, V *out) {
     uint64_t p[NP];
-    canon(&s->workers[0], w, p);
+    canon(&s->workers[0][0], w, p);
     memset(out, 0, NW * sizeof(V));
     unpack(p, out);
     int added = 0;
@@ -622,10 +737,12 @@ void ap_free(Search *c) {
     if (!c) return;
     free(c->arena); free(c->table); free(c->parent); free(c->depth); free(c->flags); free(c->tstart);
     free(c->tcount); free(c->tdst); free(c->tmover); free(c->stack); free(c->can_move); free(c->layer);
-    free(c->logs);
-    for (int k = 0; c->workers && k < c->nworkers; k++) {
-        free(c->workers[k].succ); free(c->workers[k].pk); free(c->workers[k].ev);
+    for (int p = 0; p < 2; p++) {
+        free(c->logs[p]);
+        for (int k = 0; c->workers[p] && k < c->nworkers; k++) {
+            free(c->workers[p][k].succ); free(c->workers[p][k].pk); free(c->workers[p][k].ev);
+        }
+        free(c->workers[p]);
     }
-    free(c->workers);
     free(c);
 }

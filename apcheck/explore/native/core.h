@@ -15,7 +15,7 @@ enum { D_RELEASE_NOT_HELD = 1, D_HELD_AT_RETURN, D_SELF_DEADLOCK, D_UNGUARDED, D
 /* errors that stop the native search (the caller falls back or reports) */
 enum { E_NONE = 0, E_NOMEM, E_RANGE, E_PROPERTY_NULL, E_TOO_MANY };
 /* status of ap_run */
-enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR };
+enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST };
 
 #define IDLE (-1)
 #define MAX_LOOP_ROUNDS (1 << 17)
@@ -42,7 +42,8 @@ typedef struct {
 typedef struct {            /* a successor: packed state in the worker's pk log at the same index */
     uint64_t hash;
     int64_t found;          /* its index if the table had it during the expansion, else -1 */
-    uint64_t props;         /* where not found: bit k invariant k judged violated, bit 32 + k cover k */
+    uint64_t props;         /* where not found: bit k invariant k judged violated, bit 32 + k cover k, bit 63
+                             * a wait-for cycle (--first) */
     int mover;
 } Succ;
 
@@ -63,6 +64,7 @@ typedef struct {
     uint64_t pk2[NP];
     /* the block being expanded (phase 1) */
     uint64_t lo, hi;
+    StateLog *logs;         /* the block's state logs (indexed from lo) */
     int id;
     char pad[128];          /* no cache line shared with the next worker */
 } Ctx;
@@ -76,6 +78,7 @@ struct Search {
     int merge;             /* private releases merged (reduction) */
     int symmetry;
     int nworkers;
+    int first;             /* stop after the expansion that finds the first violation (--first) */
     /* the state store */
     uint64_t *arena;       /* NP words per state */
     uint64_t n, cap;
@@ -95,17 +98,22 @@ struct Search {
     uint64_t cursor;
     uint32_t *stack;
     uint64_t sp, scap;
-    /* the block in progress: one log per state, the workers */
-    StateLog *logs;
-    uint64_t logcap;
+    /* blocks: two sets of logs and workers, so one block is merged while the next is expanded */
+    StateLog *logs[2];
+    uint64_t logcap[2];
     uint64_t next;         /* the next state of the block a worker takes (atomic) */
-    Ctx *workers;
+    int stop;              /* the workers stop early (the merge hit a limit) */
+    Ctx *workers[2];
+    int pending;           /* a block expanded and not merged: [plo, phi) in set ppar */
+    uint64_t plo, phi;
+    int ppar;
     /* results */
     uint64_t transitions;
     int64_t deepest;
     int depth_limited;
     int64_t inv_first[NINV + 1], cov_first[NCOV + 1];
     int64_t def_state[2], def_thread[2], def_kind[2];
+    int64_t cycle_state;   /* the first state with a wait-for cycle (--first); -1 none */
     Edge edges[NC * NC + 1];
     int64_t nedges;
     uint64_t *can_move;    /* after ap_find_stuck */

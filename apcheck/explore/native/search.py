@@ -15,7 +15,7 @@ import weakref
 from typing import Callable
 
 from apcheck.explore.budget import Budget
-from apcheck.explore.engine import ExploreConfig, ExploreResult, Progress
+from apcheck.explore.engine import FIRST_LIMIT, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.build import NativeUnavailable, build
 from apcheck.explore.native.codegen import Layout, Unsupported, generate
 from apcheck.explore.semantics import IDLE, Outcome, Semantics
@@ -23,7 +23,7 @@ from apcheck.explore.symmetry import symmetric_sorts
 from apcheck.explore.system import System
 from apcheck.ir.types import MapT
 
-S_RUNNING, S_DONE, S_MAX_STATES, S_ERROR = range(4)
+S_RUNNING, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST = range(5)
 ERRORS = {1: "out of memory", 2: "a value outside the range the native core stores (an int or error code)",
           3: "a property uses null as an element", 4: "more locks held than lock instances"}
 DEFECT_KINDS = {1: "release-not-held", 2: "lock-held-at-return", 3: "self-deadlock", 4: "unguarded",
@@ -47,7 +47,8 @@ class Core:
         self.lib = build(source)
         self.ctx = self.lib.ap_new(config.max_states or 0, -1 if config.max_depth is None else config.max_depth,
                                    int(config.order == "dfs"), int(config.closure_edges), int(config.reduction),
-                                   int(config.symmetry), max(1, min(config.threads or os.cpu_count() or 1, 64)))
+                                   int(config.symmetry), max(1, min(config.threads or os.cpu_count() or 1, 64)),
+                                   int(config.first))
         if not self.ctx:
             raise NativeUnavailable("the native core could not allocate its state table")
         self._free = weakref.finalize(self, self.lib.ap_free, self.ctx)
@@ -181,6 +182,9 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
         if status == S_MAX_STATES:
             limit = f"max states {config.max_states}"
             break
+        if status == S_FIRST:
+            limit = FIRST_LIMIT
+            break
         if status == S_DONE:
             break
         reason = budget.exceeded()
@@ -212,6 +216,10 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
         semantics=sem, canon=(lambda s: core.canon(s)[0]) if core.symmetric else None,
         max_depth_reached=deepest, notes=symmetric_sorts(system.sizes.n)[1] if config.symmetry else [],
         index=_Index(core), can_move=_Column(lambda i: lib.ap_can_move(ctx, i), n), core="native")
+    cycle = lib.ap_cycle_state(ctx)
+    if cycle >= 0:  # a wait-for cycle found during the search (--first): the deadlock reported
+        result.deadlock = (cycle, sem.waits_forever(states[cycle]))
+        result.deadlock_at_once = True
     result.store = core  # the states live in the core: it lives as long as the result
     result.defects = _defects(core, sem, states)
     return result
