@@ -66,7 +66,8 @@ def systems(path: str, specs=()):
     return [scenario_system(lowered, bounds_of(program), sc) for sc in program.scenarios]
 
 
-@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("config", [c if c in ("default", "plain") else pytest.param(c, marks=pytest.mark.slow)
+                                    for c in sorted(CONFIGS)])
 @pytest.mark.parametrize("path", TEST_MODELS)
 def test_test_models(path, config):
     for system in systems(path):
@@ -109,6 +110,11 @@ def test_limits_agree():
         compare(system, max_states=40, threads=threads)
         compare(system, max_depth=3, threads=threads)
         compare(system, max_depth=3, order="dfs", threads=threads)
+
+
+@pytest.mark.slow
+def test_limits_agree_on_blocks():
+    """The same on a search of many blocks, cut inside one (the native core's merge stops there)."""
     big = systems("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"])[3]  # locking: 33,432 states
     for threads in (1, 2):
         compare(big, max_states=20_000, threads=threads)
@@ -146,7 +152,7 @@ def test_auto_falls_back_with_a_note(tmp_path, capsys, monkeypatch):
     assert any("the Python explorer ran this search" in n for n in result.notes)
 
 
-@pytest.mark.parametrize("engine", ["python", "native"])
+@pytest.mark.parametrize("engine", [pytest.param("python", marks=pytest.mark.slow), "native"])
 def test_first_stops_at_the_first_violation(engine):
     """--first: the deadlock of the v15 design (a wait-for cycle, found during the search) in a fraction
     of the states; every other verdict is unknown, the run says it was partial."""
