@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from functools import lru_cache
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,8 +57,10 @@ def _core_text() -> str:
     return "\n".join(out)
 
 
-def build(source: str) -> ctypes.CDLL:
-    """The loaded shared object of this generated source (built once, then from the cache)."""
+def build(source: str) -> tuple[ctypes.CDLL, float]:
+    """The loaded shared object of this generated source (built once, then from the cache), and the
+    seconds the build took (0.0 from the cache)."""
+    built = 0.0
     cc = compiler()
     key = hashlib.sha256("\0".join([source, _core_text(), _compiler_version(cc), " ".join(FLAGS)]).encode())
     folder = cache_dir()
@@ -72,6 +75,7 @@ def build(source: str) -> ctypes.CDLL:
             with open(src, "w") as f:
                 f.write(source)
             out = os.path.join(work, "model.so")
+            started = time.monotonic()
             try:
                 done = subprocess.run([cc, *FLAGS, "-I", HERE, "-o", out, src], capture_output=True, text=True,
                                       timeout=COMPILE_TIMEOUT)
@@ -80,6 +84,7 @@ def build(source: str) -> ctypes.CDLL:
             if done.returncode != 0:
                 first = "\n".join(done.stderr.strip().splitlines()[:12])
                 raise NativeUnavailable(f"building the native core failed ({cc}):\n{first}")
+            built = time.monotonic() - started
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model-", suffix=".so")
             os.close(fd)
             shutil.copyfile(out, tmp)
@@ -89,14 +94,14 @@ def build(source: str) -> ctypes.CDLL:
     except OSError as err:
         raise NativeUnavailable(f"cannot load the native core {path}: {err}")
     _declare(lib)
-    return lib
+    return lib, built
 
 
 def _declare(lib: ctypes.CDLL) -> None:
     P, I64, U64, I = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int
     I64P, U64P = ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_uint64)
     sig = {
-        "ap_new": (P, [U64, I64, I, I, I, I, I, I]),
+        "ap_new": (P, [U64, I64, I, I, I, I, I, I, U64]),
         "ap_cycle_state": (I64, [P]),
         "ap_error": (I, [P]),
         "ap_run": (I, [P, U64]),

@@ -91,6 +91,8 @@ static int do_release(Ctx *c, V *w, int t, V inst) {
     return -1;
 }
 
+#define NOMEM(s) do { if (!(s)->error) (s)->error = E_NOMEM; } while (0)
+
 /* ---- the state store ---------------------------------------------------------------------- */
 
 static inline uint64_t hash_words(const uint64_t *p) {
@@ -109,8 +111,25 @@ static inline int cmp_words(const uint64_t *a, const uint64_t *b) {
     return 0;
 }
 
+/* the bytes the search has allocated (the store, the table, the transitions, the workers' logs) */
+static uint64_t allocated(Search *s) {
+    uint64_t out = s->cap * (NP * 8 + 4 + 1 + 4 + (s->dfs ? 12 : 0)) + s->lcap * 8 + (s->tmask + 1) * 8
+                   + s->tcap * 5 + s->scap * 4 + (s->can_move ? s->n * 8 : 0);
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; s->workers[p] && k < s->nworkers; k++)
+            out += s->workers[p][k].scap * (sizeof(Succ) + NP * 8) + s->workers[p][k].ecap * sizeof(Event);
+    return out;
+}
+
+/* may the search allocate `more` bytes? Else the error says which limit (the search stops) */
+static int room(Search *s, uint64_t more) {
+    if (s->max_bytes && allocated(s) + more > s->max_bytes) { s->error = E_LIMIT; return 0; }
+    return 1;
+}
+
 static int grow_states(Search *s) {
     uint64_t cap = s->cap ? s->cap * 2 : 4096;
+    if (!room(s, (cap - s->cap) * (NP * 8 + 4 + 1 + 4 + (s->dfs ? 12 : 0)))) return 0;
     void *a = realloc(s->arena, cap * NP * sizeof(uint64_t));
     if (!a) return 0;
     s->arena = a;
@@ -129,6 +148,7 @@ static int grow_states(Search *s) {
 
 static int grow_table(Search *s) {
     uint64_t size = s->table ? (s->tmask + 1) * 2 : 1 << 14;
+    if (!room(s, size * sizeof(uint64_t))) return 0;
     uint64_t *tab = malloc(size * sizeof(uint64_t));
     if (!tab) return 0;
     memset(tab, 0xFF, size * sizeof(uint64_t));
@@ -154,15 +174,15 @@ static int64_t find(Search *s, const uint64_t *p, uint64_t hash, int add, int *a
         h = (h + 1) & s->tmask;
     }
     if (!add) return -1;
-    if (s->n >= EMPTY - 1) { s->error = E_NOMEM; return -1; }
-    if (s->n == s->cap && !grow_states(s)) { s->error = E_NOMEM; return -1; }
+    if (s->n >= EMPTY - 1) { NOMEM(s); return -1; }
+    if (s->n == s->cap && !grow_states(s)) { NOMEM(s); return -1; }
     uint64_t j = s->n++;
     memcpy(s->arena + j * NP, p, NP * sizeof(uint64_t));
     s->flags[j] = 0;
     if (s->dfs) s->tstart[j] = 0;
     s->tcount[j] = 0;
     __atomic_store_n(&s->table[h], tag << 32 | j, __ATOMIC_RELEASE);
-    if (s->n * 4 > (s->tmask + 1) * 3 && !grow_table(s)) { s->error = E_NOMEM; return -1; }
+    if (s->n * 4 > (s->tmask + 1) * 3 && !grow_table(s)) { NOMEM(s); return -1; }
     *added = 1;
     return (int64_t)j;
 }
@@ -175,7 +195,7 @@ static int set_depth(Search *s, uint64_t j, int64_t d) {
     if (s->nlayers == s->lcap) {
         uint64_t cap = s->lcap ? s->lcap * 2 : 256;
         void *l = realloc(s->layer, cap * sizeof(uint64_t));
-        if (!l) { s->error = E_NOMEM; return 0; }
+        if (!l) { NOMEM(s); return 0; }
         s->layer = l;
         s->lcap = cap;
     }
@@ -325,7 +345,7 @@ static int push(Search *s, uint64_t j) {
     if (s->sp == s->scap) {
         uint64_t cap = s->scap ? s->scap * 2 : 4096;
         void *st = realloc(s->stack, cap * sizeof(uint32_t));
-        if (!st) { s->error = E_NOMEM; return 0; }
+        if (!st) { NOMEM(s); return 0; }
         s->stack = st;
         s->scap = cap;
     }
@@ -364,11 +384,12 @@ static int merge(Search *s, uint64_t i, StateLog *log, int par) {
     if (s->ntrans + log->nsucc > s->tcap) {
         uint64_t cap = s->tcap ? s->tcap : 16384;
         while (cap < s->ntrans + log->nsucc) cap *= 2;
+        if (!room(s, (cap - s->tcap) * 5)) return 0;
         void *dd = realloc(s->tdst, cap * sizeof(uint32_t));
-        if (!dd) { s->error = E_NOMEM; return 0; }
+        if (!dd) { NOMEM(s); return 0; }
         s->tdst = dd;
         void *m = realloc(s->tmover, cap);
-        if (!m) { s->error = E_NOMEM; return 0; }
+        if (!m) { NOMEM(s); return 0; }
         s->tmover = m;
         s->tcap = cap;
     }
@@ -404,7 +425,7 @@ static int merge(Search *s, uint64_t i, StateLog *log, int par) {
 #define BLOCK 4096   /* BFS: states expanded together (phase 1) before their merge (phase 2) */
 
 Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, int merge_releases,
-               int symmetry, int nworkers, int first) {
+               int symmetry, int nworkers, int first, uint64_t max_bytes) {
     Search *s = calloc(1, sizeof(Search));
     if (!s) return NULL;
     s->max_states = max_states;
@@ -415,6 +436,7 @@ Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edge
     s->symmetry = symmetry && NPERM > 0;
     s->nworkers = nworkers < 1 ? 1 : nworkers;
     s->first = first;
+    s->max_bytes = max_bytes;
     s->cycle_state = -1;
     for (int k = 0; k < NINV + 1; k++) s->inv_first[k] = -1;
     for (int k = 0; k < NCOV + 1; k++) s->cov_first[k] = -1;
@@ -422,7 +444,7 @@ Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edge
     for (int k = 0; k < NC * NC + 1; k++) s->edges[k].seq = -1;
     s->workers[0] = calloc(s->nworkers, sizeof(Ctx));
     s->workers[1] = calloc(s->nworkers, sizeof(Ctx));
-    if (!s->workers[0] || !s->workers[1] || !grow_states(s) || !grow_table(s)) { s->error = E_NOMEM; return s; }
+    if (!s->workers[0] || !s->workers[1] || !grow_states(s) || !grow_table(s)) { NOMEM(s); return s; }
     for (int p = 0; p < 2; p++)
         for (int k = 0; k < s->nworkers; k++) {
             Ctx *c = &s->workers[p][k];
@@ -461,7 +483,7 @@ typedef struct { pthread_t t[64]; int started; int nw; } Crew;
 static int start_expand(Search *s, int par, uint64_t lo, uint64_t hi, Crew *crew) {
     if (hi - lo > s->logcap[par]) {
         void *l = realloc(s->logs[par], (hi - lo) * sizeof(StateLog));
-        if (!l) { s->error = E_NOMEM; return 0; }
+        if (!l) { NOMEM(s); return 0; }
         s->logs[par] = l;
         s->logcap[par] = hi - lo;
     }
@@ -505,7 +527,7 @@ static int merge_block(Search *s, int par, uint64_t lo, uint64_t hi) {
         StateLog *log = &s->logs[par][i - lo];
         if (!s->dfs) s->cursor = i + 1;
         if (log->skipped) { s->depth_limited = 1; continue; }
-        if (!merge(s, i, log, par)) return S_ERROR;
+        if (!merge(s, i, log, par)) { s->flags[i] &= ~1; return S_ERROR; }  /* partly merged: unexpanded */
         if (s->max_states && s->n >= s->max_states && frontier_left(s)) return S_MAX_STATES;
         if (s->first && frontier_left(s) && (found_violation(s) || s->cycle_state >= 0)) return S_FIRST;
     }
@@ -515,11 +537,11 @@ static int merge_block(Search *s, int par, uint64_t lo, uint64_t hi) {
 /* room for `extra` more states without moving the store or growing the table, so the merge can
  * add them while the next block's expansion reads */
 static int reserve(Search *s, uint64_t extra, uint64_t layers) {
-    while (s->cap < s->n + extra) if (!grow_states(s)) { s->error = E_NOMEM; return 0; }
-    while ((s->n + extra) * 4 > (s->tmask + 1) * 3) if (!grow_table(s)) { s->error = E_NOMEM; return 0; }
+    while (s->cap < s->n + extra) if (!grow_states(s)) { NOMEM(s); return 0; }
+    while ((s->n + extra) * 4 > (s->tmask + 1) * 3) if (!grow_table(s)) { NOMEM(s); return 0; }
     if (s->lcap < s->nlayers + layers) {
         void *l = realloc(s->layer, (s->nlayers + layers) * sizeof(uint64_t));
-        if (!l) { s->error = E_NOMEM; return 0; }
+        if (!l) { NOMEM(s); return 0; }
         s->layer = l;
         s->lcap = s->nlayers + layers;
     }
@@ -595,11 +617,7 @@ void ap_stats(Search *s, uint64_t *out) {
     out[2] = (uint64_t)s->deepest;
     out[3] = s->dfs ? s->sp : s->n - s->cursor;
     out[4] = (uint64_t)s->depth_limited;
-    out[5] = s->cap * (NP * 8 + 4 + 1 + 4 + (s->dfs ? 12 : 0)) + s->lcap * 8 + (s->tmask + 1) * 8 + s->tcap * 5
-             + s->scap * 4 + (s->can_move ? s->n * 8 : 0);
-    for (int p = 0; p < 2; p++)
-        for (int k = 0; k < s->nworkers; k++)
-            out[5] += s->workers[p][k].scap * (sizeof(Succ) + NP * 8) + s->workers[p][k].ecap * sizeof(Event);
+    out[5] = allocated(s);
 }
 
 void ap_state(Search *s, uint64_t i, V *out) { memset(out, 0, NW * sizeof(V)); unpack(s->arena + i * NP, out); }

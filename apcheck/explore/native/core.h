@@ -13,7 +13,7 @@ typedef int64_t V;  /* one value of the wide (unpacked) state */
 enum { D_RELEASE_NOT_HELD = 1, D_HELD_AT_RETURN, D_SELF_DEADLOCK, D_UNGUARDED, D_NULL, D_ASSERT,
        D_SLEEP_IN_ATOMIC, D_ENDLESS };
 /* errors that stop the native search (the caller falls back or reports) */
-enum { E_NONE = 0, E_NOMEM, E_RANGE, E_PROPERTY_NULL, E_TOO_MANY };
+enum { E_NONE = 0, E_NOMEM, E_RANGE, E_PROPERTY_NULL, E_TOO_MANY, E_LIMIT };
 /* status of ap_run */
 enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST };
 
@@ -79,6 +79,7 @@ struct Search {
     int symmetry;
     int nworkers;
     int first;             /* stop after the expansion that finds the first violation (--first) */
+    uint64_t max_bytes;    /* what the store may allocate (0: no limit); beyond, E_LIMIT */
     /* the state store */
     uint64_t *arena;       /* NP words per state */
     uint64_t n, cap;

@@ -14,7 +14,7 @@ import time
 import weakref
 from typing import Callable
 
-from apcheck.explore.budget import Budget
+from apcheck.explore.budget import Budget, resident_mb
 from apcheck.explore.engine import FIRST_LIMIT, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.build import NativeUnavailable, build
 from apcheck.explore.native.codegen import Layout, Unsupported, generate
@@ -25,7 +25,9 @@ from apcheck.ir.types import MapT
 
 S_RUNNING, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST = range(5)
 ERRORS = {1: "out of memory", 2: "a value outside the range the native core stores (an int or error code)",
-          3: "a property uses null as an element", 4: "more locks held than lock instances"}
+          3: "a property uses null as an element", 4: "more locks held than lock instances",
+          5: "memory limit"}
+E_NOMEM, E_LIMIT = 1, 5  # limits of the search (verdicts unknown), not reasons to fall back
 DEFECT_KINDS = {1: "release-not-held", 2: "lock-held-at-return", 3: "self-deadlock", 4: "unguarded",
                 5: "null-instance", 6: "assert", 7: "sleep-in-atomic", 8: "endless-step"}
 BATCH = 4096  # states expanded per call into the core between checks of the limits
@@ -44,11 +46,11 @@ class Core:
             source, self.lay = generate(system)
         except Unsupported as why:
             raise NativeUnavailable(f"the native core does not support {why}")
-        self.lib = build(source)
+        self.lib, self.built = build(source)
         self.ctx = self.lib.ap_new(config.max_states or 0, -1 if config.max_depth is None else config.max_depth,
                                    int(config.order == "dfs"), int(config.closure_edges), int(config.reduction),
                                    int(config.symmetry), max(1, min(config.threads or os.cpu_count() or 1, 64)),
-                                   int(config.first))
+                                   int(config.first), _store_budget(config))
         if not self.ctx:
             raise NativeUnavailable("the native core could not allocate its state table")
         self._free = weakref.finalize(self, self.lib.ap_free, self.ctx)
@@ -120,6 +122,14 @@ class Core:
         return self.to_tuple(out), j
 
 
+def _store_budget(config: ExploreConfig) -> int:
+    """The bytes the native store may allocate: what the memory budget leaves above the process's
+    resident memory now (0: no budget)."""
+    if config.max_memory_mb is None:
+        return 0
+    return max(1, int((config.max_memory_mb - resident_mb()) * 2 ** 20))
+
+
 class _States:
     """The stored states, unpacked on demand."""
 
@@ -170,14 +180,21 @@ class _Index:
 def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
     """The search of engine.explore, run by the native core."""
     budget = Budget(config.timeout, config.max_memory_mb)
-    start = budget.start
     core = Core(system, config)
+    start = time.monotonic()  # the search's time: the build is reported on its own
     lib, ctx = core.lib, core.ctx
     limit = None
     next_report = start + config.progress_every
     while True:
         status = lib.ap_run(ctx, BATCH)
         if status == S_ERROR:
+            code = lib.ap_error(ctx)
+            if code == E_LIMIT:
+                limit = f"memory limit of {config.max_memory_mb:,.0f} MiB reached"
+                break
+            if code == E_NOMEM:
+                limit = "out of memory (the native core could not allocate more)"
+                break
             raise NativeError(core.error() or "unknown error")
         if status == S_MAX_STATES:
             limit = f"max states {config.max_states}"
@@ -214,7 +231,9 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
         covers_reached={k: v for k, v in cov.items() if v >= 0},
         defects={}, deadlock=(stuck[0], stuck[1]) if stuck[0] >= 0 else None, edges=_edges(core),
         semantics=sem, canon=(lambda s: core.canon(s)[0]) if core.symmetric else None,
-        max_depth_reached=deepest, notes=symmetric_sorts(system.sizes.n)[1] if config.symmetry else [],
+        max_depth_reached=deepest, notes=(symmetric_sorts(system.sizes.n)[1] if config.symmetry else [])
+        + ([f"native core built for scenario {system.scenario} in {core.built:.1f} s (then cached)"]
+           if core.built else []),
         index=_Index(core), can_move=_Column(lambda i: lib.ap_can_move(ctx, i), n), core="native")
     cycle = lib.ap_cycle_state(ctx)
     if cycle >= 0:  # a wait-for cycle found during the search (--first): the deadlock reported
