@@ -31,18 +31,25 @@ def symmetric_sorts(sizes: dict[str, int]) -> tuple[list[str], list[str]]:
     return [s for s in sizes if s in chosen], notes
 
 
-def canonicalizer(system: System) -> Callable[[tuple], tuple] | None:
-    """A function mapping a state to the least of its renamings over the sorts `symmetric_sorts`
-    chooses, or None if there is none. The group is built once; it has at most MAX_GROUP elements."""
-    sizes = system.sizes.n
+def renamings(sizes: dict[str, int]) -> list[dict[str, tuple[int, ...]]]:
+    """The group the reduction uses, but the identity: every renaming of the sorts `symmetric_sorts`
+    chooses (sort -> the new name of each element). The native core compiles the same group."""
     sorts, _ = symmetric_sorts(sizes)
-    if not sorts:
-        return None
-    perms = []
+    out = []
     for combo in product(*(list(permutations(range(sizes[s]))) for s in sorts)):
         if all(p == tuple(range(len(p))) for p in combo):
             continue
-        perms.append(_StatePermuter(system, dict(zip(sorts, combo))))
+        out.append(dict(zip(sorts, combo)))
+    return out
+
+
+def canonicalizer(system: System) -> Callable[[tuple], tuple] | None:
+    """A function mapping a state to the least of its renamings over the sorts `symmetric_sorts`
+    chooses, or None if there is none. The group is built once; it has at most MAX_GROUP elements."""
+    group = renamings(system.sizes.n)
+    if not group:
+        return None
+    perms = [_StatePermuter(system, perm) for perm in group]
     gfns = [p.apply_globals for p in perms]
     rests = [p.apply_rest for p in perms]
 
@@ -83,12 +90,7 @@ class _StatePermuter:
         self.n = system.sizes.n
         fns = [self.value_fn(v.type) for v in system.program.vars]
         self.gslots = [(i, f) for i, f in enumerate(fns) if f is not None]
-        inst_map = list(range(len(system.inst_class)))
-        for info in system.locks:
-            if info.cls.per in perm:
-                p = perm[info.cls.per]
-                for e in range(info.count):
-                    inst_map[info.base + e] = info.base + p[e]
+        inst_map = instance_map(system, perm)
         self.inst_map = inst_map
         self.lock_src = [0] * len(inst_map)
         for old, new in enumerate(inst_map):
@@ -109,7 +111,7 @@ class _StatePermuter:
         if isinstance(t, (SetT, TupleT)) and t.sorts:
             if not any(s in perm for s in t.sorts):
                 return None
-            table = _index_table(t.sorts, n, perm)
+            table = index_table(t.sorts, n, perm)
             if isinstance(t, TupleT):
                 return table.__getitem__
             if len(table) <= TABLE_BITS:
@@ -120,7 +122,7 @@ class _StatePermuter:
             inner = self.value_fn(t.value)
             src = None
             if any(s in perm for s in t.keys):
-                table = _index_table(t.keys, n, perm)
+                table = index_table(t.keys, n, perm)
                 src = [0] * len(table)
                 for old, new in enumerate(table):
                     src[new] = old
@@ -172,7 +174,18 @@ def _rename_bits(mask: int, table: list[int]) -> int:
     return out
 
 
-def _index_table(sorts: tuple[str, ...], n: dict[str, int], perm: dict[str, tuple[int, ...]]) -> list[int]:
+def instance_map(system: System, perm: dict[str, tuple[int, ...]]) -> list[int]:
+    """Lock instance id -> its id after the renaming (instances of per-sort classes move)."""
+    out = list(range(len(system.inst_class)))
+    for info in system.locks:
+        if info.cls.per in perm:
+            p = perm[info.cls.per]
+            for e in range(info.count):
+                out[info.base + e] = info.base + p[e]
+    return out
+
+
+def index_table(sorts: tuple[str, ...], n: dict[str, int], perm: dict[str, tuple[int, ...]]) -> list[int]:
     """Flat row-major index -> flat index after renaming each component."""
     table = []
     for idx in product(*(range(n[s]) for s in sorts)):
