@@ -5,7 +5,7 @@ Usage: python bench/philosophers.py [--sizes 8,10,12] [--engines native,python] 
 For N philosophers, writes an apcheck model (N mutexes, philosopher i takes fork i, then fork
 i+1 mod N, then releases both) and a statement-level Promela model of the same graph (one
 process per philosopher looping over the four lock operations, forks as bytes). apcheck runs
-with --no-symmetry --no-reduction, so both explore every interleaving of the four steps: the
+with --no-symmetry --no-reduction (and, like SPIN, one thread), so both explore every interleaving of the four steps: the
 state counts are equal. Each run is a fresh process; the table gives states, transitions, CPU
 seconds, states per CPU second, peak memory and bytes per state (peak resident memory over the
 empty process's, per state), and the ratio to SPIN when `spin` and a C compiler are installed
@@ -74,7 +74,7 @@ if engine == "native":  # build (or find in the cache) first: the CPU time is th
     build_native(generate(scenario_system(lowered, bounds_of(program), program.scenarios[0]))[0])  # (lib, s)
     build_s = time.monotonic() - start
 cpu = time.process_time()
-res = verify(program, VerifyConfig(explore=ExploreConfig(symmetry=False, reduction=False, engine=engine),
+res = verify(program, VerifyConfig(explore=ExploreConfig(symmetry=False, reduction=False, engine=engine, threads=1),
                                    induction=False, jobs=1))
 cpu = time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
