@@ -487,9 +487,8 @@ static int start_expand(Search *s, int par, uint64_t lo, uint64_t hi, Crew *crew
         s->logs[par] = l;
         s->logcap[par] = hi - lo;
     }
-    int nw = s->nworkers;
-    if ((uint64_t)nw > (hi - lo + CHUNK - 1) / CHUNK) nw = (int)((hi - lo + CHUNK - 1) / CHUNK);
-    if (nw < 1) nw = 1;
+    /* helpers only for a full block: a small frontier costs less alone than a thread's start */
+    int nw = hi - lo < BLOCK ? 1 : s->nworkers;
     s->next = lo;
     s->stop = 0;
     for (int k = 0; k < nw; k++) {
