@@ -119,8 +119,7 @@ struct Search {
     int64_t nedges;
     uint64_t *can_move;    /* after ap_find_stuck */
     int error;
-    V tmp[NW];
-    uint64_t pk[NP], pk2[NP];
+    uint64_t pk[NP];       /* the initial state, packed (ap_new) */
 };
 
 #define TW (2 + NLOC + 2 * MAXH)   /* a thread in the wide state: pc, nheld, locals, held pairs */
