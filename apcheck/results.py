@@ -40,6 +40,14 @@ class ExitStatus(IntEnum):
     INTERNAL = 4
 
 
+WHOLE_SYSTEM = "whole system"   # the exploration of every top-level thread (a scenario is a part of it)
+
+
+def exploration_title(name: str) -> str:
+    """How a message names an exploration: "the whole system" or "scenario NAME"."""
+    return "the whole system" if name == WHOLE_SYSTEM else f"scenario {name}"
+
+
 VERDICT_ORDER = (Verdict.VIOLATED, Verdict.UNKNOWN, Verdict.REACHED, Verdict.UNREACHABLE, Verdict.HOLDS,
                  Verdict.PROVED)
 
@@ -53,9 +61,11 @@ def satisfies(verdict: str, expected: str) -> bool:
 
 
 def decides(verdict: str, expected: str, partial: bool) -> bool:
-    """Can this verdict be compared with a whole-model expectation? A run of only some scenarios
-    (`partial`) cannot refute an expected violation or reached cover by not finding it there."""
-    return not partial or verdict in _WITNESSED or verdict == Verdict.PROVED or expected not in _WITNESSED
+    """Can this verdict be compared with a whole-model expectation? A run of a scenario (`partial`,
+    a part of the system) decides only by what it shows: a violation or a reached cover (the whole
+    system can do it too), or a proof (it does not depend on the run). What holds in a part may
+    not hold in the whole."""
+    return not partial or verdict in _WITNESSED or verdict == Verdict.PROVED
 
 
 @dataclass(kw_only=True)
@@ -158,8 +168,7 @@ class Method:
             return f"Z3 induction (every size); {self.then}"
         bounds = ", ".join(f"{k}={v}" for k, v in self.bounds)
         sym = "symmetry on" if self.symmetry else "symmetry off"
-        which = "scenario " if len(self.scenarios) == 1 else "scenarios "
-        return f"explicit-state ({bounds}; {sym}), {which}{', '.join(self.scenarios)}"
+        return f"explicit-state ({bounds}; {sym}), {', '.join(exploration_title(s) for s in self.scenarios)}"
 
 
 @dataclass(kw_only=True)
@@ -178,7 +187,22 @@ class PropertyResult:
     scenario: str | None = None   # the scenario whose exploration gave the verdict (None: all, or static)
     induction: InductionResult | None = None   # invariants: Z3's result for every size
     hierarchy: list[str] | None = None   # lockorder: the declared order that `cycle` (one edge) violates
-    partial: bool = False         # explored only some of the model's scenarios (verify --scenario)
+    partial: bool = False         # explored a scenario, a part of the system (verify --scenario)
+    vacuous: str | None = None    # holds, but vacuously: why (an operation it depends on never completes)
+    trivial: str | None = None    # holds, but trivially at these bounds: why (the bounds it needs)
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict as reports show it: with the scenario it is about, where a run of a scenario
+        gives it, and why it is vacuous or trivial, where it is."""
+        text = str(self.verdict)
+        if self.partial and self.scenario and self.verdict not in _WITNESSED and self.verdict != Verdict.PROVED:
+            text += f" in {exploration_title(self.scenario)}"
+        if self.vacuous:
+            text += f" (vacuous: {self.vacuous})"
+        if self.trivial:
+            text += f" (trivial: {self.trivial})"
+        return text
 
     @property
     def judged(self) -> bool:

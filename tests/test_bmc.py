@@ -20,7 +20,7 @@ MODELS = sorted(glob.glob("tests/models/*.apm"))
 def explored(path):
     program = load_program(path)
     bounds = {n: s.bound for n, s in program.sorts.items()}
-    system = scenario_system(lower(program), bounds, program.scenarios[0])
+    system = scenario_system(lower(program), bounds, program.system)
     # BMC counts every step; the explorer's reduction merges some, so compare without it
     res = explore(system, ExploreConfig(reduction=False))
     return system, res

@@ -155,7 +155,7 @@ def test_scenario_names_have_their_own_namespace(tmp_path):
     from conftest import run_main
     model = tmp_path / "sc.apm"
     model.write_text("enum Driver { none, zcrypt, vfio }\nlock l: mutex\nop t() {\n    acquire l\n    release l\n}\n"
-                     "thread a runs t\nscenario vfio {\n    thread b runs t\n}\n")
+                     "thread a runs t\nscenario vfio {\n    thread a runs t\n}\n")
     done = run_main("verify", str(model), "--scenario", "vfio", "-q", "--brief")
     assert done.returncode == 0, done.stderr
     model.write_text(model.read_text() + "scenario vfio {\n    thread c runs t\n}\n")

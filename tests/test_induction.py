@@ -54,7 +54,7 @@ def test_false_invariant_is_refuted_from_a_reachable_state():
     found = prove_invariants(lower(program))["one_guest_at_a_time"]
     assert found.status == "cti" and found.cti.op == "start"
     # the explorer, at the counterexample's sizes, reaches the state Z3 started from
-    system = scenario_system(lower(program), found.cti.sizes, program.scenarios[0])
+    system = scenario_system(lower(program), found.cti.sizes, program.system)
     res = explore(system, ExploreConfig(symmetry=False))
     assert found.cti.globals in {s[0] for s in res.states}
     assert res.invariant_violations.get("one_guest_at_a_time") is not None

@@ -60,7 +60,7 @@ def rename_state(system, state, perm):
         if pc >= 0:
             types = system.ops[system.op_of_pc[pc]].local_types
             l = tuple(rename(t, x, perm, n) if t is not None else x for t, x in zip(types, l))
-            held = tuple(inst[x] if i % 2 == 0 else x for i, x in enumerate(held))
+        held = tuple(inst[x] if i % 2 == 0 else x for i, x in enumerate(held))  # a dead thread's too
         threads2.append((pc, l, held))
     return g2, tuple(locks2), tuple(threads2)
 
@@ -68,7 +68,7 @@ def rename_state(system, state, perm):
 @pytest.mark.parametrize("path,bounds", CASES)
 def test_canonical_form_is_invariant_under_renaming(path, bounds):
     program = load_program(path, ["specs/vfio_ap.aps"] if path.startswith("models/") else [])
-    system = scenario_system(lower(program), bounds_of(program, bounds), program.scenarios[-1])
+    system = scenario_system(lower(program), bounds_of(program, bounds), (program.scenarios or [program.system])[-1])
     canon = canonicalizer(system)
     sorts = [s for s, k in system.sizes.n.items() if k > 1]
     if canon is None:

@@ -25,7 +25,7 @@ class VerifyConfig:
     bounds: dict[str, int] = field(default_factory=dict)
     explore: ExploreConfig = ExploreConfig()
     smt_timeout: float = 10.0
-    scenario: str | None = None   # explore only this scenario
+    scenario: str | None = None   # explore this scenario (a part of the system), not the whole system
     induction: bool = True        # try Z3 induction proofs of the invariants for every size
     bmc_depth: int = 0            # > 0: cross-check the explorer with Z3 BMC to this depth
     jobs: int = 0                 # worker processes for the scenarios (0: one per core, at most one each)
@@ -88,10 +88,14 @@ def build(program: P.Program, closure_edges: bool = False) -> tuple[Lowered, Sta
 
 
 def select_scenarios(program: P.Program, name: str | None) -> list[P.Scenario]:
+    """What to explore: the whole system, or the scenario named (a part of it)."""
     if name is None:
-        return list(program.scenarios)
+        if not program.system.threads and not program.undefined:   # a fragment: build says what it lacks
+            raise UsageError(f"{program.path} declares no threads: nothing to explore")
+        return [program.system]
     chosen = [s for s in program.scenarios if s.name == name]
     if not chosen:
-        known = ", ".join(s.name for s in program.scenarios)
-        raise UsageError(f"no scenario '{name}' in {program.path} (scenarios: {known})")
+        known = ", ".join(s.name for s in program.scenarios) or "none"
+        raise UsageError(f"no scenario '{name}' in {program.path} (scenarios: {known}; without --scenario, "
+                         "the whole system is explored)")
     return chosen

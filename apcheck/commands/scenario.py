@@ -22,7 +22,7 @@ from apcheck.explore.waitfor import continuation, stuck_threads, wait_for
 from apcheck.explore.system import bounds_of, scenario_system
 from apcheck.ir import program as P
 from apcheck.ir.lowered import Lowered
-from apcheck.results import Kind, Method, PropertyResult, Site, Stats, Verdict
+from apcheck.results import Kind, Method, PropertyResult, Site, Stats, Verdict, exploration_title
 from apcheck.smt.bmc import bmc
 from apcheck.smt.symbolic import NotTranslatable
 
@@ -146,7 +146,7 @@ def cross_check(system, result: ExploreResult, config: VerifyConfig) -> dict[str
     """BMC of the scenario's system: a note per invariant and cover; a disagreement with a complete
     search is an internal error (depths compare only without the reduction, which merges steps)."""
     props = [p for p in system.program.properties if p.kind in ("invariant", "cover")]
-    where = f"scenario {system.scenario}: "
+    where = f"{exploration_title(system.scenario)}: "
     try:
         found = bmc(system, config.bmc_depth, config.smt_timeout)
     except NotTranslatable as err:
@@ -155,7 +155,9 @@ def cross_check(system, result: ExploreResult, config: VerifyConfig) -> dict[str
         return {p.name: [f"BMC cross-check: {where}{found.unknown}"] for p in props}
     depth = {**{k: result.depth[v] for k, v in result.invariant_violations.items()},
              **{k: result.depth[v] for k, v in result.covers_reached.items()}}
-    exact = not config.explore.reduction
+    # depths compare only without the reduction (it merges steps), and where no defect was found:
+    # BMC ends a path at a defect, the explorer goes on with the other threads
+    exact = not config.explore.reduction and not result.defects
     notes = {}
     for prop in props:
         name = prop.name
@@ -195,7 +197,7 @@ class _Assembler:
     def unknown(self, name, kind, span, what) -> PropertyResult:
         return self.result(name, kind, Verdict.UNKNOWN,
                            f"{what}; search stopped early ({self.r.limit}) after {len(self.r.states)} states "
-                           f"of scenario {self.sys.scenario}", span)
+                           f"of {exploration_title(self.sys.scenario)}", span)
 
     def trace_to(self, idx: int):
         return self.d.trace(replay(self.r, idx))
@@ -208,7 +210,8 @@ class _Assembler:
         if not self.r.complete:
             return self.unknown(prop.name, Kind.INVARIANT, prop.span, "no violation found")
         return self.result(prop.name, Kind.INVARIANT, Verdict.HOLDS,
-                           f"holds in all {len(self.r.states)} reachable states of scenario {self.sys.scenario}",
+                           f"holds in all {len(self.r.states)} reachable states of "
+                           f"{exploration_title(self.sys.scenario)}",
                            prop.span)
 
     def cover(self, prop: P.Property) -> PropertyResult:

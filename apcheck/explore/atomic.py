@@ -33,7 +33,7 @@ def run_atomically(system: System, op_id: int, args: tuple, g: tuple) -> tuple[l
         if len(seen) > MAX_STATES:
             return finals, False
         o = out.pop()
-        if o.state is None or o.state in seen:  # a defect ends the path
+        if o.defect is not None or o.state in seen:  # a defect ends the path
             continue
         seen.add(o.state)
         if o.end_pc == IDLE:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from apcheck.diagnostics import UsageError
 from apcheck.explore.budget import Budget, LimitReached
-from apcheck.explore.semantics import IDLE, Outcome, Semantics
+from apcheck.explore.semantics import Outcome, Semantics
 from apcheck.explore.symmetry import canonicalizer, symmetric_sorts
 from apcheck.explore.system import System
 
@@ -137,7 +137,6 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     defects: dict[str, tuple[int, Outcome]] = {}
     expanded = bytearray(1)  # one flag per state, grown as states are added
     prop_cache: dict[tuple, tuple] = {}
-    defect_states = array("i")
     inst_class = system.inst_class
     check_props(init, 0, invariants, covers, scratch, inv_bad, cov_hit, prop_cache, inst_class)
 
@@ -168,14 +167,10 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
             break
         for o in outcomes:
             transitions += 1
-            if o.state is None:
+            if o.defect is not None:  # reported; the thread is dead in o.state, the others go on
                 prop = o.defect.property
                 if prop not in defects:
                     defects[prop] = (i, o)
-                # The defect is reported on its own; what follows it is undefined, so the
-                # deadlock analysis treats this state like an unexplored one.
-                defect_states.append(i)
-                continue
             nxt = canon(o.state) if canon else o.state
             j = index.get(nxt)
             if j is None:
@@ -214,13 +209,11 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
                 config.progress(Progress(len(states), transitions, deepest, len(frontier), now - start,
                                          system.scenario))
                 next_report = now + config.progress_every
-    for i in defect_states:
-        expanded[i] = 0
     complete = limit is None
     # After a limit the analysis of the partial graph (no false deadlock there, maybe a real one) gets
     # one more second at most: a limit is honoured within about a second.
     grace = time.monotonic() + 1.0
-    deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads),
+    deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads), sem.defect_bound,
                                     (lambda: time.monotonic() > grace) if limit is not None else None)
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, cycle or deadlock, sem.edges, sem, canon, deepest, notes, index,
@@ -257,7 +250,7 @@ def _unlocked(state, guards, inst_class) -> bool:
     return True
 
 
-def find_stuck(states, src, dst, mover, expanded, n_threads,
+def find_stuck(states, src, dst, mover, expanded, n_threads, defect_bound: Callable[[tuple], int],
                out_of_time: Callable[[], bool] | None = None
                ) -> tuple[tuple[int, int] | None, list[int] | None]:
     """The first state (in search order) with a busy thread that can never move again, with the mask
@@ -265,8 +258,10 @@ def find_stuck(states, src, dst, mover, expanded, n_threads,
     `out_of_time` says the time is up before the analysis ends.
 
     mask[s] = threads that can take a step in s or in some state reachable
-    from s; unexpanded states (limits, defects) count as "every thread can
-    move", so a truncated search never reports a false deadlock.
+    from s; unexpanded states (limits) count as "every thread can move", so a
+    truncated search never reports a false deadlock. A dead thread, and one
+    that waits behind it (defect_bound), counts as moving: a defect, reported
+    on its own, is why it never moves again, not a deadlock.
     """
     n = len(states)
     full = (1 << n_threads) - 1
@@ -276,6 +271,8 @@ def find_stuck(states, src, dst, mover, expanded, n_threads,
     for i in range(n):
         if not expanded[i]:
             mask[i] = full
+        else:
+            mask[i] |= defect_bound(states[i])
     # reverse adjacency (CSR)
     count = [0] * (n + 1)
     for k in range(len(dst)):
@@ -308,7 +305,7 @@ def find_stuck(states, src, dst, mover, expanded, n_threads,
     for i, s in enumerate(states):
         busy = 0
         for t, (pc, _, _) in enumerate(s[2]):
-            if pc != IDLE:
+            if pc >= 0:
                 busy |= 1 << t
         stuck = busy & ~mask[i]
         if stuck:

@@ -3,7 +3,11 @@
 A state is (globals, locks, threads): globals a tuple of encoded values; locks
 one int per lock instance (0 free, h+1 held exclusively by thread h, -mask
 held for read by the threads in mask); threads a tuple of (pc, locals, held)
-with pc -1 when idle, and held a flat tuple (instance, acquiring pc, ...).
+with pc -1 when idle, -2 when dead, and held a flat tuple (instance, acquiring pc, ...).
+
+A defect ends the thread that hits it where it stands: the step's effects so
+far stay, the thread is dead (it never moves again) and keeps the locks it
+holds, as an oops leaves them; the other threads go on.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from apcheck.ir.lowered import ACQUIRE, BRANCH, EVERY, EXEC, FOR, JUMP, READ, RE
 from apcheck.ir.types import ElemT, errno_text
 
 IDLE = -1
+DEAD = -2   # a thread a defect ended: it holds its locks forever
 MAX_LOOP_ROUNDS = 1 << 17  # loop rounds within one atomic step before it counts as endless
 
 # who holds a lock instance, as seen by a thread that wants it (see _holder)
@@ -57,7 +62,7 @@ class Outcome(NamedTuple):
     start_pc: int        # the instruction the step began with (the op entry when starting)
     end_pc: int          # where the thread stopped (IDLE when it returned)
     result: int | None   # the operation's return code when it returned
-    state: tuple | None  # None when the step hit a defect
+    state: tuple         # the state after the step; at a defect, with the thread dead
     defect: Defect | None
 
 
@@ -115,6 +120,8 @@ class Semantics:
     def thread_steps(self, state: tuple, t: int, out: list[Outcome]) -> None:
         g, locks, threads = state
         pc, l, held = threads[t]
+        if pc == DEAD:
+            return
         if pc != IDLE:
             self._sched_step(state, t, self.sys.op_of_pc[pc], None, pc, l, held, out)
             return
@@ -158,10 +165,11 @@ class Semantics:
             elif k == RELEASE:
                 self._release(ins, pc, g2, l2, locks2, held2, t)
         except _DefectSignal as sig:
-            out.append(Outcome(t, op_id, args, pc, pc, None, None, replace(sig.defect, held=tuple(held))))
+            out.append(self._death(state, t, op_id, args, pc, pc, g, locks, held,
+                                   replace(sig.defect, held=tuple(held))))
             return True
         except (NullDeref, AssertionFailed) as err:
-            out.append(Outcome(t, op_id, args, pc, pc, None, None, self._defect_of(err, pc, l2, held)))
+            out.append(self._death(state, t, op_id, args, pc, pc, g, locks, held, self._defect_of(err, pc, l2, held)))
             return True
         self._run(state, t, op_id, args, pc, pc + 1, g2, locks2, l2, held2, out)
         return True
@@ -236,9 +244,17 @@ class Semantics:
                                              (pc, tuple(l), tuple(held))))
                     return
         except _DefectSignal as sig:
-            out.append(Outcome(t, op_id, args, start, pc, None, None, replace(sig.defect, held=tuple(held))))
+            out.append(self._death(state, t, op_id, args, start, pc, g, locks, held,
+                                   replace(sig.defect, held=tuple(held))))
         except (NullDeref, AssertionFailed) as err:
-            out.append(Outcome(t, op_id, args, start, pc, None, None, self._defect_of(err, pc, l, held)))
+            out.append(self._death(state, t, op_id, args, start, pc, g, locks, held, self._defect_of(err, pc, l, held)))
+
+    def _death(self, state, t, op_id, args, start, pc, g, locks, held, defect: Defect) -> Outcome:
+        """The step that hits a defect: what it did so far stays, and the thread dies holding its locks."""
+        threads = state[2]
+        dead = (DEAD, (), tuple(held))
+        new_threads = threads[:t] + (dead,) + threads[t + 1:]
+        return Outcome(t, op_id, args, start, pc, None, (tuple(g), tuple(locks), new_threads), defect)
 
     def _outcome(self, state, t, op_id, args, start, end, result, g, locks, thread) -> Outcome:
         threads = state[2]
@@ -388,7 +404,7 @@ class Semantics:
         at an acquire, (-1, []) for the lock of a null instance."""
         g, locks, threads = state
         pc, l, _ = threads[t]
-        if pc == IDLE or self.code[pc].kind != ACQUIRE:
+        if pc < 0 or self.code[pc].kind != ACQUIRE:
             return None
         try:
             inst = self.instance(self.code[pc], g, list(l))
@@ -420,6 +436,32 @@ class Semantics:
                     changed = True
         return left
 
+    def defect_bound(self, state: tuple) -> int:
+        """The dead threads and the threads that wait, directly or through others, for a lock one of
+        them holds: none of them moves again, and a defect, not a deadlock, is why. A mask."""
+        threads = state[2]
+        out = 0
+        for t, th in enumerate(threads):
+            if th[0] == DEAD:
+                out |= 1 << t
+        if not out:
+            return 0
+        locks = state[1]
+        waits = {}
+        for t in range(len(threads)):
+            got = self.waiting_for(state, t)
+            if got is not None and got[0] >= 0 and \
+                    _holder(locks[got[0]], t, self.code[threads[t][0]].mode) == OTHER:
+                waits[t] = sum(1 << h for h in got[1] if h != t)
+        changed = True
+        while changed:
+            changed = False
+            for t, m in waits.items():
+                if not out >> t & 1 and m & out:
+                    out |= 1 << t
+                    changed = True
+        return out
+
     def lock_waited_for(self, state: tuple, t: int) -> str:
         """The lock instance thread t waits to acquire, by name."""
         inst, _ = self.waiting_for(state, t)
@@ -429,6 +471,8 @@ class Semantics:
         pc = state[2][t][0]
         if pc == IDLE:
             return "idle"
+        if pc == DEAD:
+            return "dead (a defect ended it)"
         ins = self.code[pc]
         if ins.kind == ACQUIRE:
             inst, holders = self.waiting_for(state, t)

@@ -11,6 +11,7 @@ from math import factorial
 from typing import Callable
 
 from apcheck.explore.system import System
+from apcheck.explore.semantics import IDLE
 from apcheck.ir.types import ElemT, MapT, SetT, TupleT, Type
 
 TABLE_BITS = 10  # sets over at most this many tuples are renamed by table lookup
@@ -148,10 +149,10 @@ class _StatePermuter:
         ts = []
         for th in threads:
             pc, l, held = th
-            if pc < 0:
+            if pc == IDLE:
                 ts.append(th)
                 continue
-            fns = self.local_fns[self.op_of_pc[pc]]
+            fns = self.local_fns[self.op_of_pc[pc]] if pc >= 0 else None   # a dead thread: its locks only
             if fns:
                 l2 = list(l)
                 for i, f in fns:

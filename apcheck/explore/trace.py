@@ -30,7 +30,7 @@ def replay(result: ExploreResult, target: int) -> list[tuple[tuple, Outcome]]:
     for nxt in path_to(result, target)[1:]:
         want = result.states[nxt]
         for o in sem.successors(cur):
-            if o.state is not None and (canon(o.state) if canon else o.state) == want:
+            if (canon(o.state) if canon else o.state) == want:
                 break
         else:
             raise ReplayMismatch(f"no step from the replayed state reaches state {nxt}")
@@ -125,6 +125,8 @@ class Describer:
         if o.defect is not None:
             bad = self.sys.code[o.defect.pc]
             outcome = f"DEFECT at {o.defect.span}: {o.defect.message} [{self.source(bad.span)}]"
+            if after is not None:  # the trace goes on: the others run, this thread is dead
+                outcome += "; the thread ends here, holding its locks"
         elif o.end_pc == IDLE:
             outcome = f"returns {errno_text(o.result)}"
         else:

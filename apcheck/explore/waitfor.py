@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 
 from apcheck.explore.engine import ExploreResult
-from apcheck.explore.semantics import IDLE, Outcome
+from apcheck.explore.semantics import Outcome
 from apcheck.ir import program as P
 from apcheck.ir.lowered import WAIT
 
@@ -22,7 +22,7 @@ MAX_STATES = 100_000  # a continuation longer than this search is not shown (the
 
 
 def _busy(state: tuple) -> int:
-    return sum(1 << t for t, (pc, _, _) in enumerate(state[2]) if pc != IDLE)
+    return sum(1 << t for t, (pc, _, _) in enumerate(state[2]) if pc >= 0)
 
 
 def _blocked(result: ExploreResult, state: tuple, t: int) -> bool:
@@ -52,7 +52,7 @@ def continuation(result: ExploreResult, state: tuple) -> list[tuple[tuple, Outco
         if stuck and _complete(result, cur, stuck):
             return path
         for o in result.semantics.successors(cur):
-            if o.state is not None and o.state not in seen:
+            if o.state not in seen:
                 seen.add(o.state)
                 todo.append((o.state, path + [(cur, o)]))
     return []
@@ -113,7 +113,7 @@ def _writers(system, state: tuple, stuck: int, pc: int) -> list[int]:
     reads = P.globals_read(system.lowered.code[pc].cond)
     out = []
     for u, (upc, _, _) in enumerate(state[2]):
-        if stuck >> u & 1 and upc != IDLE:
+        if stuck >> u & 1 and upc >= 0:
             op = system.ops[system.op_of_pc[upc]].name
             if P.globals_written(system.program.procs, op) & reads:
                 out.append(u)

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from itertools import count
 
+from apcheck.results import WHOLE_SYSTEM, exploration_title
 from apcheck.diagnostics import Sources, Span  # noqa: F401 (Span re-exported for the checker)
 from apcheck.ir.types import MapT, SetT, Type
 
@@ -260,11 +261,21 @@ class Thread:
 
 @dataclass
 class Scenario:
-    """The threads of one exploration."""
+    """The threads of one exploration: the whole system (every top-level thread, named
+    WHOLE_SYSTEM), or a scenario, a part of it."""
 
     name: str
     threads: list[Thread]
     span: Span
+
+    @property
+    def whole(self) -> bool:
+        return self.name == WHOLE_SYSTEM
+
+    @property
+    def title(self) -> str:
+        """How a message names it: "the whole system" or "scenario NAME"."""
+        return exploration_title(self.name)
 
 
 @dataclass
@@ -297,7 +308,8 @@ class Program:
     threads: list[Thread]
     properties: list[Property]
     expectations: list[Expectation]
-    scenarios: list[Scenario]
+    scenarios: list[Scenario]                 # the declared scenarios, each a part of `system`
+    system: Scenario                          # the whole system: every top-level thread
     sources: Sources = field(default_factory=Sources, repr=False)  # the texts the program was checked from
     undefined: dict[str, Span] = field(default_factory=dict)  # procedures declared without a body and
                                                               # defined nowhere: the program is a fragment

@@ -284,7 +284,8 @@ class ThreadDecl(Decl):
 
 @dataclass(frozen=True)
 class ScenarioDecl(Decl):
-    """A named thread configuration, explored on its own."""
+    """A named part of the whole system, explored on its own: threads of the system, each with at
+    most its instances and operations (a ThreadDecl with count 0 or no ops takes the system's)."""
 
     name: str
     threads: tuple[ThreadDecl, ...]

@@ -80,6 +80,8 @@ class _Checker:
         self.check_recursion()
         threads = [t for _, it in items if isinstance(it, A.ThreadDecl) for t in [self.check_thread(it)] if t]
         scenarios = self.check_scenarios([it for _, it in items if isinstance(it, A.ScenarioDecl)], threads)
+        span = threads[0].span if threads else P.Span(self.path, 0, 0, 0, 0)
+        system = P.Scenario(P.WHOLE_SYSTEM, threads, span)
         props = [p for _, it in items for p in [self.check_property(it)] if p]
         seen: dict[str, Span] = {}
         for p in props:
@@ -92,7 +94,7 @@ class _Checker:
             raise DiagnosticError(sorted(self.errors, key=lambda d: (d.span.file, d.span.line, d.span.col)),
                                   self.sources)
         return P.Program(self.path, self.sorts, self.enums, list(self.vars.values()), self.locks,
-                         self.procs, threads, props, expects, scenarios, self.sources, self.undefined)
+                         self.procs, threads, props, expects, scenarios, system, self.sources, self.undefined)
 
     def add_proc(self, it: A.ProcDecl, path: str) -> None:
         """A procedure's declaration (no body) and its definition may both appear, in either order,
@@ -461,30 +463,47 @@ class _Checker:
 
     # ---- threads, properties, expectations ------------------------------------
 
-    def check_scenarios(self, decls: list[A.ScenarioDecl], shared: list[P.Thread]) -> list[P.Scenario]:
-        """Scenario blocks, each with the top-level threads added; without blocks, one scenario of them all."""
-        if not decls:
-            span = shared[0].span if shared else P.Span(self.path, 0, 0, 0, 0)
-            return [P.Scenario("all", list(shared), span)]
+    def check_scenarios(self, decls: list[A.ScenarioDecl], system: list[P.Thread]) -> list[P.Scenario]:
+        """Scenario blocks: each a part of the whole system (the top-level threads), so that what a
+        scenario shows the system can do: its threads are the system's, each with at most the
+        system's instances and operations."""
         out = []
         seen: dict[str, Span] = {}  # scenario names have their own namespace (`scenario vfio` beside `enum ... vfio`)
+        by_name = {t.name: t for t in system}
         for d in decls:
             if d.name in seen:
                 self.err("E202", f"scenario '{d.name}' is declared twice", d.span, [("first declared here", seen[d.name])])
                 continue
             seen[d.name] = d.span
             local: list[P.Thread] = []
-            names = {t.name for t in shared}
+            names: set[str] = set()
             for it in d.threads:
                 if it.name in names:
                     self.err("E202", f"thread '{it.name}' is declared twice in scenario '{d.name}'", it.span)
                     continue
                 names.add(it.name)
-                t = self.check_thread(it, declare=False)
+                t = self.scenario_thread(d.name, it, by_name.get(it.name))
                 if t:
                     local.append(t)
-            out.append(P.Scenario(d.name, shared + local, d.span))
+            out.append(P.Scenario(d.name, local, d.span))
         return out
+
+    def scenario_thread(self, scenario: str, it: A.ThreadDecl, whole: P.Thread | None) -> P.Thread | None:
+        """A scenario's thread: a thread of the whole system, restricted (E306 where it is not one)."""
+        if whole is None:
+            self.err("E306", f"scenario '{scenario}' has thread '{it.name}', which the whole system does not "
+                     "have: declare it at top level (a scenario explores a part of the system)", it.span)
+            return None
+        count = it.count or whole.count
+        if count > whole.count:
+            self.err("E306", f"thread '{it.name}' of scenario '{scenario}' has {count} instances, the whole "
+                     f"system's {whole.count}", it.span)
+        ops = list(it.ops) or list(whole.ops)
+        for op in ops:
+            if op not in whole.ops:
+                self.err("E306", f"thread '{it.name}' of scenario '{scenario}' runs '{op}', which the whole "
+                         f"system's thread '{it.name}' does not run", it.span)
+        return P.Thread(it.name, min(count, whole.count), [o for o in ops if o in whole.ops], it.span)
 
     def check_thread(self, it: A.ThreadDecl, declare: bool = True) -> P.Thread | None:
         if declare and not self.declare(it.name, "thread", it.span):

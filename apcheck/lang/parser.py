@@ -236,6 +236,13 @@ class _Builder(Transformer):
             count = int(ints[0])
         return A.ThreadDecl(str(names[0]), count, tuple(str(n) for n in names[1:]), span=self._s(meta))
 
+    def scenario_thread(self, meta, c):
+        """A thread of the whole system in a scenario: its count and operations default to the system's (0, ())."""
+        names = [x for x in c if x.type == "NAME"]
+        ints = [x for x in c if x.type == "INT"]
+        return A.ThreadDecl(str(names[0]), int(ints[0]) if ints else 0, tuple(str(n) for n in names[1:]),
+                            span=self._s(meta))
+
     def scenario_decl(self, meta, c):
         return A.ScenarioDecl(str(c[0]), tuple(c[1:]), span=self._s(meta))
 

@@ -13,7 +13,7 @@ from html import escape
 
 from apcheck.report.text import (INDUCTION_FOOTNOTE, expected_cell, induction_cell, render_induction,
                                  render_order_violation, render_stats)
-from apcheck.results import LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult
+from apcheck.results import LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult, exploration_title
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -48,7 +48,7 @@ def _model(res: VerifyResult) -> str:
     out = [f"<section class=\"model\" id=\"model-{escape(res.model)}\">",
            f"<h1>{escape(res.model)}</h1>",
            f"<p>{escape(res.path)}{' with ' + escape(', '.join(res.specs)) if res.specs else ''}; bounds {escape(bounds)}</p>",
-           "<ul>" + "".join(f"<li>scenario <b>{escape(n)}</b>: {escape(', '.join(t))}</li>"
+           "<ul>" + "".join(f"<li><b>{escape(exploration_title(n))}</b>: {escape(', '.join(t))}</li>"
                             for n, t in res.scenarios.items()) + "</ul>",
            _verdict_table(res),
            f"<p class=\"note\">{escape(render_stats(res))}</p>"]
@@ -70,7 +70,7 @@ def _verdict_table(res: VerifyResult) -> str:
         if p.mismatch:
             exp = f"<span class=\"mismatch\">{escape(p.expected)} (differs)</span>"
         rows.append(f"<tr><td><a href=\"#{_anchor(res, p)}\">{escape(p.name)}</a></td><td>{p.kind}</td>"
-                    f"<td class=\"v-{p.verdict}\">{p.verdict}</td><td>{exp}</td><td>{induction_cell(p)}</td>"
+                    f"<td class=\"v-{p.verdict}\">{escape(p.verdict_text)}</td><td>{exp}</td><td>{induction_cell(p)}</td>"
                     f"<td>{escape(p.message)}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
@@ -222,7 +222,7 @@ def _property(p: PropertyResult, res: VerifyResult) -> str:
         parts.append(f"<p>Lock-order certificate: {escape(' < '.join(p.certificate))}</p>")
     if p.trace is not None:
         threads = res.scenarios.get(p.scenario or "", [])
-        parts.append(f"<p>Counterexample{' in scenario ' + escape(p.scenario) if p.scenario else ''}, "
+        parts.append(f"<p>Counterexample{' in ' + escape(exploration_title(p.scenario)) if p.scenario else ''}, "
                      f"{len(p.trace.steps)} steps:</p>")
         parts.append(sequence_chart_svg(p.trace, threads))
     if p.induction is not None and p.verdict != Verdict.PROVED:
@@ -231,7 +231,7 @@ def _property(p: PropertyResult, res: VerifyResult) -> str:
     if not parts:
         return ""
     where = f" <span class=\"note\">({escape(str(p.span))})</span>" if p.span else ""
-    return (f"<h3 id=\"{_anchor(res, p)}\">{escape(p.name)}: <span class=\"v-{p.verdict}\">{p.verdict}</span>"
+    return (f"<h3 id=\"{_anchor(res, p)}\">{escape(p.name)}: <span class=\"v-{p.verdict}\">{escape(p.verdict_text)}</span>"
             f"{where}</h3>\n<p>{escape(p.message)}</p>\n" + "\n".join(parts))
 
 

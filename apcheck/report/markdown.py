@@ -12,7 +12,7 @@ def render_markdown(results: list[VerifyResult]) -> str:
     for res in results:
         bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
         out.append(f"### `{res.path}` ({bounds})\n")
-        rows = [[f"`{p.name}`", p.kind, f"**{p.verdict}**" if p.is_failure else p.verdict,
+        rows = [[f"`{p.name}`", p.kind, f"**{p.verdict_text}**" if p.is_failure else p.verdict_text,
                  expected_cell(p), induction_cell(p), p.message.replace("|", "\\|")] for p in res.properties]
         out.append(tabulate(rows, headers=["property", "kind", "verdict", "expected", "every size", "detail"],
                             tablefmt="github"))

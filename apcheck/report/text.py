@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from apcheck.results import InductionResult, LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult
+from apcheck.results import (InductionResult, LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult,
+                             exploration_title)
 
 INDUCTION_SHORT = {"proved": "proved", "cti": "CTI", "refuted": "false initially", "unknown": "unknown",
                    "untranslatable": "not translatable"}
@@ -32,7 +33,7 @@ def expected_cell(p: PropertyResult) -> str:
 def render_verdicts(res: VerifyResult) -> str:
     rows = []
     for p in res.properties:
-        rows.append([p.name, p.kind, p.verdict, expected_cell(p), induction_cell(p), p.message])
+        rows.append([p.name, p.kind, p.verdict_text, expected_cell(p), induction_cell(p), p.message])
     return tabulate(rows, headers=["property", "kind", "verdict", "expected", "every size*", "detail"],
                     tablefmt="simple")
 
@@ -59,7 +60,7 @@ def _cores(cores: list[str]) -> str:
 def render(res: VerifyResult, details: bool = True) -> str:
     bounds = ", ".join(f"{k}={v}" for k, v in res.bounds.items())
     out = [f"model {res.path}" + (f" with {', '.join(res.specs)}" if res.specs else ""), f"bounds: {bounds}"]
-    out += [f"scenario {name}: threads {', '.join(threads)}" for name, threads in res.scenarios.items()]
+    out += [f"{exploration_title(name)}: threads {', '.join(threads)}" for name, threads in res.scenarios.items()]
     out += ["", render_verdicts(res)]
     if any(p.induction is not None for p in res.properties):
         out.append(INDUCTION_FOOTNOTE)
@@ -79,14 +80,14 @@ def render_property(p: PropertyResult) -> str:
     if p.certificate:
         parts.append("lock order certificate: " + " < ".join(p.certificate))
     if p.trace is not None:
-        parts.append((f"in scenario {p.scenario}:\n" if p.scenario else "") + render_trace(p.trace))
+        parts.append((f"in {exploration_title(p.scenario)}:\n" if p.scenario else "") + render_trace(p.trace))
     if p.induction is not None and p.verdict != Verdict.PROVED:
         parts.append(render_induction(p.induction))
     parts += [f"note: {n}" for n in p.notes if n]
     if not parts:
         return ""
     where = f" ({p.span})" if p.span else ""
-    head = f"=== {p.name}: {p.verdict}{where} ===\n{p.message}"
+    head = f"=== {p.name}: {p.verdict_text}{where} ===\n{p.message}"
     return head + "\n\n" + "\n\n".join(parts)
 
 

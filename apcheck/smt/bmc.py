@@ -7,7 +7,8 @@ locals, each lock instance's writer and readers), and one step is one thread
 running from a scheduling point (or the start of an operation) to the next,
 as in the explorer: every static path through the instructions between them
 is a disjunct, with its branch conditions, lock checks and defect checks
-(a path that ends in a defect has no successor, as in the explorer).
+(a path that ends in a defect has no successor; the explorer goes on with the
+other threads, so after a defect BMC sees less than the explorer).
 
 `bmc` finds, for each invariant, the smallest depth at which a reachable
 state violates it, and replays the path Z3 found through the explorer's
@@ -461,7 +462,7 @@ class _Bmc:
                 return state
             t, op, args, g, pc = wants[i]
             for o in sem.successors(state):
-                if (o.state is not None and o.thread == t and o.state[0] == g and o.state[2][t][0] == pc
+                if (o.defect is None and o.thread == t and o.state[0] == g and o.state[2][t][0] == pc
                         and (args is None or (o.args == args and o.op == op))):
                     end = follow(o.state, i + 1)
                     if end is not None:

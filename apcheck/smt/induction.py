@@ -47,11 +47,10 @@ class _Op:
 
 
 def operations(program: P.Program) -> list[str]:
-    """The operations some thread of some scenario runs."""
+    """The operations some thread of the whole system runs (a scenario's are among them)."""
     names: list[str] = []
-    for sc in program.scenarios:
-        for t in sc.threads:
-            names += [o for o in t.ops if o not in names]
+    for t in program.system.threads:
+        names += [o for o in t.ops if o not in names]
     return names
 
 

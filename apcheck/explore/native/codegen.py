@@ -128,7 +128,7 @@ def layout(system: System) -> Layout:
                 a, b, c = slots[j]
                 slots[j] = (min(a, lo, 0), max(b, hi, 0), c or chk)
         nh = len(ranges) + 1
-        ranges += [(-1, ncode - 1, False), (0, 0, "nheld")] + slots
+        ranges += [(-2, ncode - 1, False), (0, 0, "nheld")] + slots   # pc: DEAD, IDLE or an instruction
         for k in range(maxh):  # present pairs stored as value + 1, absent ones as 0; never more than `most`
             if k >= per_thread[len(held_limits)]:
                 ranges += [(0, 0, False), (0, 0, False)]
@@ -519,9 +519,11 @@ static void apply_perm(int k, const V *in, V *out) {
         const V *ti = in + TOFF0 + t * (2 + NLOC + 2 * MAXH);
         V *to = out + TOFF0 + t * (2 + NLOC + 2 * MAXH);
         if (ti[0] == IDLE) continue;
-        int op = OP_OF_PC[ti[0]];
-        for (int m = LM_START[k * NOPS + op]; m < LM_START[k * NOPS + op + 1]; m++)
-            to[2 + LM[2 * m]] = rename_value(LM[2 * m + 1], ti[2 + LM[2 * m]]);
+        if (ti[0] >= 0) {   /* a dead thread has no locals, only its locks */
+            int op = OP_OF_PC[ti[0]];
+            for (int m = LM_START[k * NOPS + op]; m < LM_START[k * NOPS + op + 1]; m++)
+                to[2 + LM[2 * m]] = rename_value(LM[2 * m + 1], ti[2 + LM[2 * m]]);
+        }
         for (V i = 0; i < ti[1]; i++) to[2 + NLOC + 2 * i] = IMAP[k * NI + ti[2 + NLOC + 2 * i]];
     }
 }"""]
@@ -540,7 +542,7 @@ static void apply_perm(int k, const V *in, V *out) {
         for cid, info in enumerate(s.locks):
             if info.cls.kind == "spinlock":
                 spin |= 1 << cid
-        out = ["#define DEFECT(kind) do { defect(c, t, kind); return; } while (0)",
+        out = ["#define DEFECT(kind) do { defect(c, w, t, kind); return; } while (0)",
                "static void run(Ctx *c, V *w, int t, int pc);",
                "static void run(Ctx *c, V *w, int t, int pc) {",
                "    V *th = w + TOFF0 + t * TW; V *l = th + 2; int rounds = 0; (void)rounds; (void)l;",
@@ -623,6 +625,7 @@ static void apply_perm(int k, const V *in, V *out) {
         out.append("""static void expand(Ctx *c, const V *s) {
     for (int t = 0; t < NT; t++) {
         const V *ts = s + TOFF0 + t * TW;
+        if (ts[0] == DEAD) continue;
         if (ts[0] != IDLE) { sched(c, s, t, (int)ts[0], NULL); if (c->error) return; continue; }
         for (int k = TOPS_AT[t]; k < TOPS_AT[t + 1]; k++) {
             int op = TOPS[k], entry = OP_ENTRY[op];

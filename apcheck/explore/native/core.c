@@ -46,7 +46,7 @@ static inline int holds_all(const V *th, int base, int count) {
 static int do_acquire(Ctx *c, V *w, int t, int pc, V inst, int mode, int blocking) {
     V v = w[LOFF + inst];
     int h = holder(v, t, mode);
-    if (h == MINE && blocking) { defect(c, t, D_SELF_DEADLOCK); return -1; }
+    if (h == MINE && blocking) { defect(c, w, t, D_SELF_DEADLOCK); return -1; }
     if (h != FREE) return 0;
     V nv = mode == READ ? -((-v) | ((V)1 << t)) : t + 1;
     V *th = thread_of(w, t);
@@ -87,7 +87,7 @@ static int do_release(Ctx *c, V *w, int t, V inst) {
             return 0;
         }
     }
-    defect(c, t, D_RELEASE_NOT_HELD);
+    defect(c, w, t, D_RELEASE_NOT_HELD);
     return -1;
 }
 
@@ -276,9 +276,15 @@ static void emit(Ctx *c, V *w, int t) {
     c->succ[c->nsucc++].mover = t;
 }
 
-static void defect(Ctx *c, int t, int kind) {
+/* thread t hits a defect in w: reported, and the successor has the thread dead where it stands,
+ * keeping its locks and what the step did so far (semantics.py: _death) */
+static void defect(Ctx *c, V *w, int t, int kind) {
     c->defects++;
     log_event(c, EV_DEFECT, kind, t, 0, 0);
+    V *th = thread_of(w, t);
+    th[0] = DEAD;
+    memset(th + 2, 0, NLOC * sizeof(V));
+    emit(c, w, t);
 }
 
 /* Expand state i into the worker's logs, then look its successors up (read only): first every
@@ -360,7 +366,7 @@ static int merge(Search *s, uint64_t i, StateLog *log, int par) {
     s->flags[i] |= 1;
     if (s->dfs) s->tstart[i] = s->ntrans;
     s->tcount[i] = 0;
-    s->transitions += log->nsucc + log->defects;
+    s->transitions += log->nsucc;   /* a defect's step is one of them (the thread dies there) */
     for (uint64_t k = log->ev; k < log->ev + log->nev; k++) {
         Event *e = &c->ev[k];
         if (e->type == EV_DEFECT) {
@@ -701,10 +707,34 @@ static int propagate(Search *c, uint64_t *mask) {
     return 1;
 }
 
+/* The dead threads of w and the threads that wait, directly or through others, for a lock one of
+ * them holds (semantics.py: defect_bound). */
+static uint64_t defect_bound(Ctx *c, const V *w) {
+    uint64_t out = 0;
+    for (int t = 0; t < NT; t++) if (thread_of((V *)w, t)[0] == DEAD) out |= 1ULL << t;
+    if (!out) return 0;
+    uint64_t waits[NT];
+    for (int t = 0; t < NT; t++) {
+        V inst; int mode;
+        waits[t] = 0;
+        if (!waiting_on(c, w, t, &inst, &mode)) continue;
+        V v = w[LOFF + inst];
+        if (holder(v, t, mode) != OTHER) continue;
+        waits[t] = (v > 0 ? 1ULL << (v - 1) : (uint64_t)(-v)) & ~(1ULL << t);
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int t = 0; t < NT; t++)
+            if (!(out >> t & 1) && (waits[t] & out)) { out |= 1ULL << t; changed = 1; }
+    }
+    return out;
+}
+
 /* The first state (in index order) with a busy thread that can never move again: its index and
  * mask in out[0], out[1] (-1 if none). can_move[i]: the threads that can take a step in i or in
- * a state reachable from it; unexpanded states (limits, defects) count as "every thread can
- * move", so a truncated search never reports a false deadlock (engine.py: find_stuck). */
+ * a state reachable from it; unexpanded states (limits) count as "every thread can move", so a
+ * truncated search never reports a false deadlock; a dead thread and those waiting behind it count
+ * as moving (a defect is why they never move again) (engine.py: find_stuck). */
 int ap_find_stuck(Search *c, int64_t *out) {
     uint64_t n = c->n;
     uint64_t full = NT >= 64 ? ~0ULL : ((1ULL << NT) - 1);
@@ -714,10 +744,16 @@ int ap_find_stuck(Search *c, int64_t *out) {
      * state taking the masks of its successors, until nothing changes (BFS stores the transitions
      * in state order, so each state's begin where the previous state's end) */
     uint64_t end = c->ntrans;
+    V w[NW];
+    Ctx *ctx = &c->workers[0][0];
+    int any_dead = c->def_state[0] >= 0 || c->def_state[1] >= 0;   /* else no state has a dead thread */
     for (uint64_t i = n; i-- > 0;) {
         uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
-        if (!(c->flags[i] & 1) || (c->flags[i] & 2)) mask[i] = full;
-        else for (uint64_t k = start; k < start + c->tcount[i]; k++) mask[i] |= 1ULL << c->tmover[k];
+        if (!(c->flags[i] & 1)) mask[i] = full;
+        else {
+            for (uint64_t k = start; k < start + c->tcount[i]; k++) mask[i] |= 1ULL << c->tmover[k];
+            if (any_dead) { unpack(c->arena + i * NP, w); mask[i] |= defect_bound(ctx, w); }
+        }
         end = start;
     }
     int changed = 1;
@@ -727,7 +763,7 @@ int ap_find_stuck(Search *c, int64_t *out) {
         for (uint64_t i = n; i-- > 0;) {
             uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
             end = start;
-            if (!(c->flags[i] & 1) || (c->flags[i] & 2)) continue;
+            if (!(c->flags[i] & 1)) continue;
             uint64_t m = mask[i];
             for (uint64_t k = start; k < start + c->tcount[i]; k++) m |= mask[c->tdst[k]];
             if (m != mask[i]) { mask[i] = m; changed = 1; }
@@ -737,11 +773,10 @@ int ap_find_stuck(Search *c, int64_t *out) {
     free(c->can_move);
     c->can_move = mask;
     out[0] = -1; out[1] = 0;
-    V w[NW];
     for (uint64_t i = 0; i < n; i++) {
         unpack(c->arena + i * NP, w);
         uint64_t busy = 0;
-        for (int t = 0; t < NT; t++) if (thread_of(w, t)[0] != IDLE) busy |= 1ULL << t;
+        for (int t = 0; t < NT; t++) if (thread_of(w, t)[0] >= 0) busy |= 1ULL << t;
         uint64_t stuck = busy & ~mask[i];
         if (stuck) { out[0] = (int64_t)i; out[1] = (int64_t)stuck; break; }
     }

@@ -18,6 +18,7 @@ enum { E_NONE = 0, E_NOMEM, E_RANGE, E_PROPERTY_NULL, E_TOO_MANY, E_LIMIT };
 enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST };
 
 #define IDLE (-1)
+#define DEAD (-2)   /* a thread a defect ended: it keeps its locks forever (semantics.py) */
 #define MAX_LOOP_ROUNDS (1 << 17)
 #define EXCL 0
 #define READ 1
@@ -133,7 +134,7 @@ static inline int holder(V v, int t, int mode) {
 }
 
 static void emit(Ctx *c, V *w, int t);
-static void defect(Ctx *c, int t, int kind);
+static void defect(Ctx *c, V *w, int t, int kind);
 static inline uint64_t held_classes(const V *th);
 static inline int holds_instance(const V *th, V inst);
 static inline int holds_all(const V *th, int base, int count);

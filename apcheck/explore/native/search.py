@@ -18,7 +18,7 @@ from apcheck.explore.budget import Budget, resident_mb
 from apcheck.explore.engine import FIRST_LIMIT, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.build import NativeUnavailable, build
 from apcheck.explore.native.codegen import Layout, Unsupported, generate
-from apcheck.explore.semantics import IDLE, Outcome, Semantics
+from apcheck.explore.semantics import DEAD, IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import symmetric_sorts
 from apcheck.explore.system import System
 from apcheck.ir.types import MapT
@@ -82,7 +82,7 @@ class Core:
             if pc == IDLE:
                 threads.append((IDLE, (), ()))
                 continue
-            nloc = len(s.ops[s.op_of_pc[pc]].local_init)
+            nloc = len(s.ops[s.op_of_pc[pc]].local_init) if pc != DEAD else 0
             nh = w[b + 1]
             held = b + 2 + lay.nloc
             threads.append((pc, tuple(w[b + 2:b + 2 + nloc]), tuple(w[held:held + 2 * nh])))
