@@ -55,8 +55,12 @@ VERDICT_ORDER = (Verdict.VIOLATED, Verdict.UNKNOWN, Verdict.REACHED, Verdict.UNR
 _WITNESSED = (Verdict.VIOLATED, Verdict.REACHED)
 
 
+VACUOUS = "vacuous"   # an expectation: the invariant holds only vacuously (PropertyResult.vacuous)
+
+
 def satisfies(verdict: str, expected: str) -> bool:
-    """Does the verdict meet the expectation? `proved` meets an expected `holds` (it claims more)."""
+    """Does the verdict meet the expectation? `proved` meets an expected `holds` (it claims more);
+    a vacuous holds meets only an expected `vacuous`."""
     return verdict == expected or (expected == Verdict.HOLDS and verdict == Verdict.PROVED)
 
 
@@ -210,15 +214,59 @@ class PropertyResult:
         return self.expected is not None and decides(self.verdict, self.expected, self.partial)
 
     @property
+    def judged_verdict(self) -> str:
+        """The verdict an expectation is compared with: `vacuous` for a vacuous holds."""
+        return VACUOUS if self.verdict == Verdict.HOLDS and self.vacuous else self.verdict
+
+    @property
     def mismatch(self) -> bool:
         """The verdict differs from an expectation it can decide."""
-        return self.judged and not satisfies(self.verdict, self.expected)
+        return self.judged and not satisfies(self.judged_verdict, self.expected)
 
     @property
     def is_failure(self) -> bool:
         """The one rule every report, the exit status and `apcheck ci` use: a verdict fails when it
         differs from its expectation, or, with no expectation it can decide, when it is a violation."""
         return self.mismatch if self.judged else self.verdict == Verdict.VIOLATED
+
+
+@dataclass(kw_only=True)
+class OpCoverage:
+    """An operation in one exploration: the times a step started it (ran its first statement), and
+    the returns, all and successful (not an error code)."""
+
+    op: str
+    started: int
+    returned: int
+    succeeded: int
+
+
+@dataclass(kw_only=True)
+class StatementCoverage:
+    """A statement of an operation the exploration ran (its instances at every call site added up)."""
+
+    span: Span
+    text: str
+    executed: int   # the steps that executed it (a lock operation or wait: that took it)
+
+
+@dataclass(kw_only=True)
+class Coverage:
+    """What one exploration executed, as TLC's coverage: per operation and per statement."""
+
+    scenario: str
+    bounds: dict[str, int]
+    complete: bool                          # every reachable state was expanded (else: a lower bound)
+    operations: list[OpCoverage]
+    statements: list[StatementCoverage]
+
+    @property
+    def never_completed(self) -> list[str]:
+        return [o.op for o in self.operations if not o.succeeded]
+
+    @property
+    def never_executed(self) -> list[StatementCoverage]:
+        return [s for s in self.statements if not s.executed]
 
 
 @dataclass(kw_only=True)
@@ -248,6 +296,7 @@ class VerifyResult:
     properties: list[PropertyResult]
     lock_edges: list[LockEdge]
     stats: Stats
+    coverage: list[Coverage] = field(default_factory=list)   # one per exploration
 
     @property
     def worst(self) -> Verdict:

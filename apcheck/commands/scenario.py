@@ -21,8 +21,9 @@ from apcheck.explore.trace import Describer, concrete_failure, final_state, repl
 from apcheck.explore.waitfor import continuation, stuck_threads, wait_for
 from apcheck.explore.system import bounds_of, scenario_system
 from apcheck.ir import program as P
-from apcheck.ir.lowered import Lowered
-from apcheck.results import Kind, Method, PropertyResult, Site, Stats, Verdict, exploration_title
+from apcheck.ir.lowered import JUMP, RETURN, Lowered
+from apcheck.results import (Coverage, Kind, Method, OpCoverage, PropertyResult, Site, StatementCoverage, Stats,
+                             Verdict, exploration_title)
 from apcheck.smt.bmc import bmc
 from apcheck.smt.symbolic import NotTranslatable
 
@@ -45,6 +46,7 @@ class ScenarioRun:
     notes: dict[str, list[str]] = field(default_factory=dict)   # property -> notes of this scenario
     run_notes: list[str] = field(default_factory=list)           # notes on the exploration itself
     core: str = "python"                                          # the explorer core that ran it
+    coverage: Coverage | None = None                              # what the search executed
 
 
 def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]
@@ -136,10 +138,39 @@ def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -
                       seconds=result.seconds, max_depth=result.max_depth_reached, complete=result.complete,
                       limit=result.limit, deadlock_found=result.deadlock is not None or "deadlock" in result.defects,
                       peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      run_notes=list(result.notes), core=result.core)
+                      run_notes=list(result.notes), core=result.core, coverage=a.coverage)
     if config.bmc_depth > 0:
         run.notes = cross_check(system, result, config)
     return run
+
+
+def coverage_of(system, result: ExploreResult) -> Coverage | None:
+    """The report's coverage of a search: the operations the threads run, and their statements (an
+    inlined procedure's statement counted at every call site together)."""
+    cov = result.coverage
+    if cov is None:
+        return None
+    ran = sorted({op for th in system.threads for op in th.ops})
+    ops = [OpCoverage(op=system.ops[o].name, started=cov.executed[system.ops[o].entry],
+                      returned=cov.returned[o], succeeded=cov.succeeded[o]) for o in ran]
+    statements: dict[tuple, StatementCoverage] = {}
+    sources = system.program.sources
+    ran_set = set(ran)
+    for pc, ins in enumerate(system.code):
+        if system.op_of_pc[pc] not in ran_set or ins.kind == JUMP:  # a loop's jump back is no statement
+            continue
+        text = sources.snippet(ins.span)
+        if ins.kind == RETURN and ins.span.end_line != ins.span.line:  # falling off the end: no statement
+            if not cov.executed[pc]:
+                continue
+            text = f"}} (the end of {system.lowered.code[pc].chain[-1].function})"
+        key = (ins.span.file, ins.span.line, ins.span.col)
+        st = statements.get(key)
+        if st is None:
+            st = statements[key] = StatementCoverage(span=ins.span, text=text, executed=0)
+        st.executed += cov.executed[pc]
+    return Coverage(scenario=system.scenario, bounds=dict(system.sizes.n), complete=result.complete,
+                    operations=ops, statements=[statements[k] for k in sorted(statements)])
 
 
 def cross_check(system, result: ExploreResult, config: VerifyConfig) -> dict[str, list[str]]:
@@ -186,6 +217,21 @@ class _Assembler:
         self.method = Method(engine="explicit-state", bounds=tuple(system.sizes.n.items()),
                              scenarios=(system.scenario,), symmetry=result.canon is not None,
                              reduction=config.explore.reduction)
+        self.coverage = coverage_of(system, result)
+
+    def vacuity(self, prop: P.Property) -> str | None:
+        """Why a holds of this invariant is vacuous: the operations that write what it reads and
+        never complete successfully in this exploration; None if every one does."""
+        cov = self.coverage
+        if cov is None or not cov.complete:
+            return None
+        reads = P.globals_read(prop.expr)
+        never = [o for o in cov.operations if not o.succeeded
+                 and P.globals_written(self.p.procs, o.op) & reads]
+        if not never:
+            return None
+        return "; ".join(f"{o.op} never completes" + (f" ({o.returned:,} error returns)" if o.returned else "")
+                         for o in never)
 
     # ---- state properties ------------------------------------------------------
 
@@ -209,10 +255,11 @@ class _Assembler:
                                f"violated after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
         if not self.r.complete:
             return self.unknown(prop.name, Kind.INVARIANT, prop.span, "no violation found")
-        return self.result(prop.name, Kind.INVARIANT, Verdict.HOLDS,
-                           f"holds in all {len(self.r.states)} reachable states of "
-                           f"{exploration_title(self.sys.scenario)}",
-                           prop.span)
+        out = self.result(prop.name, Kind.INVARIANT, Verdict.HOLDS,
+                          f"holds in all {len(self.r.states)} reachable states of "
+                          f"{exploration_title(self.sys.scenario)}", prop.span)
+        out.vacuous = self.vacuity(prop)
+        return out
 
     def cover(self, prop: P.Property) -> PropertyResult:
         idx = self.r.covers_reached.get(prop.name)

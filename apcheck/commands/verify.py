@@ -43,7 +43,7 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
         _add_induction(lowered, props, config)
     return VerifyResult(model=program.model_name, path=program.path, specs=list(specs), bounds=bounds,
                         scenarios={r.scenario: r.threads for r in runs}, properties=props, lock_edges=edges,
-                        stats=stats_of(runs, wall, config))
+                        stats=stats_of(runs, wall, config), coverage=[r.coverage for r in runs if r.coverage])
 
 
 def _add_induction(lowered: Lowered, props: list[PropertyResult], config: VerifyConfig) -> None:

@@ -71,6 +71,17 @@ class ExploreResult:
                                            # every thread of it is blocked there already
     core: str = "python"                   # the explorer core that ran the search: python | native
     store: object = None                   # the native core holding the states (kept alive with the result)
+    coverage: Coverage | None = None       # what the search executed
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the search executed (semantics.py): per instruction the times a step executed it, per
+    operation the returns and the successful ones (a result that is not an error code)."""
+
+    executed: tuple[int, ...]
+    returned: tuple[int, ...]
+    succeeded: tuple[int, ...]
 
 
 FIRST_LIMIT = "stopped at the first violation (--first)"
@@ -215,9 +226,10 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     grace = time.monotonic() + 1.0
     deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads), sem.defect_bound,
                                     (lambda: time.monotonic() > grace) if limit is not None else None)
+    coverage = Coverage(tuple(sem.executed), tuple(sem.returned), tuple(sem.succeeded))
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, cycle or deadlock, sem.edges, sem, canon, deepest, notes, index,
-                         can_move, deadlock_at_once=cycle is not None)
+                         can_move, deadlock_at_once=cycle is not None, coverage=coverage)
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:

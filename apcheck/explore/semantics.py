@@ -84,6 +84,11 @@ class Semantics:
         self.trylocks_may_fail = trylocks_may_fail
         self.limit_check: Callable[[], None] | None = None  # raises LimitReached (set by the search)
         self.forks = 0
+        # coverage: per instruction, the times a step executed it (a scheduling point: took it); per
+        # operation, the returns and the successful returns (a result that is not an error code)
+        self.executed = [0] * len(system.code)
+        self.returned = [0] * len(system.ops)
+        self.succeeded = [0] * len(system.ops)
         # A release whose continuation touches nothing shared until the next scheduling point is a
         # left mover (Lipton): taking it at the end of the step before it, instead of as a step of
         # its own, keeps every reachable valuation, lock-order edge and deadlock.
@@ -159,6 +164,7 @@ class Semantics:
                     return False
             elif k == WAIT and not ins.fn(g, l2):
                 return False
+            self.executed[pc] += 1
             g2, locks2, held2 = list(g), list(locks), list(held)
             if k == ACQUIRE:
                 self._acquire(ins, pc, g2, l2, locks2, held2, t, blocking=True, inst=inst)
@@ -187,11 +193,14 @@ class Semantics:
                 if ins.guards:
                     self._check_guards(ins, held, pc, g, l)
                 if k == EXEC:
+                    self.executed[pc] += 1
                     ins.fn(g, l)
                     pc += 1
                 elif k == BRANCH:
+                    self.executed[pc] += 1
                     pc = pc + 1 if ins.fn(g, l) else ins.target
                 elif k == JUMP:
+                    self.executed[pc] += 1
                     if ins.target < pc:  # a loop goes round
                         rounds += 1
                         if rounds & 4095 == 0:
@@ -202,6 +211,7 @@ class Semantics:
                                                     "reaching a scheduling point: it never exits", pc, ins.span)
                     pc = ins.target
                 elif k == FOR:
+                    self.executed[pc] += 1
                     rem = l[ins.rem]
                     if not rem:
                         pc = ins.target
@@ -221,6 +231,7 @@ class Semantics:
                     l[ins.slot], l[ins.rem] = low, rest
                     pc += 1
                 elif k == TRY:
+                    self.executed[pc] += 1
                     if self.trylocks_may_fail:
                         self._run(state, t, op_id, args, start, ins.target, list(g), list(locks), list(l),
                                   list(held), out)
@@ -232,9 +243,14 @@ class Semantics:
                         raise _DefectSignal("lock-held-at-return",
                                             f"{self.sys.ops[op_id].name} returns {errno_text(result)} "
                                             f"with {names} still held", pc, ins.span)
+                    self.executed[pc] += 1
+                    self.returned[op_id] += 1
+                    if result >= 0:
+                        self.succeeded[op_id] += 1
                     out.append(self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ())))
                     return
                 elif k == RELEASE and self.merge and ins.private_release:
+                    self.executed[pc] += 1
                     self._release(ins, pc, g, l, locks, held, t)
                     pc += 1
                 else:  # a scheduling point: the step ends before it

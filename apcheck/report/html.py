@@ -13,7 +13,8 @@ from html import escape
 
 from apcheck.report.text import (INDUCTION_FOOTNOTE, expected_cell, induction_cell, render_induction,
                                  render_order_violation, render_stats)
-from apcheck.results import LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult, exploration_title
+from apcheck.results import (Coverage, LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult,
+                             exploration_title)
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -28,6 +29,7 @@ pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; 
 .chain { font-family: monospace; font-size: 0.85em; }
 svg text { font-family: monospace; }
 .note { color: #555; font-size: 0.9em; }
+tr.fail td { background: #fff0c2; }
 """
 
 CYCLE_RED = "#d11"
@@ -41,6 +43,21 @@ def render_html(results: list[VerifyResult]) -> str:
     title = "apcheck report: " + ", ".join(r.model for r in results)
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _coverage(cov: Coverage) -> str:
+    """The coverage of one exploration: per operation, then per statement (never executed first)."""
+    cut = "" if cov.complete else " (search cut: the counts are lower bounds)"
+    bad = ' class="fail"'
+    ops = "".join(f"<tr{bad if not o.succeeded else ''}><td>{escape(o.op)}</td><td>{o.started:,}</td>"
+                  f"<td>{o.returned:,}</td><td>{o.succeeded:,}</td></tr>" for o in cov.operations)
+    stmts = sorted(cov.statements, key=lambda s: (s.executed != 0, s.span.file, s.span.line))
+    rows = "".join(f"<tr{bad if not s.executed else ''}><td>{escape(s.span.file)}:{s.span.line}</td>"
+                   f"<td><code>{escape(s.text)}</code></td><td>{s.executed:,}</td></tr>" for s in stmts)
+    return (f"<h2>Coverage of {escape(exploration_title(cov.scenario))}{cut}</h2>"
+            "<table><tr><th>operation</th><th>started</th><th>returned</th><th>succeeded</th></tr>" + ops + "</table>"
+            f"<p class=\"note\">{len(cov.never_executed)} of {len(cov.statements)} statements never executed</p>"
+            "<table><tr><th>statement</th><th>text</th><th>executed</th></tr>" + rows + "</table>")
 
 
 def _model(res: VerifyResult) -> str:
@@ -58,6 +75,8 @@ def _model(res: VerifyResult) -> str:
     out += ["<h2>Lock-order graph</h2>", lock_graph_svg(res.lock_edges, cycle or []), _edge_table(res.lock_edges)]
     for p in res.properties:
         out.append(_property(p, res))
+    for cov in res.coverage:
+        out.append(_coverage(cov))
     out.append("</section>")
     return "\n".join(x for x in out if x)
 

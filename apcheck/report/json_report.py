@@ -28,6 +28,9 @@ def to_dict(res: VerifyResult) -> dict:
             del prop["induction"]["cti"]["globals"]  # the explorer's internal encoding
     for edge in d["lock_edges"]:
         edge_to_json(edge)
+    for cov in d["coverage"]:
+        for st in cov["statements"]:
+            st["span"] = _span(st["span"])
     return d
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from apcheck.results import (InductionResult, LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult,
-                             exploration_title)
+from apcheck.results import (Coverage, InductionResult, LockEdge, PropertyResult, Site, Trace, Verdict,
+                             VerifyResult, exploration_title)
 
 INDUCTION_SHORT = {"proved": "proved", "cti": "CTI", "refuted": "false initially", "unknown": "unknown",
                    "untranslatable": "not translatable"}
@@ -65,12 +65,28 @@ def render(res: VerifyResult, details: bool = True) -> str:
     if any(p.induction is not None for p in res.properties):
         out.append(INDUCTION_FOOTNOTE)
     out += ["", render_stats(res)] + [f"note: {n}" for n in res.stats.notes]
+    for cov in res.coverage:
+        out += ["", render_coverage(cov)]
     if details:
         for p in res.properties:
             body = render_property(p)
             if body:
                 out += ["", body]
     return "\n".join(out) + "\n"
+
+
+def render_coverage(cov: Coverage) -> str:
+    """Per operation: started, returned, succeeded; then the statements never executed."""
+    rows = [[o.op, o.started, o.returned, o.succeeded] for o in cov.operations]
+    head = f"coverage of {exploration_title(cov.scenario)}" + ("" if cov.complete else " (search cut: lower bounds)")
+    out = [head + ":", tabulate(rows, headers=["operation", "started", "returned", "succeeded"], tablefmt="simple")]
+    never = cov.never_executed
+    if never:
+        out.append(f"never executed ({len(never)} of {len(cov.statements)} statements):")
+        out += [f"  {s.span.file}:{s.span.line}  {s.text}" for s in never]
+    else:
+        out.append(f"every one of the {len(cov.statements)} statements executed")
+    return "\n".join(out)
 
 
 def render_property(p: PropertyResult) -> str:

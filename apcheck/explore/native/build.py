@@ -116,6 +116,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ap_canon": (I64, [P, I64P, I64P]),
         "ap_find_stuck": (I, [P, I64P]),
         "ap_can_move": (U64, [P, U64]),
+        "ap_coverage": (None, [P, U64P]),
         "ap_free": (None, [P]),
     }
     for name, (res, args) in sig.items():

@@ -331,7 +331,7 @@ class Generator:
                f"#define NC {max(len(s.locks), 1)}", f"#define NI {max(len(s.inst_class), 1)}",
                f"#define NINV {len(s.invariants)}", f"#define NCOV {len(s.covers)}",
                f"#define NPERM {len(perms)}", f"#define MAXH {lay.maxh}", f"#define NLOC {lay.nloc}",
-               f"#define NCODE {len(s.code)}", f"#define LOFF {lay.loff}", f"#define TOFF0 {lay.toff}",
+               f"#define NCODE {len(s.code)}", f"#define NOPS {len(s.ops)}", f"#define LOFF {lay.loff}", f"#define TOFF0 {lay.toff}",
                '#include "core.h"',
                "enum { " + ", ".join(f"{name} = {k}" for k, name in KIND_NAMES.items()) + " };",
                self.array("int32_t", "CODE_KIND", [ins.kind for ins in s.code]),
@@ -502,7 +502,6 @@ class Generator:
                self.array("int32_t", "IMAP", imap), self.array("int32_t", "RT", tables),
                self.array("int32_t", "RKIND", [k for k, _ in kinds]),
                self.array("int32_t", "ROFF", [o for _, o in kinds]),
-               f"#define NOPS {len(s.ops)}",
                """static inline V rename_value(int rid, V v) {
     if (!rid) return v;
     const int32_t *tab = RT + ROFF[rid];
@@ -570,14 +569,20 @@ static void apply_perm(int k, const V *in, V *out) {
                                                           s.locks[ins.lock].cls.kind != "spinlock"))
             if sleeps:
                 body.append(f"if (th[1] && (held_classes(th) & {spin}ULL)) DEFECT(D_SLEEP_IN_ATOMIC);")
+            taken = f"c->executed[{k}]++;"   # coverage: the step takes the scheduling point
             if ins.kind == ACQUIRE:
                 body.append(f"V inst = {self.instance(ins, low, e)};")
                 body.append(f"if (holder(w[LOFF + inst], t, {ins.mode}) == OTHER) return;")
+                body.append(taken)
                 body.append(f"if (do_acquire(c, w, t, {k}, inst, {ins.mode}, 1) < 0) return;")
             elif ins.kind == WAIT:
                 body.append(f"if (!({e.c(low.cond)})) return;")
+                body.append(taken)
             elif ins.kind == RELEASE:
+                body.append(taken)
                 body.append(f"if (do_release(c, w, t, {self.instance(ins, low, e)}) < 0) return;")
+            else:
+                body.append(taken)
             body.append(f"run(c, w, t, {k + 1}); return;")
             out.append(f"    case {k}: {{ " + " ".join(body) + " }")
         out += ["    }", "    c->error = E_RANGE;", "}"]
@@ -681,6 +686,8 @@ static void apply_perm(int k, const V *in, V *out) {
         e = _Expr(self, low.env, "l", "DEFECT(D_NULL);")
         out = ["    " + x for x in self.guard_check(ins, low, e)]
         kind = ins.kind
+        if kind in (EXEC, BRANCH, JUMP, FOR, TRY):   # coverage (a return counts once it returns)
+            out.append(f"    c->executed[{k}]++;")
         if kind == EXEC:
             out.append("    " + self.effect(low.effect, e))
         elif kind == BRANCH:
@@ -701,12 +708,14 @@ static void apply_perm(int k, const V *in, V *out) {
                        f"if (r < 0) return; if (!r) goto L{ins.target}; }}")
         elif kind == RETURN:
             value = e.c(low.value) if low.value is not None else "0"
+            op = self.sys.op_of_pc[k]
             out.append(f"    {{ V res = {value}; (void)res; if (th[1]) DEFECT(D_HELD_AT_RETURN); "
+                       f"c->executed[{k}]++; c->returned[{op}]++; c->succeeded[{op}] += res >= 0; "
                        f"memset(th, 0, TW * sizeof(V)); th[0] = IDLE; emit(c, w, t); return; }}")
         else:
             if kind == RELEASE and ins.private_release:
-                out.append(f"    if (c->merge) {{ if (do_release(c, w, t, {self.instance(ins, low, e)}) < 0) return; "
-                           f"goto L{k + 1}; }}")
+                out.append(f"    if (c->merge) {{ c->executed[{k}]++; "
+                           f"if (do_release(c, w, t, {self.instance(ins, low, e)}) < 0) return; goto L{k + 1}; }}")
             for slot, value in ins.dead:
                 if not isinstance(value, int):
                     raise Unsupported("a dead local's reset value")

@@ -783,6 +783,18 @@ int ap_find_stuck(Search *c, int64_t *out) {
     return 1;
 }
 
+/* coverage, summed over the workers: per instruction the times executed, then per operation the
+ * returns, then the successful returns (NCODE + 2 * NOPS values) */
+void ap_coverage(Search *s, uint64_t *out) {
+    memset(out, 0, (NCODE + 2 * NOPS) * sizeof(uint64_t));
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; s->workers[p] && k < s->nworkers; k++) {
+            Ctx *c = &s->workers[p][k];
+            for (int i = 0; i < NCODE; i++) out[i] += c->executed[i];
+            for (int i = 0; i < NOPS; i++) { out[NCODE + i] += c->returned[i]; out[NCODE + NOPS + i] += c->succeeded[i]; }
+        }
+}
+
 uint64_t ap_can_move(Search *c, uint64_t i) { return c->can_move ? c->can_move[i] : ~0ULL; }
 
 void ap_free(Search *c) {

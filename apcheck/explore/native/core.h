@@ -67,6 +67,8 @@ typedef struct {
     uint64_t lo, hi;
     StateLog *logs;         /* the block's state logs (indexed from lo) */
     int id;
+    /* coverage (semantics.py: executed, returned, succeeded), summed over the workers */
+    uint64_t executed[NCODE], returned[NOPS], succeeded[NOPS];
     char pad[128];          /* no cache line shared with the next worker */
 } Ctx;
 

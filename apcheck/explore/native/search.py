@@ -15,7 +15,7 @@ import weakref
 from typing import Callable
 
 from apcheck.explore.budget import Budget, resident_mb
-from apcheck.explore.engine import FIRST_LIMIT, ExploreConfig, ExploreResult, Progress
+from apcheck.explore.engine import FIRST_LIMIT, Coverage, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.build import NativeUnavailable, build
 from apcheck.explore.native.codegen import Layout, Unsupported, generate
 from apcheck.explore.semantics import DEAD, IDLE, Outcome, Semantics
@@ -240,8 +240,17 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
         result.deadlock = (cycle, sem.waits_forever(states[cycle]))
         result.deadlock_at_once = True
     result.store = core  # the states live in the core: it lives as long as the result
+    result.coverage = _coverage(core)
     result.defects = _defects(core, sem, states)
     return result
+
+
+def _coverage(core: Core) -> Coverage:
+    ncode, nops = len(core.sys.code), len(core.sys.ops)
+    out = (ctypes.c_uint64 * (ncode + 2 * nops))()
+    core.lib.ap_coverage(core.ctx, out)
+    values = list(out)
+    return Coverage(tuple(values[:ncode]), tuple(values[ncode:ncode + nops]), tuple(values[ncode + nops:]))
 
 
 def _edges(core: Core) -> dict[tuple[int, int], tuple[int, int, int]]:
