@@ -131,7 +131,7 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         hit = cache.get(model)
         if use_cache and hit and hit["hash"] == key:
             result = from_plain(VerifyResult, hit["result"])
-            runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.verdict) for p in result.properties},
+            runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.judged_verdict) for p in result.properties},
                                  cached=True))
             mismatches += compare(result)
             if progress:
@@ -142,7 +142,7 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         program = check(modules, cfg.path(model))
         result = verify(program, VerifyConfig(bounds=cfg.bounds), specs)
         found = compare(result)
-        runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.verdict) for p in result.properties},
+        runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.judged_verdict) for p in result.properties},
                              cached=False))
         mismatches += found
         cache[model] = {"hash": key, "result": to_plain(result)}

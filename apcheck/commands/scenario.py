@@ -230,8 +230,7 @@ class _Assembler:
                  and P.globals_written(self.p.procs, o.op) & reads]
         if not never:
             return None
-        return "; ".join(f"{o.op} never completes" + (f" ({o.returned:,} error returns)" if o.returned else "")
-                         for o in never)
+        return ", ".join(o.op for o in never) + (" never completes" if len(never) == 1 else " never complete")
 
     # ---- state properties ------------------------------------------------------
 
@@ -259,6 +258,9 @@ class _Assembler:
                           f"holds in all {len(self.r.states)} reachable states of "
                           f"{exploration_title(self.sys.scenario)}", prop.span)
         out.vacuous = self.vacuity(prop)
+        if out.vacuous:
+            out.message += (f", but vacuously: {out.vacuous} successfully (see the coverage), and "
+                            "the invariant reads what they write")
         return out
 
     def cover(self, prop: P.Property) -> PropertyResult:

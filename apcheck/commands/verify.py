@@ -13,7 +13,7 @@ from apcheck.explore.system import bounds_of
 from apcheck.ir import program as P
 from apcheck.ir.lowered import Lowered
 from apcheck.lang.check import BUILTIN_PROPERTIES
-from apcheck.results import Kind, Method, PropertyResult, Verdict, VerifyResult
+from apcheck.results import WHOLE_SYSTEM, Kind, Method, PropertyResult, Verdict, VerifyResult
 from apcheck.smt.induction import atomic_is_exact, prove_invariants
 
 
@@ -35,7 +35,7 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     props += [lockorder_result(p, edges, runs, lowered, config) for p in program.properties
               if p.kind == Kind.LOCKORDER]
     expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
-    partial = len(runs) < len(program.scenarios)
+    partial = any(r.scenario != WHOLE_SYSTEM for r in runs)   # a scenario: a part of the system
     for pr in props:
         pr.expected = expect.get(pr.name)
         pr.partial = partial

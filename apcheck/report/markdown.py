@@ -24,7 +24,7 @@ def render_markdown(results: list[VerifyResult]) -> str:
 
 def render_claims_table(results: list[VerifyResult], rows: list[tuple[str, str]]) -> str:
     """The seed-claims table of the README: one row per (claim, property), one column per model."""
-    by_model = {r.model: {p.name: p.verdict for p in r.properties} for r in results}
+    by_model = {r.model: {p.name: p.judged_verdict for p in r.properties} for r in results}
     models = [r.model for r in results]
     table = [[claim, f"`{prop}`"] + [by_model[m].get(prop, "-") for m in models] for claim, prop in rows]
     return tabulate(table, headers=["claim", "property"] + models, tablefmt="github") + "\n"
