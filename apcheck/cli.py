@@ -163,7 +163,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="skip Z3's induction proofs of the invariants for every size")
     p.add_argument("--bmc", type=int, default=0, metavar="DEPTH",
                    help="cross-check the explorer with Z3 bounded model checking to DEPTH steps")
-    p.add_argument("--scenario", default=None, help="explore only this scenario")
+    p.add_argument("--scenario", default=None,
+                   help="explore this scenario, a part of the system (default: the whole system)")
+    p.add_argument("--needed-bounds", action="store_true",
+                   help="explore each property that declares `needs` (e.g. Guest=2) again at those bounds, "
+                        "as apcheck ci does")
     p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
     p.add_argument("--no-reduction", action="store_true", help="take private releases as steps of their own")
     p.add_argument("--lock-edges", choices=["lockdep", "closure"], default="lockdep",
@@ -269,9 +273,10 @@ def cmd_fmt(args) -> int:
 def _verified(model: str, args):
     """Load a model with the --spec files and verify it with the run options: (program, result)."""
     from apcheck.commands.model import load_program
-    from apcheck.commands.verify import verify
+    from apcheck.commands.verify import verify, verify_at_needed_bounds
     program = load_program(model, args.spec)
-    return program, verify(program, run_config(args), args.spec)
+    run = verify_at_needed_bounds if getattr(args, "needed_bounds", False) else verify
+    return program, run(program, run_config(args), args.spec)
 
 
 def cmd_verify(args) -> int:

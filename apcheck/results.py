@@ -66,9 +66,9 @@ def satisfies(verdict: str, expected: str) -> bool:
 
 def decides(verdict: str, expected: str, partial: bool) -> bool:
     """Can this verdict be compared with a whole-model expectation? A run of a scenario (`partial`,
-    a part of the system) decides only by what it shows: a violation or a reached cover (the whole
-    system can do it too), or a proof (it does not depend on the run). What holds in a part may
-    not hold in the whole."""
+    a part of the system), or below the bounds a property needs, decides only by what it shows: a
+    violation or a reached cover (the whole system can do it too), or a proof (it does not depend
+    on the run). What holds in a part, or trivially, may not hold in the whole."""
     return not partial or verdict in _WITNESSED or verdict == Verdict.PROVED
 
 
@@ -211,7 +211,7 @@ class PropertyResult:
     @property
     def judged(self) -> bool:
         """Is there an expectation this verdict can be compared with?"""
-        return self.expected is not None and decides(self.verdict, self.expected, self.partial)
+        return self.expected is not None and decides(self.verdict, self.expected, self.partial or bool(self.trivial))
 
     @property
     def judged_verdict(self) -> str:

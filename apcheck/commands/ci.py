@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from apcheck import __version__
-from apcheck.commands.verify import VerifyConfig, verify
+from apcheck.commands.verify import VerifyConfig, verify_at_needed_bounds
 from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span, UsageError
 from apcheck.files import write_atomically
 from apcheck.lang.check import check
@@ -140,7 +140,7 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         if progress:
             progress(f"{model}: verifying")
         program = check(modules, cfg.path(model))
-        result = verify(program, VerifyConfig(bounds=cfg.bounds), specs)
+        result = verify_at_needed_bounds(program, VerifyConfig(bounds=cfg.bounds), specs)
         found = compare(result)
         runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.judged_verdict) for p in result.properties},
                              cached=False))

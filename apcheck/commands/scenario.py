@@ -219,6 +219,14 @@ class _Assembler:
                              reduction=config.explore.reduction)
         self.coverage = coverage_of(system, result)
 
+    def triviality(self, prop: P.Property) -> str | None:
+        """Why a holds or unreachable of this property is trivial here: the bounds it needs."""
+        short = {s: n for s, n in prop.needs.items() if self.sys.sizes.n.get(s, 0) < n}
+        if not short:
+            return None
+        return (f"needs {', '.join(f'{s}={n}' for s, n in short.items())}, explored at "
+                f"{', '.join(f'{s}={self.sys.sizes.n.get(s, 0)}' for s in short)}")
+
     def vacuity(self, prop: P.Property) -> str | None:
         """Why a holds of this invariant is vacuous: the operations that write what it reads and
         never complete successfully in this exploration; None if every one does."""
@@ -258,6 +266,7 @@ class _Assembler:
                           f"holds in all {len(self.r.states)} reachable states of "
                           f"{exploration_title(self.sys.scenario)}", prop.span)
         out.vacuous = self.vacuity(prop)
+        out.trivial = self.triviality(prop)
         if out.vacuous:
             out.message += (f", but vacuously: {out.vacuous} successfully (see the coverage), and "
                             "the invariant reads what they write")
@@ -270,8 +279,10 @@ class _Assembler:
                                f"reached after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
         if not self.r.complete:
             return self.unknown(prop.name, Kind.COVER, prop.span, "not reached")
-        return self.result(prop.name, Kind.COVER, Verdict.UNREACHABLE,
-                           f"no reachable state satisfies it ({len(self.r.states)} states)", prop.span)
+        out = self.result(prop.name, Kind.COVER, Verdict.UNREACHABLE,
+                          f"no reachable state satisfies it ({len(self.r.states)} states)", prop.span)
+        out.trivial = self.triviality(prop)
+        return out
 
     def failing_trace(self, prop: str):
         idx, rec = self.r.defects[prop]

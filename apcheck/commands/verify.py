@@ -5,6 +5,8 @@ prints nothing.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from apcheck.commands.lockorder import lockorder_result, union_edges
 from apcheck.commands.model import VerifyConfig, build, check_expectations, select_scenarios
 from apcheck.commands.scenario import ScenarioRun, explore_scenarios, method_over, stats_of
@@ -44,6 +46,34 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     return VerifyResult(model=program.model_name, path=program.path, specs=list(specs), bounds=bounds,
                         scenarios={r.scenario: r.threads for r in runs}, properties=props, lock_edges=edges,
                         stats=stats_of(runs, wall, config), coverage=[r.coverage for r in runs if r.coverage])
+
+
+def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyConfig(),
+                            specs: list[str] = ()) -> VerifyResult:
+    """`verify`, then each property that needs larger bounds (`needs Guest=2`) than the run's
+    explored again at them: its verdict comes from that run (`apcheck ci`, `verify --needed-bounds`)."""
+    res = verify(program, config, specs)
+    groups: dict[tuple, list[str]] = {}
+    verdicts = {p.name: p for p in res.properties}
+    for prop in program.properties:
+        short = {s: n for s, n in prop.needs.items() if res.bounds.get(s, 0) < n}
+        if short and prop.name in verdicts and verdicts[prop.name].verdict != Verdict.PROVED:
+            groups.setdefault(tuple(sorted({**res.bounds, **short}.items())), []).append(prop.name)
+    for bounds, names in groups.items():
+        more = verify(program, replace(config, bounds=dict(bounds), induction=False), specs)
+        found = {p.name: p for p in more.properties}
+        where = ", ".join(f"{s}={n}" for s, n in bounds if res.bounds.get(s) != n)
+        for k, p in enumerate(res.properties):
+            if p.name in names:
+                new = found[p.name]
+                new.message += f" (at {where}, the bounds it needs)"
+                new.induction, new.expected = p.induction, p.expected
+                res.properties[k] = new
+        res.coverage += more.coverage
+        res.stats.notes.append(f"{', '.join(names)} explored at {where}, the bounds {'they need' if len(names) > 1 else 'it needs'}: "
+                               f"{more.stats.states:,} states, {more.stats.seconds:.1f} s, "
+                               f"peak memory {more.stats.peak_memory_mb:.0f} MiB")
+    return res
 
 
 def _add_induction(lowered: Lowered, props: list[PropertyResult], config: VerifyConfig) -> None:

@@ -287,6 +287,7 @@ class Property:
     hierarchy: list[LockClass] | None = None  # lockorder: None means "acyclic"
     unlocked: list[Var] = field(default_factory=list)  # invariant: skip states where a thread holds their guards
     auxiliary: bool = False   # invariant declared to strengthen the induction of the others
+    needs: dict[str, int] = field(default_factory=dict)  # the least bounds at which it is not trivially true
 
 
 @dataclass

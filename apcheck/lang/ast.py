@@ -292,17 +292,26 @@ class ScenarioDecl(Decl):
 
 
 @dataclass(frozen=True)
+class Needs(Decl):
+    """`needs Guest=2`: the least sort bounds at which a property is not trivially true."""
+
+    bounds: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class InvariantDecl(Decl):
     name: str
     expr: Expr
     unlocked: tuple[str, ...] = ()  # checked only where no thread holds every lock guarding these
     auxiliary: bool = False         # declared to strengthen induction proofs of the others
+    needs: Needs | None = None
 
 
 @dataclass(frozen=True)
 class CoverDecl(Decl):
     name: str
     expr: Expr
+    needs: Needs | None = None
 
 
 @dataclass(frozen=True)

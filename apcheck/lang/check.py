@@ -538,8 +538,16 @@ class _Checker:
                     self.err("E301", f"'{name}' in unlocked(...) has no guarded_by lock", it.span)
                 else:
                     unlocked.append(var)
+            needs: dict[str, int] = {}
+            for sort, n in (it.needs.bounds if it.needs else ()):
+                if sort not in self.sorts:
+                    self.err("E201", f"undeclared sort '{sort}' in needs", it.needs.span)
+                elif n < 1:
+                    self.err("E305", f"'needs {sort}={n}': a bound is at least 1", it.needs.span)
+                else:
+                    needs[sort] = n
             return P.Property(it.name, kind, it.span, expr=expr, unlocked=unlocked,
-                              auxiliary=getattr(it, "auxiliary", False))
+                              auxiliary=getattr(it, "auxiliary", False), needs=needs)
         if isinstance(it, A.LockOrderDecl):
             hier = None
             if it.hierarchy is not None:

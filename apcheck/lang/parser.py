@@ -249,14 +249,19 @@ class _Builder(Transformer):
     def unlocked(self, meta, c):
         return tuple(str(x) for x in c)
 
+    def needs(self, meta, c):
+        return A.Needs(tuple((str(c[i]), int(c[i + 1])) for i in range(0, len(c), 2)), span=self._s(meta))
+
     def invariant_decl(self, meta, c):
         aux = bool(c) and getattr(c[0], "type", None) == "AUXILIARY"
         c = c[1:] if aux else c
-        unlocked = c[1] if len(c) == 3 else ()
-        return A.InvariantDecl(str(c[0]), c[-1], unlocked, aux, span=self._s(meta))
+        unlocked = next((x for x in c[1:-1] if isinstance(x, tuple)), ())
+        needs = next((x for x in c[1:-1] if isinstance(x, A.Needs)), None)
+        return A.InvariantDecl(str(c[0]), c[-1], unlocked, aux, needs, span=self._s(meta))
 
     def cover_decl(self, meta, c):
-        return A.CoverDecl(str(c[0]), c[1], span=self._s(meta))
+        needs = next((x for x in c[1:-1] if isinstance(x, A.Needs)), None)
+        return A.CoverDecl(str(c[0]), c[-1], needs, span=self._s(meta))
 
     def acyclic(self, meta, c):
         return None

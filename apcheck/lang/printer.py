@@ -131,9 +131,9 @@ class _Printer:
         if isinstance(it, A.InvariantDecl):
             unlocked = f" unlocked({', '.join(it.unlocked)})" if it.unlocked else ""
             aux = "auxiliary " if it.auxiliary else ""
-            return f"{aux}invariant {it.name}{unlocked}: {self.expr(it.expr)}"
+            return f"{aux}invariant {it.name}{unlocked}{_needs(it.needs)}: {self.expr(it.expr)}"
         if isinstance(it, A.CoverDecl):
-            return f"cover {it.name}: {self.expr(it.expr)}"
+            return f"cover {it.name}{_needs(it.needs)}: {self.expr(it.expr)}"
         if isinstance(it, A.LockOrderDecl):
             claim = "acyclic" if it.hierarchy is None else " < ".join(it.hierarchy)
             return f"lockorder {it.name}: {claim}"
@@ -284,3 +284,7 @@ def type_text(t: A.TypeExpr) -> str:
     if isinstance(t, A.MapType):
         return f"map<{', '.join(t.keys)} -> {type_text(t.value)}>"
     raise AssertionError(t)  # pragma: no cover
+
+
+def _needs(needs: A.Needs | None) -> str:
+    return f" needs {', '.join(f'{s}={n}' for s, n in needs.bounds)}" if needs else ""
