@@ -35,6 +35,10 @@ def test_bmc_agrees_with_the_explorer(path):
     assert found.unknown is None and found.depth == depth
     want_inv = {k: res.depth[v] for k, v in res.invariant_violations.items() if res.depth[v] <= depth}
     want_cov = {k: res.depth[v] for k, v in res.covers_reached.items() if res.depth[v] <= depth}
+    if res.defects:  # BMC ends a path at a defect; the explorer goes on with the other threads
+        for got, want in ((found.violations, want_inv), (found.reached, want_cov)):
+            assert all(k in want and want[k] <= d for k, d in got.items())
+        return
     assert found.violations == want_inv
     assert found.reached == want_cov
 
