@@ -185,3 +185,12 @@ def test_memory_limit_is_a_limit(tmp_path):
                     "config", "--no-induction", "-q", "--engine", "native", "--max-memory", "120")
     assert done.returncode == 3, done.stdout + done.stderr  # unknown (in a scenario, it decides no expectation)
     assert "memory limit of 120 MiB reached" in done.stdout and "native core" in done.stdout
+
+
+def test_stop_when_decided_agrees():
+    """A run for some properties stops after the expansion that decides the last of them, at the
+    same state in both cores."""
+    for path in ("tests/models/report_demo.apm", "tests/models/after_defect.apm", "tests/models/lost_update.apm"):
+        for threads in (1, 2):
+            py = compare(systems(path)[0], stop_when_decided=True, threads=threads)
+            assert py.invariant_violations or py.covers_reached

@@ -31,6 +31,9 @@ class VerifyConfig:
     jobs: int = 0                 # worker processes for the scenarios (0: one per core, at most one each)
     max_memory_mb: float | None = None  # for the whole run, shared by the worker processes
     locks_only: bool = False      # explore for lock-order edges and deadlocks only: no invariants or covers
+    properties: tuple[str, ...] | None = None  # only these invariants and covers, each on the slice of the
+                                               # system that can affect them (explore/slicing.py): exact
+                                               # for them; no deadlock, defects or lock order
 
 
 def load_program(model: str, specs: list[str] = ()) -> P.Program:

@@ -19,6 +19,7 @@ from apcheck.diagnostics import InternalError
 from apcheck.explore.engine import ExploreResult, explore
 from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
 from apcheck.explore.waitfor import continuation, stuck_threads, wait_for
+from apcheck.explore.slicing import slice_for
 from apcheck.explore.system import bounds_of, scenario_system
 from apcheck.ir import program as P
 from apcheck.ir.lowered import JUMP, RETURN, Lowered
@@ -119,26 +120,39 @@ def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -
     not evaluated: the run gives the reached lock-order edges and whether a deadlock was found."""
     program = lowered.program
     system = scenario_system(lowered, bounds_of(program, config.bounds), scenario)
+    sliced = None
     if config.locks_only:
         system = replace(system, invariants=[], covers=[])
+    elif config.properties is not None:
+        chosen = [p for p in program.properties if p.name in config.properties]
+        system, dropped = slice_for(system, chosen)
+        system = replace(system, invariants=[i for i in system.invariants if i[0].name in config.properties],
+                         covers=[c for c in system.covers if c[0].name in config.properties])
+        sliced = (f"{', '.join(p.name for p in chosen)}: explored on the slice of {exploration_title(scenario.name)} "
+                  f"that can affect {'them' if len(chosen) > 1 else 'it'}"
+                  + (f" (left out, as they write nothing it reads: {', '.join(dropped)})" if dropped else ""))
     result = explore(system, config.explore)
     a = _Assembler(program, system, result, config)
     results = {}
     if not config.locks_only:
         for prop in program.properties:
+            if config.properties is not None and prop.name not in config.properties:
+                continue
             if prop.kind == Kind.INVARIANT:
                 results[prop.name] = a.invariant(prop)
             elif prop.kind == Kind.COVER:
                 results[prop.name] = a.cover(prop)
-        results["deadlock"] = a.deadlock()
-        results["defects"] = a.defects()
+        if config.properties is None:
+            results["deadlock"] = a.deadlock()
+            results["defects"] = a.defects()
     edges = {key: (a.d.site(sa), a.d.site(sb)) for key, (sa, sb, _) in result.edges.items()}
     run = ScenarioRun(scenario=system.scenario, threads=[t.name for t in system.threads], method=a.method,
                       results=results, edges=edges, states=len(result.states), transitions=result.transitions,
                       seconds=result.seconds, max_depth=result.max_depth_reached, complete=result.complete,
                       limit=result.limit, deadlock_found=result.deadlock is not None or "deadlock" in result.defects,
                       peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      run_notes=list(result.notes), core=result.core, coverage=a.coverage)
+                      run_notes=list(result.notes) + ([sliced] if sliced else []), core=result.core,
+                      coverage=a.coverage)
     if config.bmc_depth > 0:
         run.notes = cross_check(system, result, config)
     return run
@@ -218,6 +232,9 @@ class _Assembler:
                              scenarios=(system.scenario,), symmetry=result.canon is not None,
                              reduction=config.explore.reduction)
         self.coverage = coverage_of(system, result)
+        self.where = exploration_title(system.scenario)
+        if config.properties is not None:  # a slice (explore/slicing.py)
+            self.where = f"the slice of {self.where} that can affect it"
 
     def triviality(self, prop: P.Property) -> str | None:
         """Why a holds or unreachable of this property is trivial here: the bounds it needs."""
@@ -250,7 +267,7 @@ class _Assembler:
     def unknown(self, name, kind, span, what) -> PropertyResult:
         return self.result(name, kind, Verdict.UNKNOWN,
                            f"{what}; search stopped early ({self.r.limit}) after {len(self.r.states)} states "
-                           f"of {exploration_title(self.sys.scenario)}", span)
+                           f"of {self.where}", span)
 
     def trace_to(self, idx: int):
         return self.d.trace(replay(self.r, idx))
@@ -264,7 +281,7 @@ class _Assembler:
             return self.unknown(prop.name, Kind.INVARIANT, prop.span, "no violation found")
         out = self.result(prop.name, Kind.INVARIANT, Verdict.HOLDS,
                           f"holds in all {len(self.r.states)} reachable states of "
-                          f"{exploration_title(self.sys.scenario)}", prop.span)
+                          f"{self.where}", prop.span)
         out.vacuous = self.vacuity(prop)
         out.trivial = self.triviality(prop)
         if out.vacuous:

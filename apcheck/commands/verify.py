@@ -28,14 +28,15 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     lowered, static = build(program, config.explore.closure_edges)
     runs, wall = explore_scenarios(lowered, config, scenarios)
     props = [_merge([r.results[p.name] for r in runs], runs) for p in program.properties
-             if p.kind in (Kind.INVARIANT, Kind.COVER)]
-    props += [_merge([r.results[name] for r in runs], runs) for name in ("deadlock", "defects")]
+             if p.kind in (Kind.INVARIANT, Kind.COVER) and p.name in runs[0].results]
+    if config.properties is None:
+        props += [_merge([r.results[name] for r in runs], runs) for name in ("deadlock", "defects")]
     for pr in props:
         for r in runs:
             pr.notes += r.notes.get(pr.name, [])
     edges = union_edges(runs, lowered, static)
     props += [lockorder_result(p, edges, runs, lowered, config) for p in program.properties
-              if p.kind == Kind.LOCKORDER]
+              if p.kind == Kind.LOCKORDER and config.properties is None]
     expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
     partial = any(r.scenario != WHOLE_SYSTEM for r in runs)   # a scenario: a part of the system
     for pr in props:
@@ -60,7 +61,9 @@ def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyCon
         if short and prop.name in verdicts and verdicts[prop.name].verdict != Verdict.PROVED:
             groups.setdefault(tuple(sorted({**res.bounds, **short}.items())), []).append(prop.name)
     for bounds, names in groups.items():
-        more = verify(program, replace(config, bounds=dict(bounds), induction=False), specs)
+        explore = replace(config.explore, stop_when_decided=True)
+        more = verify(program, replace(config, bounds=dict(bounds), induction=False, properties=tuple(names),
+                                       explore=explore), specs)
         found = {p.name: p for p in more.properties}
         where = ", ".join(f"{s}={n}" for s, n in bounds if res.bounds.get(s) != n)
         for k, p in enumerate(res.properties):
@@ -73,6 +76,8 @@ def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyCon
         res.stats.notes.append(f"{', '.join(names)} explored at {where}, the bounds {'they need' if len(names) > 1 else 'it needs'}: "
                                f"{more.stats.states:,} states, {more.stats.seconds:.1f} s, "
                                f"peak memory {more.stats.peak_memory_mb:.0f} MiB")
+        res.stats.notes += [n for n in more.stats.notes if n not in res.stats.notes
+                            and not n.startswith("native core built")]
     return res
 
 

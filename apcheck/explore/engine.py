@@ -31,6 +31,8 @@ class ExploreConfig:
     order: str = "bfs"  # bfs | dfs
     engine: str = "auto"  # auto | native | python (see explore)
     first: bool = False   # stop after the expansion that finds the first violation, defect or wait-for cycle
+    stop_when_decided: bool = False  # stop after the expansion that violates every invariant and reaches
+                                     # every cover (a run for those properties only)
     threads: int = 0      # native core: threads expanding the states of one search (0: one per core); any
                           # number gives the same states, verdicts and traces
     progress: Callable[["Progress"], None] | None = None
@@ -85,6 +87,7 @@ class Coverage:
 
 
 FIRST_LIMIT = "stopped at the first violation (--first)"
+DECIDED_LIMIT = "stopped once every property of the run was decided"
 AUTO_PYTHON_STATES = 20_000  # engine "auto": a search this small stays in Python (no build)
 
 
@@ -208,6 +211,10 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
             break
         if config.first and (inv_bad or defects or cycle) and frontier:
             limit = FIRST_LIMIT
+            break
+        if config.stop_when_decided and (invariants or covers) and len(inv_bad) == len(invariants) \
+                and len(cov_hit) == len(covers) and frontier:
+            limit = DECIDED_LIMIT
             break
         checks += 1
         if checks & 31 == 0:

@@ -321,7 +321,7 @@ static void expand_one(Ctx *c, uint64_t i, StateLog *log) {
         if (x->found < 0 && (NINV + NCOV > 0 || s->first)) {
             unpack(c->pk + k * NP, c->tmp);   /* the properties are symmetric: any renaming judges alike */
             x->props = props_of(c, c->tmp);
-            if (s->first && waits_forever(c, c->tmp)) x->props |= 1ULL << 63;
+            if (s->first == 1 && waits_forever(c, c->tmp)) x->props |= 1ULL << 63;
         }
     }
     log->nsucc = b - a;
@@ -526,6 +526,14 @@ static int found_violation(Search *s) {
     return s->def_state[0] >= 0 || s->def_state[1] >= 0;
 }
 
+/* every invariant violated and every cover reached (a search for those only can stop) */
+static int all_decided(Search *s) {
+    if (NINV + NCOV == 0) return 0;
+    for (int q = 0; q < NINV; q++) if (s->inv_first[q] < 0) return 0;
+    for (int q = 0; q < NCOV; q++) if (s->cov_first[q] < 0) return 0;
+    return 1;
+}
+
 /* phase 2 of block [lo, hi): S_RUNNING, or why it stopped */
 static int merge_block(Search *s, int par, uint64_t lo, uint64_t hi) {
     for (uint64_t i = lo; i < hi; i++) {
@@ -534,7 +542,8 @@ static int merge_block(Search *s, int par, uint64_t lo, uint64_t hi) {
         if (log->skipped) { s->depth_limited = 1; continue; }
         if (!merge(s, i, log, par)) { s->flags[i] &= ~1; return S_ERROR; }  /* partly merged: unexpanded */
         if (s->max_states && s->n >= s->max_states && frontier_left(s)) return S_MAX_STATES;
-        if (s->first && frontier_left(s) && (found_violation(s) || s->cycle_state >= 0)) return S_FIRST;
+        if (s->first == 1 && frontier_left(s) && (found_violation(s) || s->cycle_state >= 0)) return S_FIRST;
+        if (s->first == 2 && frontier_left(s) && all_decided(s)) return S_FIRST;
     }
     return S_RUNNING;
 }

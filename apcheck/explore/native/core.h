@@ -81,7 +81,8 @@ struct Search {
     int merge;             /* private releases merged (reduction) */
     int symmetry;
     int nworkers;
-    int first;             /* stop after the expansion that finds the first violation (--first) */
+    int first;             /* 1: stop after the expansion that finds the first violation (--first);
+                              2: after the one that decides every invariant and cover */
     uint64_t max_bytes;    /* what the store may allocate (0: no limit); beyond, E_LIMIT */
     /* the state store */
     uint64_t *arena;       /* NP words per state */

@@ -15,7 +15,7 @@ import weakref
 from typing import Callable
 
 from apcheck.explore.budget import Budget, resident_mb
-from apcheck.explore.engine import FIRST_LIMIT, Coverage, ExploreConfig, ExploreResult, Progress
+from apcheck.explore.engine import DECIDED_LIMIT, FIRST_LIMIT, Coverage, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.build import NativeUnavailable, build
 from apcheck.explore.native.codegen import Layout, Unsupported, generate
 from apcheck.explore.semantics import DEAD, IDLE, Outcome, Semantics
@@ -50,7 +50,7 @@ class Core:
         self.ctx = self.lib.ap_new(config.max_states or 0, -1 if config.max_depth is None else config.max_depth,
                                    int(config.order == "dfs"), int(config.closure_edges), int(config.reduction),
                                    int(config.symmetry), max(1, min(config.threads or os.cpu_count() or 1, 64)),
-                                   int(config.first), _store_budget(config))
+                                   2 if config.stop_when_decided else int(config.first), _store_budget(config))
         if not self.ctx:
             raise NativeUnavailable("the native core could not allocate its state table")
         self._free = weakref.finalize(self, self.lib.ap_free, self.ctx)
@@ -200,7 +200,7 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
             limit = f"max states {config.max_states}"
             break
         if status == S_FIRST:
-            limit = FIRST_LIMIT
+            limit = DECIDED_LIMIT if config.stop_when_decided else FIRST_LIMIT
             break
         if status == S_DONE:
             break
