@@ -181,10 +181,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="the explorer core: native (C generated for the model, built with the system compiler "
                         "and cached), python (the reference), or auto (default: python for searches of up to "
                         "20,000 states, native beyond, python where the native core cannot build)")
-    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                   help="worker processes for the scenarios (default: one per core)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="native core: threads per search (default: the cores left to each scenario process); "
+                   help="native core: threads per search (default: one per core); "
                         "the result does not depend on it")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
@@ -221,12 +219,10 @@ def run_config(args):
         raise UsageError("--smt-timeout must be positive")
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
-    if args.jobs < 0:
-        raise UsageError("--jobs must be at least 0")
     if not 0 <= args.threads <= 64:
         raise UsageError("--threads must be between 0 (one per core) and 64")
     return VerifyConfig(bounds=parse_bounds(args.bound), explore=explore, smt_timeout=args.smt_timeout,
-                        scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc, jobs=args.jobs,
+                        scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc,
                         max_memory_mb=args.max_memory if args.max_memory is not None else _default_memory())
 
 
@@ -237,8 +233,9 @@ def _default_memory() -> float | None:
 
 
 def _progress(p) -> None:
+    from apcheck.results import exploration_title
     rate = p.states / p.seconds if p.seconds else 0
-    print(f"apcheck: scenario {p.scenario}: {p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
+    print(f"apcheck: {exploration_title(p.scenario)}: {p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
           f"frontier {p.frontier:,}, {rate:,.0f} states/s, {p.seconds:.0f} s", file=sys.stderr, flush=True)
 
 

@@ -61,8 +61,7 @@ def run_mutants(count: int, tmp_path) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(mutate(texts[origin], rng))
         try:
-            verify = ["verify", path, "-q", "--brief", "--max-states", "300", "--timeout", "2", "--no-induction",
-                      "--jobs", "1"]
+            verify = ["verify", path, "-q", "--brief", "--max-states", "300", "--timeout", "2", "--no-induction"]
             for args in (["check", path], verify):
                 done = run_main(*args)
                 where = f"mutant {n} of {origin} (seed 20261125), apcheck {' '.join(args[:1])}"

@@ -9,7 +9,7 @@ import pytest
 
 from apcheck.explore.engine import ExploreConfig
 from apcheck.commands.model import VerifyConfig, load_program
-from apcheck.commands.verify import verify
+from apcheck.commands.verify import verify, verify_at_needed_bounds
 
 SPEC = ["specs/vfio_ap.aps"]
 
@@ -36,7 +36,9 @@ def v512():
 
 @functools.cache
 def whole(model):
-    return run(model)
+    """The whole system, each property at the bounds it needs: what apcheck ci runs."""
+    program = load_program(f"models/{model}.apm", SPEC)
+    return verify_at_needed_bounds(program, VerifyConfig(), SPEC)
 
 
 def test_5_12_every_verdict_as_expected(v512):
@@ -64,7 +66,7 @@ def test_5_12_kvm_busy_deadlock_hidden_from_lockdep(v512):
     assert dl.message == "deadlock after 9 steps: vcpu, pv, qemu can never move again"
     assert len(dl.trace.steps) == 10 and dl.trace.certain_at == 9
     assert dl.trace.final == [
-        "vcpu waits forever at models/vfio_ap_5_12.apm:214 until m not in kvm_busy: a lock lockdep cannot see, "
+        "vcpu waits forever at models/vfio_ap_5_12.apm:229 until m not in kvm_busy: a lock lockdep cannot see, "
         "to be let go by qemu",
         "pv waits forever at models/common/kvm.apm:45: acquire vcpu->mutex[Guest0] (held by vcpu)",
         "qemu waits forever at models/common/kvm_masks_5x.apm:15: acquire kvm->lock[Guest0] (held by pv)",
@@ -86,11 +88,11 @@ def test_v15_cycle_is_the_seeds():
         "handle_pqap", "kvm_s390_handle_pqap", "kvm_vcpu_ioctl_run"]
     dl = prop(res, "deadlock")
     assert dl.verdict == "violated"
-    assert dl.message.startswith("deadlock after 8 steps")
-    assert len(dl.trace.steps) == 10 and dl.trace.certain_at == 8  # on until sysfs blocks too
+    assert dl.message.startswith("deadlock after 7 steps")
+    assert len(dl.trace.steps) == 9 and dl.trace.certain_at == 7  # on until sysfs blocks too
     assert dl.trace.final[-1] == ("wait-for cycle: sysfs for pv (kvm->lock[Guest0]), pv for vcpu "
                                   "(vcpu->mutex[Guest0]), vcpu for sysfs (matrix_dev->lock)")
-    assert res.stats.states == 33432
+    assert res.stats.states == 33972
 
 
 def test_v15_locking_without_the_reduction():
@@ -101,7 +103,7 @@ def test_v15_locking_without_the_reduction():
     assert verdicts(res) == verdicts(reduced)
     assert prop(res, "deadlock").message.startswith("deadlock after 10 steps")
     assert len(prop(res, "deadlock").trace.steps) == 12
-    assert res.stats.states == 89226
+    assert res.stats.states == 93035
 
 
 def test_v15_capabilities_and_race_finding():
@@ -138,7 +140,7 @@ def test_merged_2026_fix_and_hierarchy():
     assert v["lock_order"] in ("holds", "proved")
 
 
-@pytest.mark.parametrize("model, states", [("vfio_ap_v15", 18798068), ("vfio_ap_merged", 12694276),
+@pytest.mark.parametrize("model, states", [("vfio_ap_v15", 19064540), ("vfio_ap_merged", 12694276),
                                            ("vfio_ap_merged_2026", 28207178)])
 def test_whole_system_at_default_bounds(model, states):
     """The whole system at the default bounds: each verdict as the spec expects, and the exact state
@@ -154,7 +156,7 @@ def test_v15_shares_a_queue_between_host_and_guest():
     """Only the whole system shows it: finding 2 leaves the adapter in the guest, unassigning it
     then commits nothing, in_use lets apmask reserve it, and the adapter comes back bound to zcrypt."""
     bad = prop(whole("vfio_ap_v15"), "no_host_guest_sharing")
-    assert bad.verdict == "violated" and bad.message == "violated after 28 steps"
+    assert bad.verdict == "violated" and bad.message == "violated after 27 steps"
     ops = [s.op for s in bad.trace.steps]
     assert ops.index("ap_scan_bus_adapter_removed") < ops.index("unassign_adapter_store") \
         < ops.index("apmask_store") < ops.index("ap_scan_bus_adapter_added")

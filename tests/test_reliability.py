@@ -65,13 +65,13 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_verify_and_leaves_no_worker(sig):
-    proc = subprocess.Popen([sys.executable, "-m", "apcheck", "verify", "models/vfio_ap_merged_2026.apm", "-q",
-                             "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(_children(proc.pid)) >= 2, "the workers did not start"
+    """The whole system of merged_2026 runs for about a minute, in the native core's threads: a
+    signal in the middle of it ends the run at once, and nothing of it is left."""
+    proc = subprocess.Popen([sys.executable, "-m", "apcheck", "verify", "models/vfio_ap_merged_2026.apm",
+                             "--no-induction"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = proc.stderr.readline()  # the first progress line: the search is running
+    assert "states" in first, first
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig

@@ -26,5 +26,22 @@ def render_claims_table(results: list[VerifyResult], rows: list[tuple[str, str]]
     """The seed-claims table of the README: one row per (claim, property), one column per model."""
     by_model = {r.model: {p.name: p.judged_verdict for p in r.properties} for r in results}
     models = [r.model for r in results]
-    table = [[claim, f"`{prop}`"] + [by_model[m].get(prop, "-") for m in models] for claim, prop in rows]
-    return tabulate(table, headers=["claim", "property"] + models, tablefmt="github") + "\n"
+    table = [[claim, f"`{prop}`", _bounds_cell(results, prop)] + [by_model[m].get(prop, "-") for m in models]
+             for claim, prop in rows]
+    return tabulate(table, headers=["claim", "property", "bounds"] + models, tablefmt="github") + "\n"
+
+
+def _bounds_cell(results: list[VerifyResult], prop: str) -> str:
+    """The bounds the explorations behind a property's verdicts ran at (the run's own where the verdict
+    has none: a lock order from every run's edges, a proof)."""
+    texts = []
+    for r in results:
+        for p in r.properties:
+            if p.name != prop:
+                continue
+            method = p.method.then if p.method.then is not None else p.method
+            bounds = dict(method.bounds) or r.bounds
+            text = " ".join(f"{k}={v}" for k, v in bounds.items())
+            if text not in texts:
+                texts.append(text)
+    return " / ".join(texts)
