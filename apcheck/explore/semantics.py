@@ -429,19 +429,22 @@ class Semantics:
         v = locks[inst]
         return inst, [v - 1] if v > 0 else [i for i in range(len(threads)) if (-v >> i) & 1]
 
+    def holders_waited_for(self, state: tuple) -> dict[int, int]:
+        """Per thread blocked at an acquire, the mask of the other threads holding the lock it waits for."""
+        locks, threads = state[1], state[2]
+        waits = {}
+        for t in range(len(threads)):
+            got = self.waiting_for(state, t)
+            if got is not None and got[0] >= 0 and \
+                    _holder(locks[got[0]], t, self.code[threads[t][0]].mode) == OTHER:
+                waits[t] = sum(1 << h for h in got[1] if h != t)
+        return waits
+
     def waits_forever(self, state: tuple) -> int:
         """The threads blocked at an acquire that wait, directly or through others, on a wait-for
         cycle of lock holders: none of them can ever move again (--first finds deadlocks with it
         during the search). A mask; 0 when there is no such cycle."""
-        locks = state[1]
-        waits = {}
-        for t in range(len(state[2])):
-            got = self.waiting_for(state, t)
-            if got is None or got[0] < 0:
-                continue
-            inst, holders = got
-            if _holder(locks[inst], t, self.code[state[2][t][0]].mode) == OTHER:
-                waits[t] = sum(1 << h for h in holders if h != t)
+        waits = self.holders_waited_for(state)
         left = sum(1 << t for t, m in waits.items() if m)
         changed = True
         while changed:  # a thread none of whose holders is left can still get the lock
@@ -462,13 +465,7 @@ class Semantics:
                 out |= 1 << t
         if not out:
             return 0
-        locks = state[1]
-        waits = {}
-        for t in range(len(threads)):
-            got = self.waiting_for(state, t)
-            if got is not None and got[0] >= 0 and \
-                    _holder(locks[got[0]], t, self.code[threads[t][0]].mode) == OTHER:
-                waits[t] = sum(1 << h for h in got[1] if h != t)
+        waits = self.holders_waited_for(state)
         changed = True
         while changed:
             changed = False

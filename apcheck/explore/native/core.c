@@ -236,10 +236,9 @@ static uint64_t props_of(Ctx *c, const V *w) {
     return bits;
 }
 
-/* The threads blocked at an acquire that wait, directly or through others, on a wait-for cycle of
- * lock holders (semantics.py: waits_forever). */
-static uint64_t waits_forever(Ctx *c, const V *w) {
-    uint64_t waits[NT], left = 0;
+/* Per thread blocked at an acquire, the other threads holding the lock it waits for (0 for the
+ * others) (semantics.py: holders_waited_for). */
+static void holders_waited_for(Ctx *c, const V *w, uint64_t *waits) {
     for (int t = 0; t < NT; t++) {
         V inst; int mode;
         waits[t] = 0;
@@ -247,8 +246,15 @@ static uint64_t waits_forever(Ctx *c, const V *w) {
         V v = w[LOFF + inst];
         if (holder(v, t, mode) != OTHER) continue;
         waits[t] = (v > 0 ? 1ULL << (v - 1) : (uint64_t)(-v)) & ~(1ULL << t);
-        if (waits[t]) left |= 1ULL << t;
     }
+}
+
+/* The threads blocked at an acquire that wait, directly or through others, on a wait-for cycle of
+ * lock holders (semantics.py: waits_forever). */
+static uint64_t waits_forever(Ctx *c, const V *w) {
+    uint64_t waits[NT], left = 0;
+    holders_waited_for(c, w, waits);
+    for (int t = 0; t < NT; t++) if (waits[t]) left |= 1ULL << t;
     for (int changed = 1; changed;) {
         changed = 0;
         for (int t = 0; t < NT; t++)
@@ -723,14 +729,7 @@ static uint64_t defect_bound(Ctx *c, const V *w) {
     for (int t = 0; t < NT; t++) if (thread_of((V *)w, t)[0] == DEAD) out |= 1ULL << t;
     if (!out) return 0;
     uint64_t waits[NT];
-    for (int t = 0; t < NT; t++) {
-        V inst; int mode;
-        waits[t] = 0;
-        if (!waiting_on(c, w, t, &inst, &mode)) continue;
-        V v = w[LOFF + inst];
-        if (holder(v, t, mode) != OTHER) continue;
-        waits[t] = (v > 0 ? 1ULL << (v - 1) : (uint64_t)(-v)) & ~(1ULL << t);
-    }
+    holders_waited_for(c, w, waits);
     for (int changed = 1; changed;) {
         changed = 0;
         for (int t = 0; t < NT; t++)
