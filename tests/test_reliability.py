@@ -189,7 +189,7 @@ def _report(seed: str, *args: str) -> str:
     env = {**os.environ, "PYTHONHASHSEED": seed}
     done = subprocess.run([sys.executable, "-m", "apcheck", "verify", *args, "-q", "--format", "json"], cwd=ROOT,
                           capture_output=True, text=True, env=env)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1, 3), done.stderr  # 3: unknown (a limit)
     return re.sub(r'"(seconds|search_seconds|states_per_second|peak_memory_mb)": [\d.e+-]+', r'"\1": 0',
                   done.stdout)
 
