@@ -71,7 +71,7 @@ if engine == "native":  # build (or find in the cache) first: the CPU time is th
     from apcheck.explore.native.codegen import generate
     start = time.monotonic()
     lowered = build(program)[0]
-    build_native(generate(scenario_system(lowered, bounds_of(program), program.scenarios[0]))[0])  # (lib, s)
+    build_native(generate(scenario_system(lowered, bounds_of(program), program.system))[0])  # (lib, s)
     build_s = time.monotonic() - start
 cpu = time.process_time()
 res = verify(program, VerifyConfig(explore=ExploreConfig(symmetry=False, reduction=False, engine=engine, threads=1),
