@@ -73,7 +73,8 @@ def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyCon
                 new.induction, new.expected = p.induction, p.expected
                 res.properties[k] = new
         res.coverage += more.coverage
-        res.stats.notes.append(f"{', '.join(names)} explored at {where}, the bounds {'they need' if len(names) > 1 else 'it needs'}: "
+        need = "they need" if len(names) > 1 else "it needs"
+        res.stats.notes.append(f"{', '.join(names)} explored at {where}, the bounds {need}: "
                                f"{more.stats.states:,} states, {more.stats.seconds:.1f} s, "
                                f"peak memory {more.stats.peak_memory_mb:.0f} MiB")
         res.stats.notes += [n for n in more.stats.notes if n not in res.stats.notes
