@@ -261,10 +261,6 @@ class Coverage:
     statements: list[StatementCoverage]
 
     @property
-    def never_completed(self) -> list[str]:
-        return [o.op for o in self.operations if not o.succeeded]
-
-    @property
     def never_executed(self) -> list[StatementCoverage]:
         return [s for s in self.statements if not s.executed]
 

@@ -75,7 +75,7 @@ if engine == "native":  # build (or find in the cache) first: the CPU time is th
     build_s = time.monotonic() - start
 cpu = time.process_time()
 res = verify(program, VerifyConfig(explore=ExploreConfig(symmetry=False, reduction=False, engine=engine, threads=1),
-                                   induction=False, jobs=1))
+                                   induction=False))
 cpu = time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"states": res.stats.states, "transitions": res.stats.transitions, "cpu": cpu,

@@ -66,7 +66,7 @@ def main() -> None:
                 start, cpu = time.monotonic(), time.process_time()
                 explore = ExploreConfig(timeout=args.timeout, symmetry=symmetry, reduction=reduction, engine=engine,
                                         threads=1)
-                cfg = VerifyConfig(bounds=bounds, explore=explore, scenario=scenario, jobs=1, induction=False)
+                cfg = VerifyConfig(bounds=bounds, explore=explore, scenario=scenario, induction=False)
                 res = verify(program, cfg, ["specs/vfio_ap.aps"])
                 total, cpu = time.monotonic() - start, time.process_time() - cpu
                 speedup = ""

@@ -84,7 +84,7 @@ def test_explain_runs_no_invariant_search_and_no_induction(monkeypatch):
     monkeypatch.setattr("apcheck.commands.verify.prove_invariants", no_induction)
     monkeypatch.setattr(engine, "check_props", spy)
     program = load_program("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"])
-    ex = explain(program, parse_splat(open(SPLAT).read()), VerifyConfig(scenario="locking", jobs=1))
+    ex = explain(program, parse_splat(open(SPLAT).read()), VerifyConfig(scenario="locking"))
     assert ex.explained
     assert evaluated == []
 

@@ -28,8 +28,7 @@ class VerifyConfig:
     scenario: str | None = None   # explore this scenario (a part of the system), not the whole system
     induction: bool = True        # try Z3 induction proofs of the invariants for every size
     bmc_depth: int = 0            # > 0: cross-check the explorer with Z3 BMC to this depth
-    jobs: int = 0                 # worker processes for the scenarios (0: one per core, at most one each)
-    max_memory_mb: float | None = None  # for the whole run, shared by the worker processes
+    max_memory_mb: float | None = None  # for the whole run
     locks_only: bool = False      # explore for lock-order edges and deadlocks only: no invariants or covers
     properties: tuple[str, ...] | None = None  # only these invariants and covers, each on the slice of the
                                                # system that can affect them (explore/slicing.py): exact

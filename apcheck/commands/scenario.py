@@ -1,16 +1,12 @@
 """One scenario's exploration and the verdicts it gives, as plain data.
 
-`run_scenario` instantiates the lowered program with one scenario's threads,
-explores it, replays the counterexamples and returns a ScenarioRun: picklable,
-so scenarios can be explored in separate processes (see
-verify.explore_scenarios).
+`run_scenario` instantiates the lowered program with one scenario's threads
+(or the whole system's), explores it, replays the counterexamples and returns
+a ScenarioRun.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import resource
-import signal
 import time
 from dataclasses import dataclass, field, replace
 
@@ -52,52 +48,17 @@ class ScenarioRun:
 
 def explore_scenarios(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]
                       ) -> tuple[list[ScenarioRun], float]:
-    """Run the scenarios, in parallel worker processes when there are several and jobs allow;
-    the runs and the wall time they took."""
+    """Run the scenarios one after the other (a search uses every core through the native core's
+    threads); the runs and the wall time they took."""
     start = time.monotonic()
-    jobs = config.jobs or min(len(scenarios), os.cpu_count() or 1)
-    parallel = jobs > 1 and len(scenarios) > 1 and "fork" in mp.get_all_start_methods()
-    processes = min(jobs, len(scenarios)) if parallel else 1
-    if config.max_memory_mb is not None:  # each process its share of the budget
-        config = replace(config, explore=replace(config.explore, max_memory_mb=config.max_memory_mb / processes))
-    if not config.explore.threads:  # each process its share of the cores for its searches
-        threads = max(1, (os.cpu_count() or 1) // processes)
-        config = replace(config, explore=replace(config.explore, threads=threads))
-    if not parallel:
-        return [run_scenario(lowered, config, sc) for sc in scenarios], time.monotonic() - start
-    # fork: the workers inherit the lowered program and the configuration; nothing of them is pickled
-    pool = mp.get_context("fork").Pool(min(jobs, len(scenarios)), _worker_start, (lowered, config, scenarios))
-    try:
-        runs = pool.map(_run_in_worker, range(len(scenarios)), chunksize=1)
-        pool.close()
-    except BaseException:  # an error, Ctrl-C or SIGTERM: no worker outlives the run
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-    return runs, time.monotonic() - start
-
-
-_worker: tuple | None = None  # set once in each worker process, by _worker_start
-
-
-def _worker_start(lowered: Lowered, config: VerifyConfig, scenarios: list[P.Scenario]) -> None:
-    global _worker
-    # The parent decides: Ctrl-C reaches the whole process group, and the parent then terminates
-    # the workers (SIGTERM, whose default action ends a worker at once).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker = (lowered, config, scenarios)
-
-
-def _run_in_worker(index: int) -> ScenarioRun:
-    lowered, config, scenarios = _worker
-    return run_scenario(lowered, config, scenarios[index])
+    if config.max_memory_mb is not None:  # the run's memory budget bounds each search
+        config = replace(config, explore=replace(config.explore, max_memory_mb=config.max_memory_mb))
+    return [run_scenario(lowered, config, sc) for sc in scenarios], time.monotonic() - start
 
 
 def stats_of(runs: list[ScenarioRun], wall: float, config: VerifyConfig) -> Stats:
-    """The statistics of a run of these scenarios: `seconds` is the wall time (scenarios run in
-    parallel), `search_seconds` the time the searches took together."""
+    """The statistics of a run of these explorations: `seconds` is the wall time, `search_seconds`
+    the time the searches took."""
     states = sum(r.states for r in runs)
     limits = [r.limit for r in runs if r.limit]
     memory = max([r.peak_memory_mb for r in runs] + [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0])

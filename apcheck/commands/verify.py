@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from apcheck.commands.lockorder import lockorder_result, union_edges
 from apcheck.commands.model import VerifyConfig, build, check_expectations, select_scenarios
-from apcheck.commands.scenario import ScenarioRun, explore_scenarios, method_over, stats_of
+from apcheck.commands.scenario import explore_scenarios, stats_of
 from apcheck.diagnostics import InternalError
 from apcheck.explore.system import bounds_of
 from apcheck.ir import program as P
@@ -20,33 +20,33 @@ from apcheck.smt.induction import atomic_is_exact, prove_invariants
 
 
 def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: list[str] = ()) -> VerifyResult:
-    """Explore each scenario, then combine: a property is violated (or a cover reached) if some
-    scenario shows it, and holds only if it holds in every scenario."""
+    """Explore the whole system (or the scenario `config.scenario` names), prove what Z3 can, and
+    assemble the verdicts."""
     check_expectations(program, [p.name for p in program.properties] + list(BUILTIN_PROPERTIES))
     scenarios = select_scenarios(program, config.scenario)
     bounds = bounds_of(program, config.bounds)  # a bad --bound is a usage error before any work
     lowered, static = build(program, config.explore.closure_edges)
     runs, wall = explore_scenarios(lowered, config, scenarios)
-    props = [_merge([r.results[p.name] for r in runs], runs) for p in program.properties
-             if p.kind in (Kind.INVARIANT, Kind.COVER) and p.name in runs[0].results]
+    (run,) = runs  # one exploration: the whole system or one scenario
+    props = [run.results[p.name] for p in program.properties
+             if p.kind in (Kind.INVARIANT, Kind.COVER) and p.name in run.results]
     if config.properties is None:
-        props += [_merge([r.results[name] for r in runs], runs) for name in ("deadlock", "defects")]
+        props += [run.results[name] for name in ("deadlock", "defects")]
     for pr in props:
-        for r in runs:
-            pr.notes += r.notes.get(pr.name, [])
+        pr.notes += run.notes.get(pr.name, [])
     edges = union_edges(runs, lowered, static)
     props += [lockorder_result(p, edges, runs, lowered, config) for p in program.properties
               if p.kind == Kind.LOCKORDER and config.properties is None]
     expect = {e.prop: e.verdict for e in program.expectations if e.model == program.model_name}
-    partial = any(r.scenario != WHOLE_SYSTEM for r in runs)   # a scenario: a part of the system
+    partial = run.scenario != WHOLE_SYSTEM   # a scenario: a part of the system
     for pr in props:
         pr.expected = expect.get(pr.name)
         pr.partial = partial
     if config.induction:
         _add_induction(lowered, props, config)
     return VerifyResult(model=program.model_name, path=program.path, specs=list(specs), bounds=bounds,
-                        scenarios={r.scenario: r.threads for r in runs}, properties=props, lock_edges=edges,
-                        stats=stats_of(runs, wall, config), coverage=[r.coverage for r in runs if r.coverage])
+                        scenarios={run.scenario: run.threads}, properties=props, lock_edges=edges,
+                        stats=stats_of(runs, wall, config), coverage=[run.coverage] if run.coverage else [])
 
 
 def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyConfig(),
@@ -102,21 +102,3 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
             pr.verdict = Verdict.PROVED
             pr.method = Method(engine="z3-induction", then=pr.method)
             pr.message = f"{ind.message}; {pr.message}"
-
-
-def _merge(results: list[PropertyResult], runs: list[ScenarioRun]) -> PropertyResult:
-    """One verdict from the scenarios' verdicts on the same property."""
-    if len(results) == 1:
-        return results[0]
-    for verdict in (Verdict.VIOLATED, Verdict.REACHED):
-        found = [r for r in results if r.verdict == verdict]
-        if found:
-            return min(found, key=lambda r: len(r.trace.steps) if r.trace else 0)
-    unknown = [r for r in results if r.verdict == Verdict.UNKNOWN]
-    if unknown:
-        return unknown[0]
-    first = results[0]
-    message = {Kind.INVARIANT: "holds in every reachable state of every scenario",
-               Kind.COVER: "no reachable state of any scenario satisfies it"}.get(first.kind, first.message)
-    return PropertyResult(name=first.name, kind=first.kind, verdict=first.verdict, method=method_over(runs),
-                          message=message, span=first.span)

@@ -73,11 +73,11 @@ class ExploreResult:
                                            # every thread of it is blocked there already
     core: str = "python"                   # the explorer core that ran the search: python | native
     store: object = None                   # the native core holding the states (kept alive with the result)
-    coverage: Coverage | None = None       # what the search executed
+    coverage: ExecutionCounts | None = None   # what the search executed
 
 
 @dataclass(frozen=True)
-class Coverage:
+class ExecutionCounts:
     """What the search executed (semantics.py): per instruction the times a step executed it, per
     operation the returns and the successful ones (a result that is not an error code)."""
 
@@ -231,9 +231,10 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     # After a limit the analysis of the partial graph (no false deadlock there, maybe a real one) gets
     # one more second at most: a limit is honoured within about a second.
     grace = time.monotonic() + 1.0
-    deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads), sem.defect_bound,
+    bound = sem.defect_bound if defects else None  # no defect: no dead thread in any state
+    deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads), bound,
                                     (lambda: time.monotonic() > grace) if limit is not None else None)
-    coverage = Coverage(tuple(sem.executed), tuple(sem.returned), tuple(sem.succeeded))
+    coverage = ExecutionCounts(tuple(sem.executed), tuple(sem.returned), tuple(sem.succeeded))
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, cycle or deadlock, sem.edges, sem, canon, deepest, notes, index,
                          can_move, deadlock_at_once=cycle is not None, coverage=coverage)
@@ -269,7 +270,7 @@ def _unlocked(state, guards, inst_class) -> bool:
     return True
 
 
-def find_stuck(states, src, dst, mover, expanded, n_threads, defect_bound: Callable[[tuple], int],
+def find_stuck(states, src, dst, mover, expanded, n_threads, defect_bound: Callable[[tuple], int] | None,
                out_of_time: Callable[[], bool] | None = None
                ) -> tuple[tuple[int, int] | None, list[int] | None]:
     """The first state (in search order) with a busy thread that can never move again, with the mask
@@ -279,8 +280,9 @@ def find_stuck(states, src, dst, mover, expanded, n_threads, defect_bound: Calla
     mask[s] = threads that can take a step in s or in some state reachable
     from s; unexpanded states (limits) count as "every thread can move", so a
     truncated search never reports a false deadlock. A dead thread, and one
-    that waits behind it (defect_bound), counts as moving: a defect, reported
-    on its own, is why it never moves again, not a deadlock.
+    that waits behind it (defect_bound; None where the search found no
+    defect), counts as moving: a defect, reported on its own, is why it never
+    moves again, not a deadlock.
     """
     n = len(states)
     full = (1 << n_threads) - 1
@@ -290,7 +292,7 @@ def find_stuck(states, src, dst, mover, expanded, n_threads, defect_bound: Calla
     for i in range(n):
         if not expanded[i]:
             mask[i] = full
-        else:
+        elif defect_bound is not None:
             mask[i] |= defect_bound(states[i])
     # reverse adjacency (CSR)
     count = [0] * (n + 1)

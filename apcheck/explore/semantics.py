@@ -185,6 +185,7 @@ class Semantics:
         go round MAX_LOOP_ROUNDS times without reaching a scheduling point is a defect (a loop
         that never exits: the kernel would spin there forever)."""
         code = self.code
+        executed = self.executed  # coverage counts (the hot loop: a local)
         rounds = 0
         try:
             while True:
@@ -193,14 +194,14 @@ class Semantics:
                 if ins.guards:
                     self._check_guards(ins, held, pc, g, l)
                 if k == EXEC:
-                    self.executed[pc] += 1
+                    executed[pc] += 1
                     ins.fn(g, l)
                     pc += 1
                 elif k == BRANCH:
-                    self.executed[pc] += 1
+                    executed[pc] += 1
                     pc = pc + 1 if ins.fn(g, l) else ins.target
                 elif k == JUMP:
-                    self.executed[pc] += 1
+                    executed[pc] += 1
                     if ins.target < pc:  # a loop goes round
                         rounds += 1
                         if rounds & 4095 == 0:
@@ -211,7 +212,7 @@ class Semantics:
                                                     "reaching a scheduling point: it never exits", pc, ins.span)
                     pc = ins.target
                 elif k == FOR:
-                    self.executed[pc] += 1
+                    executed[pc] += 1
                     rem = l[ins.rem]
                     if not rem:
                         pc = ins.target
@@ -231,7 +232,7 @@ class Semantics:
                     l[ins.slot], l[ins.rem] = low, rest
                     pc += 1
                 elif k == TRY:
-                    self.executed[pc] += 1
+                    executed[pc] += 1
                     if self.trylocks_may_fail:
                         self._run(state, t, op_id, args, start, ins.target, list(g), list(locks), list(l),
                                   list(held), out)
@@ -243,14 +244,14 @@ class Semantics:
                         raise _DefectSignal("lock-held-at-return",
                                             f"{self.sys.ops[op_id].name} returns {errno_text(result)} "
                                             f"with {names} still held", pc, ins.span)
-                    self.executed[pc] += 1
+                    executed[pc] += 1
                     self.returned[op_id] += 1
                     if result >= 0:
                         self.succeeded[op_id] += 1
                     out.append(self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ())))
                     return
                 elif k == RELEASE and self.merge and ins.private_release:
-                    self.executed[pc] += 1
+                    executed[pc] += 1
                     self._release(ins, pc, g, l, locks, held, t)
                     pc += 1
                 else:  # a scheduling point: the step ends before it

@@ -15,13 +15,14 @@ import weakref
 from typing import Callable
 
 from apcheck.explore.budget import Budget, resident_mb
-from apcheck.explore.engine import DECIDED_LIMIT, FIRST_LIMIT, Coverage, ExploreConfig, ExploreResult, Progress
+from apcheck.explore.engine import DECIDED_LIMIT, FIRST_LIMIT, ExecutionCounts, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.build import NativeUnavailable, build
 from apcheck.explore.native.codegen import Layout, Unsupported, generate
 from apcheck.explore.semantics import DEAD, IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import symmetric_sorts
 from apcheck.explore.system import System
 from apcheck.ir.types import MapT
+from apcheck.results import exploration_title
 
 S_RUNNING, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST = range(5)
 ERRORS = {1: "out of memory", 2: "a value outside the range the native core stores (an int or error code)",
@@ -232,7 +233,7 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
         defects={}, deadlock=(stuck[0], stuck[1]) if stuck[0] >= 0 else None, edges=_edges(core),
         semantics=sem, canon=(lambda s: core.canon(s)[0]) if core.symmetric else None,
         max_depth_reached=deepest, notes=(symmetric_sorts(system.sizes.n)[1] if config.symmetry else [])
-        + ([f"native core built for scenario {system.scenario} in {core.built:.1f} s (then cached)"]
+        + ([f"native core built for {exploration_title(system.scenario)} in {core.built:.1f} s (then cached)"]
            if core.built else []),
         index=_Index(core), can_move=_Column(lambda i: lib.ap_can_move(ctx, i), n), core="native")
     cycle = lib.ap_cycle_state(ctx)
@@ -245,12 +246,12 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
     return result
 
 
-def _coverage(core: Core) -> Coverage:
+def _coverage(core: Core) -> ExecutionCounts:
     ncode, nops = len(core.sys.code), len(core.sys.ops)
     out = (ctypes.c_uint64 * (ncode + 2 * nops))()
     core.lib.ap_coverage(core.ctx, out)
     values = list(out)
-    return Coverage(tuple(values[:ncode]), tuple(values[ncode:ncode + nops]), tuple(values[ncode + nops:]))
+    return ExecutionCounts(tuple(values[:ncode]), tuple(values[ncode:ncode + nops]), tuple(values[ncode + nops:]))
 
 
 def _edges(core: Core) -> dict[tuple[int, int], tuple[int, int, int]]:
