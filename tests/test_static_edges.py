@@ -115,3 +115,92 @@ op u() {
 }
 """)
     assert [(d.code, d.span.line) for d in found.diagnostics] == [("E402", 11)]
+
+
+CORRELATED = """
+sort Dev bound 2
+sort Guest bound 1
+lock big: mutex
+lock small: mutex
+lock guest[Guest]: mutex
+var owner: map<Dev -> Guest?> = null guarded_by big%s
+var loose: map<Dev -> Guest?> = null
+
+proc get_locks(d: Dev) {
+    if owner[d] != null {
+        acquire guest[owner[d]]
+    }
+    acquire small
+}
+
+proc put_locks(d: Dev) {
+    release small
+    if owner[d] != null {
+        release guest[owner[d]]
+    }
+}
+
+op walk() {
+    acquire big
+    for d in Dev {
+        call get_locks(d)
+        %s
+        call put_locks(d)
+    }
+    release big
+}
+
+op attach(d: Dev, g: Guest) {
+    %s
+    owner[d] := g
+    %s
+}
+"""
+
+
+def correlated(guard="", between="", attach_lock=("acquire big", "release big")):
+    return edges_of(CORRELATED % ((guard, between) + attach_lock))
+
+
+def test_a_repeated_condition_no_thread_can_change_is_taken_the_same_way():
+    """The conditional acquire and the conditional release of guest[] pair up: no path keeps
+    guest[] held into the next iteration, so there is no guest -> guest or guest -> small ... edge
+    from a path no thread can run. The parameters of the two calls are copies of the loop's d."""
+    _, found, edges = correlated()
+    assert edges == {("big", "guest"), ("big", "small"), ("guest", "small")}
+    assert found.pruned == 2 and not found.diagnostics
+
+
+def test_a_condition_on_an_unguarded_variable_is_not_known():
+    text = CORRELATED.replace("owner[d]", "loose[d]") % ("", "", "acquire big", "release big")
+    _, found, edges = edges_of(text)
+    assert ("guest", "guest") in edges and found.pruned == 0
+
+
+def test_a_condition_is_forgotten_when_the_guard_is_dropped_in_between():
+    _, found, edges = correlated(between="release big\n        acquire big")
+    assert found.pruned == 0 and ("small", "big") in edges
+
+
+def test_a_condition_is_forgotten_when_the_thread_writes_what_it_reads():
+    _, _, edges = correlated(between="owner[d] := null")
+    assert ("guest", "guest") in edges
+
+
+def test_a_variable_written_without_its_guards_is_never_known():
+    """attach writes owner without big: the guard does not exclude it, so nothing is pruned."""
+    _, found, edges = correlated(attach_lock=("", ""))
+    assert ("guest", "guest") in edges and found.pruned == 0
+
+
+def test_the_merged_designs_static_order_is_acyclic():
+    from apcheck.commands.model import build, load_program
+    from apcheck.smt.lockorder import prove_order
+    for model in ("models/vfio_ap_merged.apm", "models/vfio_ap_merged_2026.apm"):
+        lowered, static = build(load_program(model))
+        names = [c.name for c in lowered.locks]
+        assert ("kvm->lock", "kvm->lock") not in {(names[a], names[b]) for a, b in static.edges}
+        proof = prove_order(list(range(len(names))), set(static.edges))
+        order = [names[c] for c in proof.order]
+        assert order.index("matrix_dev->guests_lock") < order.index("kvm->lock") < order.index(
+            "matrix_dev->mdevs_lock")

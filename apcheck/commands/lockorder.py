@@ -100,7 +100,7 @@ def lockorder_result(prop: P.Property, edges: list[LockEdge], runs: list[Scenari
     notes = []
     if static_proof.status == "unsat" and static_proof.cycle:
         c = static_proof.cycle
-        notes.append("static paths (ignoring data) form the cycle "
+        notes.append("static paths (data ignored but for repeated conditions) form the cycle "
                      + " -> ".join([names[x] for x in c] + [names[c[0]]]) + ", not reached within the bounds")
     elif hier is not None:
         bad = hierarchy_violations(static, hier)
