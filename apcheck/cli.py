@@ -138,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(ex)
     ex.set_defaults(func=cmd_explain)
 
+    inf = sub.add_parser("infer", help="auxiliary invariants Z3 proves for every size (each operation "
+                                       "atomic), ready to paste into a spec")
+    inf.add_argument("model", metavar="MODEL")
+    inf.add_argument("--spec", action="append", default=[], metavar="SPEC", help="spec file (repeatable)")
+    inf.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
+    inf.set_defaults(func=cmd_infer)
+
     ci = sub.add_parser("ci", help="verify every configured model and compare with the expected verdicts")
     ci.add_argument("--config", default=None, help="apcheck.toml or pyproject.toml (default: search upwards)")
     ci.add_argument("--junit", metavar="FILE", help="also write JUnit XML")
@@ -319,6 +326,13 @@ def cmd_explain(args) -> int:
     ex = explain(load_program(args.model, args.spec), splat, run_config(args))
     sys.stdout.write(render_explanation(args.model, splat, ex))
     return EXIT_OK if ex.explained else EXIT_VIOLATED
+
+
+def cmd_infer(args) -> int:
+    from apcheck.commands.infer import infer
+    from apcheck.report.infer import render_infer
+    sys.stdout.write(render_infer(infer(args.model, args.spec, args.smt_timeout)))
+    return EXIT_OK
 
 
 def cmd_ci(args) -> int:

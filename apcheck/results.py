@@ -462,3 +462,16 @@ def _a(kind: type, data):
 
 def _tuples(data):
     return tuple(_tuples(x) for x in data) if isinstance(data, list) else data
+
+
+@dataclass(kw_only=True)
+class InferResult:
+    """`apcheck infer`: candidate auxiliary invariants generated from the model, and what Z3 proved."""
+
+    model: str
+    candidates: int                      # generated and well-formed
+    proved: list[str]                    # candidate invariants (the model's syntax), jointly inductive
+    newly_proved: list[str]              # the model's invariants proved with them and not without
+    proved_before: list[str]             # the model's invariants proved without them
+    not_proved: list[tuple[str, str]]    # the model's invariants still not proved: (name, why)
+    seconds: float = 0.0

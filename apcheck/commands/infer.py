@@ -1,0 +1,54 @@
+"""`apcheck infer`: auxiliary invariants that Z3 proves, ready to paste into a spec.
+
+Candidates come from the model's declarations (smt/candidates.py); those that
+are not well-formed in the model are left out. The model's invariants and the
+candidates are then put through one Houdini fixpoint (smt/induction.py): what
+is left is jointly inductive with each operation taken atomically, for every
+size. The model's invariants that this proves, and did not prove alone, are
+named: they need the inferred ones.
+"""
+from __future__ import annotations
+
+import time
+
+from apcheck.diagnostics import DiagnosticError
+from apcheck.ir.lower import lower
+from apcheck.lang import ast as A
+from apcheck.lang.check import check
+from apcheck.lang.loader import load
+from apcheck.lang.parser import parse
+from apcheck.results import InferResult
+from apcheck.smt.candidates import candidate_texts
+from apcheck.smt.induction import prove_invariants
+
+PREFIX = "inferred_"
+SOURCE = "<inferred>"
+
+
+def infer(model: str, specs: list[str] = (), smt_timeout: float = 10.0) -> InferResult:
+    start = time.monotonic()
+    modules = load([model] + list(specs))
+    program = check(modules, model)
+    own = [p.name for p in program.properties if p.kind == "invariant"]
+    texts = [t for t in candidate_texts(program) if _well_formed(modules, model, t)]
+    extra = parse("".join(f"invariant {PREFIX}{i + 1}: {t}\n" for i, t in enumerate(texts)), SOURCE)
+    both = check(modules + [extra], model)
+    alone = prove_invariants(lower(program), smt_timeout)
+    joint = prove_invariants(lower(both), smt_timeout)
+    proved = [texts[int(name[len(PREFIX):]) - 1] for name, r in joint.items()
+              if name.startswith(PREFIX) and r.status == "proved"]
+    before = [n for n in own if alone.get(n) is not None and alone[n].status == "proved"]
+    newly = [n for n in own if n not in before and joint.get(n) is not None and joint[n].status == "proved"]
+    left = [(n, joint[n].message if n in joint else "no induction result") for n in own
+            if n not in before and n not in newly]
+    return InferResult(model=program.model_name, candidates=len(texts), proved=proved, newly_proved=newly,
+                       proved_before=before, not_proved=left, seconds=time.monotonic() - start)
+
+
+def _well_formed(modules: list[A.Module], model: str, text: str) -> bool:
+    try:
+        check(modules + [parse(f"invariant {PREFIX}0: {text}\n", SOURCE)], model)
+    except DiagnosticError:
+        return False
+    return True
+
