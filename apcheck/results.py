@@ -156,12 +156,12 @@ class InductionResult:
 class Method:
     """How a verdict was obtained: the engine, and for the explorer its bounds, scenarios and reductions."""
 
-    engine: str                            # explicit-state | z3-unsat-core | z3-ranks | z3-induction
+    engine: str                            # explicit-state | z3-unsat-core | z3-ranks | z3-induction | z3-interleaved
     bounds: tuple[tuple[str, int], ...] = ()
     scenarios: tuple[str, ...] = ()
     symmetry: bool = True
     reduction: bool = True
-    then: Method | None = None             # z3-induction: the explorer's run it strengthened
+    then: Method | None = None             # z3-induction, z3-interleaved: the explorer's run it strengthened
 
     def __str__(self) -> str:
         if self.engine == "z3-unsat-core":
@@ -170,6 +170,8 @@ class Method:
             return "z3 rank certificate over every static acquisition path (all sizes)"
         if self.engine == "z3-induction":
             return f"Z3 induction (every size); {self.then}"
+        if self.engine == "z3-interleaved":
+            return f"Z3 induction over interleaved steps (every size, any number of threads); {self.then}"
         bounds = ", ".join(f"{k}={v}" for k, v in self.bounds)
         sym = "symmetry on" if self.symmetry else "symmetry off"
         return f"explicit-state ({bounds}; {sym}), {', '.join(exploration_title(s) for s in self.scenarios)}"

@@ -17,6 +17,7 @@ from apcheck.ir.lowered import Lowered
 from apcheck.lang.check import BUILTIN_PROPERTIES
 from apcheck.results import WHOLE_SYSTEM, Kind, Method, PropertyResult, Verdict, VerifyResult
 from apcheck.smt.induction import atomic_is_exact, prove_invariants
+from apcheck.smt.interleaved import prove_interleaved
 
 
 def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: list[str] = ()) -> VerifyResult:
@@ -42,11 +43,14 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     for pr in props:
         pr.expected = expect.get(pr.name)
         pr.partial = partial
+    notes = []
     if config.induction:
-        _add_induction(lowered, props, config)
+        notes = _add_induction(lowered, props, config)
+    stats = stats_of(runs, wall, config)
+    stats.notes += notes
     return VerifyResult(model=program.model_name, path=program.path, specs=list(specs), bounds=bounds,
                         scenarios={run.scenario: run.threads}, properties=props, lock_edges=edges,
-                        stats=stats_of(runs, wall, config), coverage=[run.coverage] if run.coverage else [])
+                        stats=stats, coverage=[run.coverage] if run.coverage else [])
 
 
 def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyConfig(),
@@ -82,9 +86,10 @@ def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyCon
     return res
 
 
-def _add_induction(lowered: Lowered, props: list[PropertyResult], config: VerifyConfig) -> None:
+def _add_induction(lowered: Lowered, props: list[PropertyResult], config: VerifyConfig) -> list[str]:
     """Attach Z3's every-size result to each invariant. Where the proofs carry over to the
-    interleavings (see atomic_is_exact), a proof makes the verdict `proved`."""
+    interleavings (see atomic_is_exact), a proof makes the verdict `proved`; otherwise the induction
+    over the interleaved steps for any number of threads (smt/interleaved.py) can. Returns notes."""
     found = prove_invariants(lowered, config.smt_timeout)
     proved = [p for p in lowered.program.properties if p.name in found and found[p.name].status == "proved"]
     exact = atomic_is_exact(lowered, proved)
@@ -95,10 +100,32 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
         pr.induction = ind
         if not exact or ind.status != "proved":
             continue
-        if pr.verdict == Verdict.VIOLATED:
-            raise InternalError(f"Z3 proved invariant {pr.name} inductive, but the explorer reached a "
-                                "violation of it in the same (atomic) system")
-        if pr.verdict == Verdict.HOLDS:
-            pr.verdict = Verdict.PROVED
-            pr.method = Method(engine="z3-induction", then=pr.method)
-            pr.message = f"{ind.message}; {pr.message}"
+        _upgrade(pr, Method(engine="z3-induction", then=pr.method), ind.message, "(atomic)")
+    invariants = [pr for pr in props if pr.kind == Kind.INVARIANT and pr.verdict == Verdict.HOLDS]
+    if not invariants:
+        return []
+    inter = prove_interleaved(lowered, config.smt_timeout)
+    if inter.status == "untranslatable":
+        return [f"induction over the interleaved steps (any number of threads): {inter.message}"]
+    for pr in invariants:
+        if pr.name in inter.proved:
+            helpers = len(inter.kept) - len(inter.proved)
+            _upgrade(pr, Method(engine="z3-interleaved", then=pr.method),
+                     f"{inter.message}, with {helpers} facts of ownership and program points", "(interleaved)")
+        elif pr.name in inter.dropped:
+            pr.notes.append(f"any number of threads: {inter.dropped[pr.name]} (induction over the "
+                            "interleaved steps)")
+        elif inter.status != "proved":
+            pr.notes.append(f"any number of threads: not proved: {inter.message}")
+    return []
+
+
+def _upgrade(pr: PropertyResult, method: Method, why: str, system: str) -> None:
+    """A Z3 proof becomes the verdict of an invariant the explorer found to hold."""
+    if pr.verdict == Verdict.VIOLATED:
+        raise InternalError(f"Z3 proved invariant {pr.name} inductive {system}, but the explorer reached a "
+                            "violation of it in the same system")
+    if pr.verdict == Verdict.HOLDS:
+        pr.verdict = Verdict.PROVED
+        pr.method = method
+        pr.message = f"{why}; {pr.message}"

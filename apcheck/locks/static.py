@@ -19,7 +19,7 @@ Also finds releases that no path can reach holding the lock (E402).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apcheck.diagnostics import Diagnostic
 from apcheck.ir import program as P
@@ -35,6 +35,9 @@ class StaticEdges:
     read: set[tuple[int, int]]                      # edges whose B was a read acquisition
     diagnostics: list[Diagnostic]
     pruned: int = 0                                 # branch directions cut on some path (a known condition)
+    must_hold: dict[int, frozenset[int]] = field(default_factory=dict)  # scheduling point -> classes every path holds
+    may_hold: dict[int, frozenset[int]] = field(default_factory=dict)   # scheduling point -> classes some path holds
+    return_holding: dict[int, int] = field(default_factory=dict)        # return -> a class some path holds there
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ class _Walk:
         self.release_ok: dict[int, bool] = {}
         self.unguarded_writes: set[str] = set()
         self.pruned: set[tuple[int, bool]] = set()
+        self.must: dict[int, frozenset[int]] = {}
+        self.may: dict[int, frozenset[int]] = {}
+        self.return_holding: dict[int, int] = {}
 
     def result(self) -> StaticEdges:
         diags = []
@@ -88,7 +94,7 @@ class _Walk:
                 name = self.lowered.locks[ins.lock].name
                 diags.append(Diagnostic("E402", f"release of {name}, which no path to this statement holds",
                                         ins.span, notes=tuple((f"in {f.function}", f.span) for f in ins.chain[1:])))
-        return StaticEdges(self.edges, self.read, diags, len(self.pruned))
+        return StaticEdges(self.edges, self.read, diags, len(self.pruned), self.must, self.may, self.return_holding)
 
     def run(self) -> None:
         for op in self.lowered.ops:
@@ -105,7 +111,13 @@ class _Walk:
         """The paths one instruction continues: (pc, held, facts, copies of locals)."""
         ins = self.code[pc]
         k = ins.kind
+        if k in SCHED:
+            classes = frozenset(c for c, _ in held)
+            self.must[pc] = self.must.get(pc, classes) & classes
+            self.may[pc] = self.may.get(pc, frozenset()) | classes
         if k == RETURN:
+            if held:
+                self.return_holding.setdefault(pc, held[-1][0])
             return []
         if k == JUMP:
             return [(ins.target, held, facts, rep)]
@@ -166,13 +178,12 @@ class _Walk:
     def execute(self, ins: Instr, held: tuple, facts: frozenset, rep: tuple) -> tuple[frozenset, tuple]:
         eff = ins.effect
         if isinstance(eff, Store):
-            copies = dict(rep)
             value = eff.value
+            src = ins.env.get(value.local) if isinstance(value, P.LocalRef) else None
             facts, rep = _forget_slots(facts, rep, {eff.slot})
-            if isinstance(value, P.LocalRef) and value.local in ins.env:
-                src = ins.env[value.local]
-                if src != eff.slot:
-                    rep = tuple(sorted((dict(rep) | {eff.slot: copies.get(src, src)}).items()))
+            if src is not None and src != eff.slot:
+                copies = dict(rep)
+                rep = tuple(sorted((copies | {eff.slot: copies.get(src, src)}).items()))
             return facts, rep
         if isinstance(eff, Assign):
             target = eff.stmt.target
@@ -198,11 +209,31 @@ class _Walk:
 
 
 def _forget_slots(facts: frozenset, rep: tuple, slots: set[int]) -> tuple[frozenset, tuple]:
-    """Locals written: the facts that read them are no longer known, and neither are the copies."""
+    """Locals written (or reset where dead): the facts that read them are no longer known, unless
+    another local still holds a copy of the old value; the facts are then about that copy."""
     if not slots:
         return facts, rep
-    rep2 = tuple((s, r) for s, r in rep if s not in slots and r not in slots)
-    return frozenset(f for f in facts if not f.slots & slots), rep2
+    copies = dict(rep)
+    for s in sorted(slots):
+        others = sorted(t for t, r in copies.items() if r == s and t not in slots)
+        copies = {t: r for t, r in copies.items() if t != s and r != s}
+        if others:
+            new = others[0]
+            copies.update({t: new for t in others[1:]})
+            facts = frozenset(_Fact(_rename(f.key, s, new), f.value, (f.slots - {s}) | {new}, f.vars)
+                              if s in f.slots else f for f in facts)
+        else:
+            facts = frozenset(f for f in facts if s not in f.slots)
+    return facts, tuple(sorted(copies.items()))
+
+
+def _rename(key, old: int, new: int):
+    """A fact's key with the local slot `old` renamed `new`."""
+    if key == ("local", old):
+        return ("local", new)
+    if isinstance(key, tuple):
+        return tuple(_rename(k, old, new) for k in key)
+    return key
 
 
 def _fact_of(cond: P.Expr, ins: Instr, copies: dict[int, int]):

@@ -39,8 +39,9 @@ def render_verdicts(res: VerifyResult) -> str:
 
 
 INDUCTION_FOOTNOTE = ("* every size: Z3 induction over the operations taken atomically, for all numbers of "
-                      "elements of every sort; the verdict is `proved` only where no operation with a lock, "
-                      "wait or yield writes what the proved invariants read")
+                      "elements of every sort; the verdict is `proved` where no operation with a lock, "
+                      "wait or yield writes what the proved invariants read, or where Z3's induction over "
+                      "the interleaved steps proves it for any number of threads")
 
 
 def render_stats(res: VerifyResult) -> str:

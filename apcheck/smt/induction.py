@@ -142,12 +142,12 @@ class _Induction:
         for op in good:
             op.solver = self._op_solver(op)
         changed = True
-        while changed:  # Houdini: drop every invariant some operation breaks, until none is dropped
-            hypothesis = list(alive)
-            broken = [prop for prop in hypothesis
-                      if not all(self.preserved(prop, op, hypothesis, now, by_name) for op in good)]
-            alive = [p for p in alive if p not in broken]
-            changed = bool(broken)
+        while changed:  # Houdini: drop each invariant an operation breaks, at once, until none is dropped
+            changed = False
+            for prop in list(alive):
+                if not all(self.preserved(prop, op, alive, now, by_name) for op in good):
+                    alive.remove(prop)
+                    changed = True
         names = [p.name for p in alive]
         scope = "each operation atomic, every size"
         for prop in alive:

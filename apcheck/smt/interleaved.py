@@ -1,0 +1,645 @@
+"""Invariants for every size and any number of threads: induction over the interleaved steps.
+
+The symbolic state is the program's state variables, and for an unbounded set
+of threads (an uninterpreted sort `Thread`, with one element `nobody` that no
+thread is) each thread's program point, its locals and the locks it holds:
+
+- `pc: Thread -> Int`: -1 idle, else the scheduling point (an ACQUIRE,
+  RELEASE, WAIT or YIELD instruction of the lowered program) where its next
+  step begins;
+- one array `Thread -> value` per local slot of each operation;
+- per lock class, its owner (`Thread`, or an array from the class's sort to
+  `Thread` for a lock per element; `nobody` when free) and, for an rwsem, its
+  readers (`Thread -> Bool`, or per element).
+
+A step is one thread's run from its scheduling point (or from the entry of
+any operation, when idle, with any arguments) to the next scheduling point or
+its return, exactly as the explorer takes it (explore/semantics.py): an
+acquire waits for a free lock, a wait for its condition, a trylock takes the
+lock if it is free and fails otherwise. Any idle thread may start any
+operation of the system, so the proof covers every number of instances of
+every thread, each running its operations any number of times. Each step is
+enumerated path by path from the lowered instructions.
+
+Defects: a defect at the scheduling point that begins a step (a lock taken
+again, released unheld, a null instance there, sleeping with a spinlock held) leaves the state as it was,
+and a thread that never moves again is one the interleavings may simply never
+schedule: it needs no case of its own. A defect later in the step (an assert,
+a null element, a lock held at a return, an unguarded access) would keep the
+step's effects so far: each is a proof obligation that the invariants must
+discharge, or checked on the static paths (locks held at a return, the
+class-level guards). A `for` loop or a loop that goes round inside one step
+is not translated (the position is given).
+
+Candidates, kept by a Houdini fixpoint (one query per step path and round,
+every candidate the model falsifies dropped at once): the model's invariants
+(`unlocked(...)` as "no thread holds all the guards", for single-instance
+mutexes), ownership facts (a thread at a point where every static path holds
+lock L owns L; a thread owns L only at points where some path holds it),
+and per program point the facts a thread there keeps: each invariant, its
+conjuncts and their negations, the conditions of the operation's branches,
+and `x == e` for the locals its `let`s set. The hypothesis is instantiated
+at the threads a step involves (the stepping thread, the witness of a broken
+candidate, and the lock owners), which only weakens it: a proof stays a proof.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import count
+
+import z3
+
+from apcheck.ir import program as P
+from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
+                                TRY, WAIT, YIELD, Assert, Assign, Lowered, Store)
+from apcheck.ir.types import BoolT, ElemT, Type
+from apcheck.locks.static import static_edges
+from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state
+
+IDLE = -1
+
+
+@dataclass
+class Path:
+    """One way a step can go: from `start` (IDLE: an operation's entry) to `end` (IDLE: returned)."""
+
+    start: int
+    op: int
+    cond: list            # path condition (pre-state terms of the stepping thread)
+    obligations: list     # (formula, what): must hold where the path is taken
+    globals: dict         # Var -> post term
+    slots: dict           # slot -> post term (the stepping thread's locals of `op`)
+    owner: dict           # lock class -> post owner term
+    readers: dict         # lock class -> post readers term
+    end: int
+
+
+@dataclass
+class Candidate:
+    text: str
+    fn: object                 # (state, thread term) -> BoolRef; thread None for a global candidate
+    threaded: bool
+    prop: str | None = None    # the model's invariant it is
+
+
+@dataclass
+class InterleavedResult:
+    status: str                                    # proved | not-proved | untranslatable | unknown
+    message: str
+    proved: list[str] = field(default_factory=list)   # the model's invariants proved
+    kept: list[str] = field(default_factory=list)     # every candidate left (the inductive invariant)
+    dropped: dict[str, str] = field(default_factory=dict)  # model invariant -> why it was dropped
+
+
+class _State:
+    """A symbolic state: globals, per-thread arrays, lock owners and readers."""
+
+    def __init__(self, globals_: dict, pc, slots: dict, owner: dict, readers: dict):
+        self.globals, self.pc, self.slots, self.owner, self.readers = globals_, pc, slots, owner, readers
+
+
+def prove_interleaved(lowered: Lowered, timeout_s: float = 10.0) -> InterleavedResult:
+    """Z3's induction over the interleaved system for any number of threads (see the module doc)."""
+    try:
+        return _Interleaved(lowered, int(timeout_s * 1000)).run()
+    except NotTranslatable as err:
+        return InterleavedResult(status="untranslatable", message=str(err))
+
+
+class _Interleaved:
+    def __init__(self, lowered: Lowered, timeout_ms: int):
+        self.low = lowered
+        self.p = lowered.program
+        self.code = lowered.code
+        self.timeout = timeout_ms
+        self.u = Universe(self.p)
+        self.T = z3.DeclareSort("Thread")
+        self.nobody = z3.Const("nobody", self.T)
+        self.names = count()
+        self.slot_types = self._slot_types()
+        self.held = self._static_held()
+        self.labels = [IDLE] + [pc for pc, ins in enumerate(self.code) if ins.kind in SCHED]
+        self.pre = self._fresh_state("pre")
+
+    # ---- layout ----------------------------------------------------------------------
+
+    def _slot_types(self) -> list[dict[int, Type]]:
+        """Per operation: the type of each local slot (from the locals the instructions name)."""
+        out: list[dict[int, Type]] = []
+        for i, op in enumerate(self.low.ops):
+            types: dict[int, Type] = {}
+            for pc in range(len(self.code)):
+                if self.low.op_of_pc[pc] != i:
+                    continue
+                for local, slot in self.code[pc].env.items():
+                    if local.kind != "binder":
+                        types.setdefault(slot, local.type)
+            for (_, t), slot in zip(op.params, op.param_slots):
+                types[slot] = t
+            out.append(types)
+        return out
+
+    def _fresh_state(self, tag: str) -> _State:
+        g = {v: z3.Const(f"{v.name}@{tag}", self.u.sort_of(v.type, v.span)) for v in self.p.vars}
+        pc = z3.Array(f"pc@{tag}", self.T, z3.IntSort())
+        slots = {}
+        for i, types in enumerate(self.slot_types):
+            for slot, t in types.items():
+                try:
+                    sort = self.u.sort_of(t)
+                except NotTranslatable:
+                    continue  # a slot nothing translatable reads (checked where it is read)
+                slots[(i, slot)] = z3.Array(f"{self.low.ops[i].name}.{slot}@{tag}", self.T, sort)
+        owner, readers = {}, {}
+        for c, cls in enumerate(self.low.locks):  # a spinlock excludes as a mutex does
+            key = [self.u.sorts[cls.per]] if cls.per else []
+            owner[c] = z3.Const(f"owner_{c}@{tag}", z3.ArraySort(*key, self.T) if key else self.T)
+            if cls.kind == "rwsem":
+                readers[c] = z3.Const(f"readers_{c}@{tag}", z3.ArraySort(*key, self.T, z3.BoolSort()))
+        return _State(g, pc, slots, owner, readers)
+
+    def _static_held(self) -> dict[int, tuple[frozenset[int], frozenset[int]]]:
+        """Per scheduling point: the lock classes every static path holds there, and those some path
+        holds (locks/static.py, path-sensitive). No path may return holding a lock: that defect keeps
+        the step's effects, and the static paths are where it is ruled out."""
+        static = static_edges(self.low)
+        for pc, c in sorted(static.return_holding.items()):
+            raise NotTranslatable(self.code[pc].span, f"a path that returns holding {self.low.locks[c].name}")
+        return {pc: (static.must_hold[pc], static.may_hold.get(pc, frozenset())) for pc in static.must_hold}
+
+    # ---- steps, path by path -------------------------------------------------------------
+
+    def paths(self, start: int) -> list[Path]:
+        """Every path of a step of thread t0 from the label `start` (IDLE: any operation's entry)."""
+        out: list[Path] = []
+        if start == IDLE:
+            for i, op in enumerate(self.low.ops):
+                slots = {s: self._arg(i, s) for s in self.slot_types[i]}
+                args = [self.u.wf(t, slots[s]) for (_, t), s in zip(op.params, op.param_slots)]
+                self._walk(op.entry, True, i, start, args, [], dict(self.pre.globals), slots,
+                           dict(self.pre.owner), dict(self.pre.readers), out, set(), False)
+        else:
+            i = self.low.op_of_pc[start]
+            slots = {s: z3.Select(self.pre.slots[(i, s)], self.t0) for s in self.slot_types[i]
+                     if (i, s) in self.pre.slots}
+            self._walk(start, True, i, start, [], [], dict(self.pre.globals), slots,
+                       dict(self.pre.owner), dict(self.pre.readers), out, set(), False)
+        return out
+
+    def _arg(self, op: int, slot: int) -> z3.ExprRef:
+        t = self.slot_types[op][slot]
+        return z3.Const(f"{self.low.ops[op].name}.{slot}!{next(self.names)}", self.u.sort_of(t))
+
+    def _executor(self, ins, g: dict, slots: dict) -> Executor:
+        ex = Executor(self.u, g)
+        ex.frame.env = {local: slots[slot] for local, slot in ins.env.items() if slot in slots}
+        return ex
+
+    def _walk(self, pc, first, op, start, cond, obl, g, slots, owner, readers, out, visited, moved) -> None:
+        """`moved`: the step has changed shared state (a state variable or a lock) so far; a defect
+        after that keeps those changes, so each possible one is an obligation."""
+        while True:
+            if pc in visited:
+                raise NotTranslatable(self.code[pc].span, "a loop that goes round inside one step")
+            visited = visited | {pc}
+            ins = self.code[pc]
+            k = ins.kind
+            if k in SCHED and not first:
+                out.append(Path(start, op, cond, obl, g, slots, owner, readers, pc))
+                return
+            first = False
+            ex = self._executor(ins, g, slots)
+            if moved:
+                obl = obl + self._class_guards(ins, owner, readers)
+            if k == ACQUIRE:
+                inst = self._instance(ex, ins)
+                free = self._free(ins, inst, owner, readers)
+                cond = cond + [free]
+                owner, readers = self._take(ins, inst, owner, readers)
+                moved = True
+            elif k == RELEASE:
+                inst = self._instance(ex, ins)
+                owner, readers = self._drop(ins, inst, owner, readers)
+                moved = True
+            elif k == WAIT:
+                cond = cond + [ex.boolean(ins.cond)]
+            elif k == YIELD:
+                pass
+            elif k == EXEC:
+                obl = obl + self._guards(ins, ex, owner, readers)
+                g2, slots, more = self._exec(ins, ex, g, slots)
+                obl = obl + more
+                moved = moved or g2 is not g
+                g = g2
+            elif k == BRANCH:
+                obl = obl + self._guards(ins, ex, owner, readers)
+                c = ex.boolean(ins.cond)
+                obl = obl + self._nulls(ex, ins)
+                self._walk(ins.target, False, op, start, cond + [z3.Not(c)], obl, g, slots, owner, readers,
+                           out, visited, moved)
+                cond = cond + [c]
+            elif k == JUMP:
+                pc = ins.target
+                continue
+            elif k == TRY:
+                inst = self._instance(ex, ins)
+                if moved and inst is not None and isinstance(ins.instance.type, ElemT) and ins.instance.type.optional:
+                    obl = obl + [(self.u.real(ins.instance.type.sort, inst),
+                                  f"line {ins.span.line}: a lock instance that is not null")]
+                free = self._free(ins, inst, owner, readers)
+                self._walk(ins.target, False, op, start, cond + [z3.Not(free)], obl, g, slots, owner, readers,
+                           out, visited, moved)
+                cond = cond + [free]
+                owner, readers = self._take(ins, inst, owner, readers)
+                moved = True
+            elif k == RETURN:
+                obl = obl + self._guards(ins, ex, owner, readers)
+                if ins.value is not None:
+                    ex.expr(ins.value)
+                    obl = obl + self._nulls(ex, ins)
+                out.append(Path(start, op, cond, obl, g, slots, owner, readers, IDLE))
+                return
+            elif k == FOR:
+                raise NotTranslatable(ins.span, "a for loop inside a step of the interleaved system")
+            pc += 1
+
+    def _instance(self, ex: Executor, ins):
+        if ins.instance is None:
+            return None
+        ex.cut_nulls = False
+        return ex.expr(ins.instance)
+
+    def _owner(self, c: int, inst, owner: dict):
+        return owner[c] if inst is None else z3.Select(owner[c], inst)
+
+    def _readers(self, c: int, inst, readers: dict):
+        return readers[c] if inst is None else z3.Select(readers[c], inst)
+
+    def _no_readers(self, c: int, inst, readers: dict) -> z3.BoolRef:
+        return self._readers(c, inst, readers) == z3.K(self.T, z3.BoolVal(False))
+
+    def _free(self, ins, inst, owner, readers) -> z3.BoolRef:
+        c = ins.lock
+        parts = [self._owner(c, inst, owner) == self.nobody]
+        if c in readers and ins.mode != READ:
+            parts.append(self._no_readers(c, inst, readers))
+        if c in readers and ins.mode == READ:
+            parts.append(z3.Not(z3.Select(self._readers(c, inst, readers), self.t0)))
+        return z3.And(parts)
+
+    def _take(self, ins, inst, owner, readers):
+        c = ins.lock
+        owner, readers = dict(owner), dict(readers)
+        if ins.mode == READ:
+            new = z3.Store(self._readers(c, inst, readers), self.t0, True)
+            readers[c] = new if inst is None else z3.Store(readers[c], inst, new)
+        else:
+            owner[c] = self.t0 if inst is None else z3.Store(owner[c], inst, self.t0)
+        return owner, readers
+
+    def _drop(self, ins, inst, owner, readers):
+        c = ins.lock
+        owner, readers = dict(owner), dict(readers)
+        mine = self._owner(c, inst, owner) == self.t0
+        was = owner[c]
+        owner[c] = z3.If(mine, self.nobody, was) if inst is None else \
+            z3.If(mine, z3.Store(was, inst, self.nobody), was)
+        if c in readers:
+            gone = z3.Store(self._readers(c, inst, readers), self.t0, False)
+            new = gone if inst is None else z3.Store(readers[c], inst, gone)
+            readers[c] = z3.If(mine, readers[c], new)
+        return owner, readers
+
+    def _holds(self, c: int, inst, owner, readers, t) -> z3.BoolRef:
+        o = self._owner(c, inst, owner)
+        if c in readers:
+            return z3.Or(o == t, z3.Select(self._readers(c, inst, readers), t))
+        return o == t
+
+    def _guards(self, ins, ex: Executor, owner, readers) -> list:
+        """The per-instance guard checks of an instruction inside a step, as obligations (the
+        class-level checks are the static paths': see `_static_held`)."""
+        out = []
+        for guard in ins.guards:
+            if not guard.per_instance:
+                continue
+            parts = []
+            for c, at in zip(guard.locks, guard.at):
+                if at is None:
+                    continue
+                if not isinstance(at, P.Expr):
+                    raise NotTranslatable(ins.span, f"a guard of '{guard.var}' on every instance")
+                ex.cut_nulls = False
+                parts.append(self._holds(c, ex.expr(at), owner, readers, self.t0))
+            if parts:
+                what = f"line {ins.span.line}: {'writes' if guard.write else 'reads'} '{guard.var}' holding its lock instance"
+                out.append((z3.And(parts) if guard.write else z3.Or(parts), what))
+        return out
+
+    def _class_guards(self, ins, owner, readers) -> list:
+        """The class-level guard checks of an instruction (a read needs some instance of one of the
+        classes held, a write every class), as obligations."""
+        out = []
+        for guard in ins.guards:
+            held = [self._holds_class(c, owner, readers) for c in guard.locks]
+            what = f"line {ins.span.line}: {'writes' if guard.write else 'reads'} '{guard.var}' holding its guard"
+            out.append((z3.And(held) if guard.write else z3.Or(held), what))
+        return out
+
+    def _holds_class(self, c: int, owner, readers) -> z3.BoolRef:
+        cls = self.low.locks[c]
+        if cls.per is None:
+            return self._holds(c, None, owner, readers, self.t0)
+        x = z3.Const(f"inst{next(self.names)}", self.u.sorts[cls.per])
+        return z3.Exists([x], self._holds(c, x, owner, readers, self.t0))
+
+    def _nulls(self, ex: Executor, ins) -> list:
+        found = [(a, f"line {ins.span.line}: an element that is not null") for a in ex.assumptions]
+        ex.assumptions = []
+        return found
+
+    def _exec(self, ins, ex: Executor, g: dict, slots: dict):
+        eff = ins.effect
+        slots = dict(slots)
+        obl = []
+        if isinstance(eff, Assign):
+            s = eff.stmt
+            ex.assign(s, z3.BoolVal(True))
+            if isinstance(s.target, P.Local):
+                slots[ins.env[s.target]] = z3.simplify(ex.frame.env[s.target])
+            else:
+                g = dict(ex.state)
+        elif isinstance(eff, Store):
+            if eff.value is None:
+                t = self.slot_types[self.low.op_of_pc[self._pc_of(ins)]].get(eff.slot)
+                slots[eff.slot] = self.u.default(t) if not isinstance(t, BoolT) else z3.BoolVal(False)
+            else:
+                t = self.slot_types[self.low.op_of_pc[self._pc_of(ins)]].get(eff.slot)
+                slots[eff.slot] = ex.element(eff.value) if eff.element else ex.expr(eff.value, t)
+        elif isinstance(eff, Assert):
+            obl.append((ex.boolean(eff.cond), f"line {ins.span.line}: the assertion"))
+        obl += self._nulls(ex, ins)
+        return g, slots, obl
+
+    def _pc_of(self, ins) -> int:
+        return self._pcs[id(ins)]
+
+    # ---- candidates ------------------------------------------------------------------------
+
+    def candidates(self) -> list[Candidate]:
+        out: list[Candidate] = []
+        for prop, unlocked in self.low.invariants:
+            out.append(Candidate(prop.name, self._invariant(prop, unlocked), False, prop.name))
+        for c, cls in enumerate(self.low.locks):
+            may = [pc for pc in self.labels[1:] if c in self.held[pc][1]]
+            out.append(Candidate(f"a thread owns {cls.name} only where a path holds it",
+                                 self._owns_only_at(c, may), True))
+            if cls.per is None:
+                for pc in self.labels[1:]:
+                    if c in self.held[pc][0]:
+                        out.append(Candidate(f"a thread at line {self.code[pc].span.line} owns {cls.name}",
+                                             self._owns_at(c, pc), True))
+        facts = self._facts()
+        for pc in self.labels[1:]:
+            op = self.low.op_of_pc[pc]
+            for text, fn, fop in facts:
+                if fop is None or fop == op:
+                    out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
+                                         self._at(pc, fn), True))
+        return out
+
+    def _invariant(self, prop: P.Property, unlocked):
+        def fn(st: _State, t):
+            ex = Executor(self.u, st.globals)
+            ex.cut_nulls = False
+            body = ex.boolean(prop.expr)
+            somebody_holds = []
+            for classes in unlocked:
+                for c in classes:
+                    if self.low.locks[c].per is not None or self.low.locks[c].kind == "rwsem":
+                        raise NotTranslatable(prop.span, f"unlocked() over {self.low.locks[c].name}, which is "
+                                                         "not a single mutex")
+                first, *rest = sorted(classes)
+                somebody_holds.append(z3.And([st.owner[first] != self.nobody]
+                                             + [st.owner[c] == st.owner[first] for c in rest]))
+            return z3.Implies(z3.Not(z3.Or(somebody_holds)), body) if somebody_holds else body
+        return fn
+
+    def _owns_only_at(self, c: int, may: list[int]):
+        cls = self.low.locks[c]
+
+        def fn(st: _State, t):
+            at = z3.Or([st.pc[t] == pc for pc in may]) if may else z3.BoolVal(False)
+            if cls.per is None:
+                owns = st.owner[c] == t
+                if c in st.readers:
+                    owns = z3.Or(owns, z3.Select(st.readers[c], t))
+                return z3.Implies(owns, at)
+            x = z3.Const(f"inst{next(self.names)}", self.u.sorts[cls.per])
+            owns = z3.Select(st.owner[c], x) == t
+            if c in st.readers:
+                owns = z3.Or(owns, z3.Select(z3.Select(st.readers[c], x), t))
+            return z3.ForAll([x], z3.Implies(owns, at))
+        return fn
+
+    def _owns_at(self, c: int, pc: int):
+        def fn(st: _State, t):
+            owns = st.owner[c] == t
+            if c in st.readers:
+                owns = z3.Or(owns, z3.Select(st.readers[c], t))
+            return z3.Implies(st.pc[t] == pc, owns)
+        return fn
+
+    def _at(self, pc: int, fact):
+        def fn(st: _State, t):
+            return z3.Implies(st.pc[t] == pc, fact(st, t))
+        return fn
+
+    def _facts(self) -> list[tuple[str, object, int | None]]:
+        """Facts a thread may keep at a point: (text, fn(state, thread), operation or None)."""
+        out = []
+        for prop, _ in self.low.invariants:
+            for part in _conjuncts(prop.expr):
+                text = self.p.sources.snippet(part.span) if hasattr(self.p, "sources") else prop.name
+                out.append((text, self._global_fact(part, True), None))
+                out.append((f"not {text}", self._global_fact(part, False), None))
+        for pc, ins in enumerate(self.code):
+            op = self.low.op_of_pc[pc]
+            if ins.kind == BRANCH and ins.cond is not None:
+                text = self.p.sources.snippet(ins.cond.span)
+                out.append((text, self._local_fact(ins, ins.cond, True, op), op))
+                out.append((f"not {text}", self._local_fact(ins, ins.cond, False, op), op))
+            if ins.kind == EXEC and isinstance(ins.effect, Store) and ins.effect.value is not None \
+                    and isinstance(self.slot_types[op].get(ins.effect.slot), (ElemT, BoolT)):
+                local = next((lc for lc, s in ins.env.items() if s == ins.effect.slot), None)
+                name = local.name if local is not None else f"slot {ins.effect.slot}"
+                text = f"{name} == {self.p.sources.snippet(ins.effect.value.span)}"
+                out.append((text, self._copy_fact(ins, op), op))
+        return out
+
+    def _global_fact(self, e: P.Expr, positive: bool):
+        def fn(st: _State, t):
+            ex = Executor(self.u, st.globals)
+            ex.cut_nulls = False
+            b = ex.boolean(e)
+            return b if positive else z3.Not(b)
+        return fn
+
+    def _thread_executor(self, ins, st: _State, t, op: int) -> Executor:
+        ex = Executor(self.u, st.globals)
+        ex.cut_nulls = False
+        ex.frame.env = {local: z3.Select(st.slots[(op, slot)], t) for local, slot in ins.env.items()
+                        if (op, slot) in st.slots}
+        return ex
+
+    def _local_fact(self, ins, e: P.Expr, positive: bool, op: int):
+        def fn(st: _State, t):
+            b = self._thread_executor(ins, st, t, op).boolean(e)
+            return b if positive else z3.Not(b)
+        return fn
+
+    def _copy_fact(self, ins, op: int):
+        slot = ins.effect.slot
+        t_slot = self.slot_types[op][slot]
+
+        def fn(st: _State, t):
+            ex = self._thread_executor(ins, st, t, op)
+            return z3.Select(st.slots[(op, slot)], t) == ex.expr(ins.effect.value, t_slot)
+        return fn
+
+    # ---- the fixpoint ----------------------------------------------------------------------
+
+    def run(self) -> InterleavedResult:
+        self._pcs = {id(ins): pc for pc, ins in enumerate(self.code)}
+        self.t0 = z3.Const("t0", self.T)
+        self.t1 = z3.Const("t1", self.T)
+        own = [p.name for p, _ in self.low.invariants]
+        if not own:
+            return InterleavedResult(status="not-proved", message="no invariants")
+        cands = self.candidates()
+        paths = [p for label in self.labels for p in self.paths(label)]
+        init = self._initial()
+        alive = [c for c in cands if self._initially(c, init)]
+        dropped: dict[str, str] = {c.prop: "false in the initial state" for c in cands
+                                   if c.prop and c not in alive}
+        while True:
+            broken: set[int] = set()
+            for path in paths:
+                for i in self._broken(path, alive):
+                    broken.add(i)
+                    c = alive[i]
+                    if c.prop and c.prop not in dropped:
+                        dropped[c.prop] = f"not inductive: {self._step(path.start)} breaks it"
+            if not broken:
+                break
+            alive = [c for i, c in enumerate(alive) if i not in broken]
+        proved = [c.prop for c in alive if c.prop]
+        if not proved:
+            return InterleavedResult(status="not-proved", message="no invariant of the model is inductive "
+                                     "for the interleaved system with the candidates found", dropped=dropped)
+        for path in paths:
+            for formula, what in path.obligations:
+                if not self._discharged(path, alive, formula):
+                    return InterleavedResult(
+                        status="not-proved", message=f"a defect may be reachable in {self._step(path.start)}: "
+                        f"{what} is not implied by the invariants",
+                        kept=[c.text for c in alive], dropped=dropped)
+        return InterleavedResult(status="proved", message="inductive for every size and any number of "
+                                 "threads (interleaved steps)", proved=proved, kept=[c.text for c in alive],
+                                 dropped=dropped)
+
+    def _step(self, label: int) -> str:
+        return "a step that starts an operation" if label == IDLE else \
+            f"a step from line {self.code[label].span.line}"
+
+    def _solver(self) -> z3.Solver:
+        s = z3.Solver()
+        s.set("timeout", self.timeout)
+        for sort in self.p.sorts:
+            x = self.u.bound([sort])[0]
+            s.add(z3.Exists([x], self.u.real(sort, x)))
+        s.add([self.u.wf(v.type, self.pre.globals[v]) for v in self.p.vars])
+        s.add(self.t0 != self.nobody, self.t1 != self.nobody)
+        return s
+
+    def _initial(self) -> _State:
+        g = initial_state(self.u, self.p)
+        pc = z3.K(self.T, z3.IntVal(IDLE))
+        owner, readers = {}, {}
+        for c, cls in enumerate(self.low.locks):
+            owner[c] = z3.K(self.u.sorts[cls.per], self.nobody) if cls.per else self.nobody
+            if cls.kind == "rwsem":
+                none = z3.K(self.T, z3.BoolVal(False))
+                readers[c] = z3.K(self.u.sorts[cls.per], none) if cls.per else none
+        return _State(g, pc, dict(self.pre.slots), owner, readers)
+
+    def _initially(self, c: Candidate, init: _State) -> bool:
+        s = self._solver()
+        s.add(z3.Not(c.fn(init, self.t1)))
+        return s.check() == z3.unsat
+
+    def _hypothesis(self, alive: list[Candidate], path: Path) -> list:
+        threads = [self.t0, self.t1]
+        for c, o in self.pre.owner.items():
+            if self.low.locks[c].per is None:
+                threads.append(o)
+        out = []
+        for cand in alive:
+            if cand.threaded:
+                out += [z3.Implies(t != self.nobody, cand.fn(self.pre, t)) for t in threads]
+            else:
+                out.append(cand.fn(self.pre, None))
+        return out
+
+    def _post(self, path: Path) -> _State:
+        pc = z3.Store(self.pre.pc, self.t0, path.end)
+        slots = dict(self.pre.slots)
+        for s, term in path.slots.items():
+            key = (path.op, s)
+            if key in slots:
+                slots[key] = z3.Store(slots[key], self.t0, term)
+        return _State(path.globals, pc, slots, path.owner, path.readers)
+
+    def _broken(self, path: Path, alive: list[Candidate]) -> list[int]:
+        """The candidates this step path can break. One query for all; where the model does not
+        evaluate a broken one to false (quantifiers), one query each."""
+        s = self._solver()
+        s.add(self.pre.pc[self.t0] == path.start)
+        s.add(self._hypothesis(alive, path))
+        s.add(path.cond)
+        s.add([f for f, _ in path.obligations])
+        post = self._post(path)
+        after = [c.fn(post, self.t1 if c.threaded else None) for c in alive]
+        s.push()
+        s.add(z3.Or([z3.Not(a) for a in after]))
+        res = s.check()
+        if res == z3.unsat:
+            return []
+        if res == z3.unknown:
+            return list(range(len(alive)))  # nothing survives a query Z3 gave up on
+        m = s.model()
+        found = [i for i, a in enumerate(after) if z3.is_false(m.eval(a, model_completion=True))]
+        if found:
+            return found
+        s.pop()
+        for i, a in enumerate(after):
+            s.push()
+            s.add(z3.Not(a))
+            if s.check() != z3.unsat:
+                found.append(i)
+            s.pop()
+        return found or list(range(len(alive)))
+
+    def _discharged(self, path: Path, alive: list[Candidate], formula) -> bool:
+        s = self._solver()
+        s.add(self.pre.pc[self.t0] == path.start)
+        s.add(self._hypothesis(alive, path))
+        s.add(path.cond)
+        s.add(z3.Not(formula))
+        return s.check() == z3.unsat
+
+
+def _conjuncts(e: P.Expr) -> list[P.Expr]:
+    if isinstance(e, P.Op) and e.op == "&&":
+        return _conjuncts(e.args[0]) + _conjuncts(e.args[1])
+    return [e]

@@ -1,0 +1,93 @@
+"""Induction over the interleaved steps, for every size and any number of threads
+(smt/interleaved.py): proofs where the explorer's bounded search agrees, never a proof the
+explorer refutes (random models), and what it cannot translate named with its position."""
+import random
+
+import pytest
+from interleaved_models import random_interleaved_model
+
+from apcheck.commands.model import VerifyConfig, build, load_program
+from apcheck.commands.verify import verify
+from apcheck.ir.lower import lower
+from apcheck.lang.check import check
+from apcheck.lang.parser import parse
+from apcheck.smt.interleaved import prove_interleaved
+
+
+def results(text_or_path: str, **config):
+    if text_or_path.endswith(".apm"):
+        program = load_program(text_or_path)
+    else:
+        program = check([parse(text_or_path, "t.apm")])
+    res = verify(program, VerifyConfig(**config))
+    return {p.name: p for p in res.properties}, res
+
+
+def test_a_mutex_held_across_both_writes_is_proved_for_any_number_of_threads():
+    p, _ = results("tests/models/locked_flip.apm")
+    same = p["same"]
+    assert same.verdict == "proved" and same.method.engine == "z3-interleaved"
+    assert same.message.startswith("inductive for every size and any number of threads (interleaved steps)")
+    assert str(same.method).startswith("Z3 induction over interleaved steps (every size, any number of threads)")
+
+
+def test_the_lock_dropped_between_read_and_write_is_refuted_by_the_explorer_and_not_proved():
+    p, _ = results("tests/models/racy_flip.apm")
+    same = p["same"]
+    assert same.verdict == "violated" and same.trace is not None and len(same.trace.steps) == 4
+    assert [s.thread for s in same.trace.steps] == ["w0", "w1", "w0", "w1"]
+
+
+def test_one_thread_holding_is_not_a_proof_for_any_number():
+    """With one thread the racy flip holds; the proof is for any number of threads, so none."""
+    text = open("tests/models/racy_flip.apm").read().replace("thread w[2] runs flip", "thread w runs flip")
+    p, _ = results(text)
+    same = p["same"]
+    assert same.verdict == "holds"
+    assert "any number of threads: not inductive: a step from line 12 breaks it (induction over the interleaved " \
+        "steps)" in same.notes
+
+
+def test_a_defect_inside_a_step_is_an_obligation():
+    text = """
+lock l: mutex
+var a: bool = false guarded_by l
+var b: bool = false guarded_by l
+op f() {
+    acquire l
+    a := !a
+    assert a
+    b := !b
+    release l
+}
+thread w[2] runs f
+invariant same unlocked(a, b): a == b
+"""
+    r = prove_interleaved(lower(check([parse(text, "t.apm")])))
+    assert r.status == "not-proved"
+    assert r.message == ("a defect may be reachable in a step that starts an operation: line 8: the assertion "
+                         "is not implied by the invariants")
+
+
+def test_what_is_not_translated_is_named_with_its_position():
+    lowered, _ = build(load_program("models/vfio_ap_merged_2026.apm", ["specs/vfio_ap.aps"]))
+    r = prove_interleaved(lowered)
+    assert r.status == "untranslatable"
+    assert r.message == ("not translatable (models/common/ap_bus.apm:92: a for loop inside a step of the "
+                         "interleaved system)")
+
+
+@pytest.mark.slow
+def test_never_a_proof_the_explorer_refutes_on_random_models():
+    proved = violated = 0
+    for seed in range(12):
+        text = random_interleaved_model(random.Random(seed))
+        program = check([parse(text, f"r{seed}.apm")])
+        r = prove_interleaved(lower(program))
+        res = verify(program, VerifyConfig(induction=False))
+        verdicts = {p.name: p.verdict for p in res.properties}
+        for name in r.proved:
+            assert verdicts[name] != "violated", f"seed {seed}: {name} proved but violated\n{text}"
+        proved += len(r.proved)
+        violated += sum(1 for n in ("sub", "same", "keyed") if verdicts[n] == "violated")
+    assert proved >= 3 and violated >= 5
