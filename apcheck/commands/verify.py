@@ -105,7 +105,7 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
     if not invariants:
         return []
     inter = prove_interleaved(lowered, config.smt_timeout)
-    if inter.status == "untranslatable":
+    if inter.status in ("untranslatable", "unknown"):
         return [f"induction over the interleaved steps (any number of threads): {inter.message}"]
     for pr in invariants:
         if pr.name in inter.proved:

@@ -35,8 +35,9 @@ class StaticEdges:
     read: set[tuple[int, int]]                      # edges whose B was a read acquisition
     diagnostics: list[Diagnostic]
     pruned: int = 0                                 # branch directions cut on some path (a known condition)
-    must_hold: dict[int, frozenset[int]] = field(default_factory=dict)  # scheduling point -> classes every path holds
-    may_hold: dict[int, frozenset[int]] = field(default_factory=dict)   # scheduling point -> classes some path holds
+    must_hold: dict[int, frozenset[int]] = field(default_factory=dict)  # scheduling point or loop head -> classes
+                                                                        # every path holds there
+    may_hold: dict[int, frozenset[int]] = field(default_factory=dict)   # ... and the classes some path holds
     return_holding: dict[int, int] = field(default_factory=dict)        # return -> a class some path holds there
 
 
@@ -62,6 +63,11 @@ def static_edges(lowered: Lowered, closure: bool = False) -> StaticEdges:
         stable -= walk.unguarded_writes
 
 
+def loop_heads(lowered: Lowered) -> frozenset[int]:
+    """The instructions a backward jump goes to: the heads of `for` and `while` loops."""
+    return frozenset(ins.target for pc, ins in enumerate(lowered.code) if ins.kind == JUMP and ins.target < pc)
+
+
 def _single_guards(var: P.Var, lowered: Lowered) -> set[int]:
     """The guards of a variable that exclude every writer from another thread while held: lock
     classes with one instance (a writer must hold every guard)."""
@@ -82,6 +88,7 @@ class _Walk:
         self.release_ok: dict[int, bool] = {}
         self.unguarded_writes: set[str] = set()
         self.pruned: set[tuple[int, bool]] = set()
+        self.heads = loop_heads(lowered)
         self.must: dict[int, frozenset[int]] = {}
         self.may: dict[int, frozenset[int]] = {}
         self.return_holding: dict[int, int] = {}
@@ -111,7 +118,7 @@ class _Walk:
         """The paths one instruction continues: (pc, held, facts, copies of locals)."""
         ins = self.code[pc]
         k = ins.kind
-        if k in SCHED:
+        if k in SCHED or pc in self.heads:
             classes = frozenset(c for c, _ in held)
             self.must[pc] = self.must.get(pc, classes) & classes
             self.may[pc] = self.may.get(pc, frozenset()) | classes

@@ -5,8 +5,8 @@ of threads (an uninterpreted sort `Thread`, with one element `nobody` that no
 thread is) each thread's program point, its locals and the locks it holds:
 
 - `pc: Thread -> Int`: -1 idle, else the scheduling point (an ACQUIRE,
-  RELEASE, WAIT or YIELD instruction of the lowered program) where its next
-  step begins;
+  RELEASE, WAIT or YIELD instruction of the lowered program) or loop head
+  where its next step begins;
 - one array `Thread -> value` per local slot of each operation;
 - per lock class, its owner (`Thread`, or an array from the class's sort to
   `Thread` for a lock per element; `nobody` when free) and, for an rwsem, its
@@ -27,9 +27,11 @@ and a thread that never moves again is one the interleavings may simply never
 schedule: it needs no case of its own. A defect later in the step (an assert,
 a null element, a lock held at a return, an unguarded access) would keep the
 step's effects so far: each is a proof obligation that the invariants must
-discharge, or checked on the static paths (locks held at a return, the
-class-level guards). A `for` loop or a loop that goes round inside one step
-is not translated (the position is given).
+discharge, or checked on the static paths (locks held at a return). A loop
+head is a step boundary too: a loop that goes round inside one step becomes
+one step per round, which only adds interleavings (so a proof still holds for
+the explorer's steps); a `for` loop takes any remaining element next, as the
+explorer does.
 
 Candidates, kept by a Houdini fixpoint (one query per step path and round,
 every candidate the model falsifies dropped at once): the model's invariants
@@ -44,6 +46,7 @@ candidate, and the lock owners), which only weakens it: a proof stays a proof.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -53,10 +56,12 @@ from apcheck.ir import program as P
 from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
                                 TRY, WAIT, YIELD, Assert, Assign, Lowered, Store)
 from apcheck.ir.types import BoolT, ElemT, Type
-from apcheck.locks.static import static_edges
+from apcheck.locks.static import loop_heads, static_edges
 from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state
 
 IDLE = -1
+BUDGET_FACTOR = 3  # the whole fixpoint gets this many --smt-timeout
+MAX_WORK = 40_000  # candidate facts x step paths: beyond, the fixpoint takes minutes to hours
 
 
 @dataclass
@@ -118,7 +123,8 @@ class _Interleaved:
         self.names = count()
         self.slot_types = self._slot_types()
         self.held = self._static_held()
-        self.labels = [IDLE] + [pc for pc, ins in enumerate(self.code) if ins.kind in SCHED]
+        self.heads = loop_heads(lowered)
+        self.labels = [IDLE] + [pc for pc, ins in enumerate(self.code) if ins.kind in SCHED or pc in self.heads]
         self.pre = self._fresh_state("pre")
 
     # ---- layout ----------------------------------------------------------------------
@@ -155,7 +161,8 @@ class _Interleaved:
             key = [self.u.sorts[cls.per]] if cls.per else []
             owner[c] = z3.Const(f"owner_{c}@{tag}", z3.ArraySort(*key, self.T) if key else self.T)
             if cls.kind == "rwsem":
-                readers[c] = z3.Const(f"readers_{c}@{tag}", z3.ArraySort(*key, self.T, z3.BoolSort()))
+                who = z3.ArraySort(self.T, z3.BoolSort())
+                readers[c] = z3.Const(f"readers_{c}@{tag}", z3.ArraySort(*key, who) if key else who)
         return _State(g, pc, slots, owner, readers)
 
     def _static_held(self) -> dict[int, tuple[frozenset[int], frozenset[int]]]:
@@ -199,14 +206,14 @@ class _Interleaved:
         """`moved`: the step has changed shared state (a state variable or a lock) so far; a defect
         after that keeps those changes, so each possible one is an obligation."""
         while True:
-            if pc in visited:
-                raise NotTranslatable(self.code[pc].span, "a loop that goes round inside one step")
-            visited = visited | {pc}
             ins = self.code[pc]
             k = ins.kind
-            if k in SCHED and not first:
+            if (k in SCHED or pc in self.heads) and not first:
                 out.append(Path(start, op, cond, obl, g, slots, owner, readers, pc))
                 return
+            if pc in visited:  # pragma: no cover - every loop has a head (loop_heads)
+                raise NotTranslatable(ins.span, "a loop that goes round inside one step")
+            visited = visited | {pc}
             first = False
             ex = self._executor(ins, g, slots)
             if moved:
@@ -260,7 +267,19 @@ class _Interleaved:
                 out.append(Path(start, op, cond, obl, g, slots, owner, readers, IDLE))
                 return
             elif k == FOR:
-                raise NotTranslatable(ins.span, "a for loop inside a step of the interleaved system")
+                # the explorer takes the remaining elements in every order: any one of them next
+                rem = slots.get(ins.rem)
+                t = self.slot_types[op].get(ins.slot)
+                if rem is None or not isinstance(t, ElemT):
+                    raise NotTranslatable(ins.span, "a for loop over a set whose type is not known")
+                done = rem == z3.K(self.u.sorts[t.sort], z3.BoolVal(False))
+                self._walk(ins.target, False, op, start, cond + [done], obl, g, slots, owner, readers,
+                           out, visited, moved)
+                x = z3.Const(f"{ins.span.line}.next!{next(self.names)}", self.u.sorts[t.sort])
+                cond = cond + [z3.Select(rem, x), self.u.real(t.sort, x)]
+                slots = dict(slots)
+                slots[ins.slot] = x
+                slots[ins.rem] = z3.Store(rem, x, False)
             pc += 1
 
     def _instance(self, ex: Executor, ins):
@@ -400,12 +419,28 @@ class _Interleaved:
                         out.append(Candidate(f"a thread at line {self.code[pc].span.line} owns {cls.name}",
                                              self._owns_at(c, pc), True))
         facts = self._facts()
+        writers = self._writers()
         for pc in self.labels[1:]:
             op = self.low.op_of_pc[pc]
+            if op not in writers:  # its threads keep what the invariants read as it was
+                continue
             for text, fn, fop in facts:
                 if fop is None or fop == op:
                     out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
                                          self._at(pc, fn), True))
+        return out
+
+    def _writers(self) -> set[int]:
+        """The operations that write a state variable some invariant reads: only their program points
+        get facts of their own."""
+        reads = set()
+        for prop, _ in self.low.invariants:
+            reads |= {v.name for v in P.globals_read(prop.expr)}
+        out = set()
+        for pc, ins in enumerate(self.code):
+            eff = ins.effect
+            if isinstance(eff, Assign) and isinstance(eff.stmt.target, P.Var) and eff.stmt.target.name in reads:
+                out.add(self.low.op_of_pc[pc])
         return out
 
     def _invariant(self, prop: P.Property, unlocked):
@@ -518,13 +553,21 @@ class _Interleaved:
             return InterleavedResult(status="not-proved", message="no invariants")
         cands = self.candidates()
         paths = [p for label in self.labels for p in self.paths(label)]
+        if len(cands) * len(paths) > MAX_WORK:
+            return InterleavedResult(status="unknown", message=f"not tried: {len(cands):,} candidate facts "
+                                     f"over {len(paths):,} step paths, more than this induction takes on "
+                                     f"({MAX_WORK:,} pairs)")
         init = self._initial()
         alive = [c for c in cands if self._initially(c, init)]
         dropped: dict[str, str] = {c.prop: "false in the initial state" for c in cands
                                    if c.prop and c not in alive}
+        deadline = time.monotonic() + BUDGET_FACTOR * self.timeout / 1000
         while True:
             broken: set[int] = set()
             for path in paths:
+                if time.monotonic() > deadline:
+                    return InterleavedResult(status="unknown", message=f"stopped after {BUDGET_FACTOR} times "
+                                             "the --smt-timeout, before the fixpoint", dropped=dropped)
                 for i in self._broken(path, alive):
                     broken.add(i)
                     c = alive[i]
