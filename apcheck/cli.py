@@ -138,6 +138,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(ex)
     ex.set_defaults(func=cmd_explain)
 
+    xt = sub.add_parser("extract", help="lock operations on every path of every function of kernel C files "
+                                        "(tree-sitter, no preprocessing)")
+    xt.add_argument("files", nargs="+", metavar="FILE.c")
+    xt.add_argument("--format", choices=["text", "json"], default="text")
+    xt.add_argument("--all", action="store_true", help="list the functions that take no lock too")
+    xt.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    xt.set_defaults(func=cmd_extract)
+
     inf = sub.add_parser("infer", help="auxiliary invariants Z3 proves for every size (each operation "
                                        "atomic), ready to paste into a spec")
     inf.add_argument("model", metavar="MODEL")
@@ -326,6 +334,15 @@ def cmd_explain(args) -> int:
     ex = explain(load_program(args.model, args.spec), splat, run_config(args))
     sys.stdout.write(render_explanation(args.model, splat, ex))
     return EXIT_OK if ex.explained else EXIT_VIOLATED
+
+
+def cmd_extract(args) -> int:
+    from apcheck.csource.extract import extract
+    from apcheck.report.extract import render_extract_json, render_extract_text
+    x = extract(args.files)
+    text = render_extract_json(x) if args.format == "json" else render_extract_text(x, args.all)
+    _emit(text, args.output)
+    return EXIT_OK
 
 
 def cmd_infer(args) -> int:

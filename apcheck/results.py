@@ -477,3 +477,61 @@ class InferResult:
     proved_before: list[str]             # the model's invariants proved without them
     not_proved: list[tuple[str, str]]    # the model's invariants still not proved: (name, why)
     seconds: float = 0.0
+
+
+# ---- apcheck extract: lock operations of kernel C, path by path (csource/extract.py) ----
+
+@dataclass(frozen=True)
+class LockEvent:
+    op: str            # acquire | release | trylock | assert-held
+    lock: str          # the lock class, as lockdep names it
+    instance: str      # the lock expression, without `&`
+    api: str           # mutex_lock, guard(mutex), ...
+    mode: str          # exclusive | read
+    file: str
+    line: int
+    via: tuple[str, ...] = ()   # the calls it was reached through, outermost first
+    may_fail: bool = False      # an interruptible lock whose result the path does not test
+
+
+@dataclass(frozen=True)
+class Condition:
+    text: str
+    value: bool
+    line: int
+
+
+@dataclass
+class CPath:
+    events: list[LockEvent]
+    conditions: list[Condition]
+    end: int           # the line of the return (or of the closing brace)
+
+
+@dataclass
+class NotUnderstood:
+    file: str
+    line: int
+    text: str
+    why: str
+
+
+@dataclass
+class FunctionLocks:
+    name: str
+    file: str
+    line: int
+    paths: list[CPath]
+    truncated: bool = False
+    not_understood: list[NotUnderstood] = field(default_factory=list)
+
+    @property
+    def takes_locks(self) -> bool:
+        return any(p.events for p in self.paths)
+
+
+@dataclass
+class Extraction:
+    files: list[str]
+    functions: list[FunctionLocks]
+    not_understood: list[NotUnderstood]   # outside functions (parse errors at file level)
