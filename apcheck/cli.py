@@ -146,6 +146,15 @@ def _parser() -> argparse.ArgumentParser:
     xt.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     xt.set_defaults(func=cmd_extract)
 
+    dr = sub.add_parser("drift", help="does the model still lock as the C source does? (exit 1 on drift)")
+    dr.add_argument("model", metavar="MODEL")
+    dr.add_argument("--source", action="append", required=True, metavar="DIR_OR_FILE",
+                    help="a .c file or a directory of them (repeatable)")
+    dr.add_argument("--spec", action="append", default=[], metavar="SPEC")
+    dr.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    dr.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    dr.set_defaults(func=cmd_drift)
+
     inf = sub.add_parser("infer", help="auxiliary invariants Z3 proves for every size (each operation "
                                        "atomic), ready to paste into a spec")
     inf.add_argument("model", metavar="MODEL")
@@ -343,6 +352,16 @@ def cmd_extract(args) -> int:
     text = render_extract_json(x) if args.format == "json" else render_extract_text(x, args.all)
     _emit(text, args.output)
     return EXIT_OK
+
+
+def cmd_drift(args) -> int:
+    from apcheck.commands.drift import drift
+    from apcheck.commands.model import load_program
+    from apcheck.report.drift import render_drift_json, render_drift_sarif, render_drift_text
+    report = drift(load_program(args.model, args.spec), args.source)
+    render = {"text": render_drift_text, "json": render_drift_json, "sarif": render_drift_sarif}[args.format]
+    _emit(render(report), args.output)
+    return EXIT_VIOLATED if report.drifted else EXIT_OK
 
 
 def cmd_infer(args) -> int:

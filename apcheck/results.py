@@ -535,3 +535,30 @@ class Extraction:
     files: list[str]
     functions: list[FunctionLocks]
     not_understood: list[NotUnderstood]   # outside functions (parse errors at file level)
+
+
+@dataclass(kw_only=True)
+class DriftFinding:
+    """One way a model procedure and the C function of the same name differ in their locking."""
+
+    kind: str            # added | removed | reordered | trylock-now-blocking | blocking-now-trylock
+                         # | null-check | not-modelled
+    function: str        # the C function
+    proc: str | None     # the model procedure (None: not-modelled)
+    message: str
+    c_site: tuple[str, int] | None = None       # (file, line) in the C source
+    model_site: tuple[str, int] | None = None   # (file, line) in the model
+
+
+@dataclass(kw_only=True)
+class DriftReport:
+    model: str
+    sources: list[str]
+    compared: list[tuple[str, str]]      # (model procedure, C function) pairs compared
+    findings: list[DriftFinding]
+    unmatched_procs: list[str]           # model procedures taking locks with no C function of their name
+    not_understood: list[NotUnderstood]  # in the compared C functions
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.findings)

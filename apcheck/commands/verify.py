@@ -107,6 +107,10 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
     inter = prove_interleaved(lowered, config.smt_timeout)
     if inter.status in ("untranslatable", "unknown"):
         return [f"induction over the interleaved steps (any number of threads): {inter.message}"]
+    for pr in props:
+        if pr.kind == Kind.INVARIANT and pr.verdict == Verdict.VIOLATED and pr.name in inter.proved:
+            raise InternalError(f"Z3 proved invariant {pr.name} inductive over the interleaved steps, but the "
+                                "explorer reached a violation of it")
     for pr in invariants:
         if pr.name in inter.proved:
             helpers = len(inter.kept) - len(inter.proved)

@@ -1,0 +1,106 @@
+"""The lock operations on each path of one procedure of a model, its own statements only (calls
+are not followed): what `apcheck drift` compares with the C function of the same name.
+
+A loop's body runs at most once on a path (as `apcheck extract` reads C); a condition tested
+again, word for word, with nothing assigned in between to what it names (the procedure's own
+assignments, or a callee's writes), goes the way it went before.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from apcheck.diagnostics import Span
+from apcheck.ir import program as P
+
+MAX_PATHS = 256
+
+
+@dataclass(frozen=True)
+class ModelLockOp:
+    op: str                  # acquire | release | trylock
+    lock: str                # the lock class
+    instance: str            # the instance expression ('' for a lock with one instance)
+    mode: str                # exclusive | read
+    span: Span
+    guarded: tuple[str, ...]  # the conditions tested true before it on its path (texts)
+
+
+@dataclass
+class ModelPath:
+    ops: list[ModelLockOp]
+    conditions: list[tuple[str, bool]]
+
+
+def proc_paths(program: P.Program, proc: P.Proc) -> tuple[list[ModelPath], bool]:
+    """The distinct lock sequences of a procedure's paths (at most MAX_PATHS; True if cut)."""
+    snippet = program.sources.snippet
+    written = {name: {v.name for v in P.globals_written(program.procs, name)} for name in program.procs}
+    start = ((), (), (), False)   # ops, conditions, known conditions, returned
+
+    def block(stmts: list[P.Stmt], paths: list[tuple]) -> list[tuple]:
+        for s in stmts:
+            paths = [q for p in paths for q in (stmt(s, p) if not p[3] else [p])]
+            if len(paths) > 4 * MAX_PATHS:
+                paths = _distinct(paths)[:MAX_PATHS]
+        return paths
+
+    def op(kind: str, s, mode: str, path: tuple) -> tuple:
+        t = s.target
+        inst = snippet(t.index.span) if t.index is not None else ""
+        guarded = tuple(text for text, value in path[1] if value)
+        return path[0] + (ModelLockOp(kind, t.lock.name, inst, mode, s.span, guarded),)
+
+    def stmt(s: P.Stmt, path: tuple) -> list[tuple]:
+        ops, conds, known, _ = path
+        if isinstance(s, P.SAcquire):
+            return [(op("acquire", s, "read" if s.mode == "read" else "exclusive", path), conds, known, False)]
+        if isinstance(s, P.SRelease):
+            return [(op("release", s, "exclusive", path), conds, known, False)]
+        if isinstance(s, P.STrylock):
+            took = block(s.then, [(op("trylock", s, "exclusive", path), conds, known, False)])
+            return took + block(s.orelse, [path])
+        if isinstance(s, P.SIf):
+            text = snippet(s.cond.span)
+            tested, need = _polarity(text)
+            was = dict(known).get(tested)
+            out = []
+            for value, body in ((True, s.then), (False, s.orelse)):
+                truth = value == need
+                if was is not None and was != truth:
+                    continue
+                now = known if was is not None else known + ((tested, truth),)
+                out += block(body, [(ops, conds + ((text, value),), now, False)])
+            return out
+        if isinstance(s, (P.SFor, P.SWhile)):
+            return [path] + block(s.body, [path])
+        if isinstance(s, P.SReturn):
+            return [(ops, conds, known, True)]
+        if isinstance(s, P.SAssign):
+            return [(ops, conds, _forget(known, {s.target.name}), False)]
+        if isinstance(s, P.SCall):
+            return [(ops, conds, _forget(known, written.get(s.proc, set())), False)]
+        return [path]
+
+    paths = _distinct(block(proc.body, [start]))
+    return [ModelPath(list(p[0]), list(p[1])) for p in paths[:MAX_PATHS]], len(paths) > MAX_PATHS
+
+
+def _distinct(paths: list[tuple]) -> list[tuple]:
+    seen: dict[tuple, tuple] = {}
+    for p in paths:
+        key = tuple((o.op, o.lock, o.span.line) for o in p[0]) + (p[3],)
+        seen.setdefault(key, p)
+    return list(seen.values())
+
+
+def _polarity(text: str) -> tuple[str, bool]:
+    text = text.strip()
+    value = True
+    while text.startswith("!") and not text.startswith("!="):
+        text, value = text[1:].strip(), not value
+    return text, value
+
+
+def _forget(known: tuple, names: set[str]) -> tuple:
+    return tuple((t, v) for t, v in known if not any(re.search(rf"\b{re.escape(n)}\b", t) for n in names))
