@@ -29,7 +29,9 @@ def test_lock_classes_are_named_as_lockdep_names_them():
     assert lock_class("&matrix_mdev->kvm->lock") == ("kvm->lock", "matrix_mdev->kvm->lock")
     assert lock_class("&(&q->lock)") == ("q->lock", "q->lock")
     assert lock_class("&ap_perms_mutex") == ("ap_perms_mutex", "ap_perms_mutex")
-    assert lock_class("&vdev->dev_set[0].lock") == ("dev_set->lock", "vdev->dev_set[0].lock")
+    assert lock_class("&vcpu->kvm->arch.crypto.pqap_hook_rwsem") == ("kvm->arch.crypto.pqap_hook_rwsem",
+                                                                      "vcpu->kvm->arch.crypto.pqap_hook_rwsem")
+    assert lock_class("&vdev->dev_set->lock") == ("dev_set->lock", "vdev->dev_set->lock")
 
 
 def test_a_conditional_lock_through_a_pointer_keeps_its_condition(functions):

@@ -10,7 +10,7 @@ LAYERS = [
     ("base", ["apcheck.diagnostics", "apcheck.results", "apcheck.files", "apcheck"]),
     ("report", ["apcheck.report"]),
     ("ir data", ["apcheck.ir.types", "apcheck.ir.program"]),
-    ("lang", ["apcheck.lang", "apcheck.csource"]),
+    ("lang, C source", ["apcheck.lang", "apcheck.csource"]),
     ("lowering", ["apcheck.ir.lowered", "apcheck.ir.lower", "apcheck.ir"]),
     ("explore, locks, lockdep", ["apcheck.explore", "apcheck.locks", "apcheck.lockdep"]),
     ("smt", ["apcheck.smt"]),

@@ -65,12 +65,20 @@ for _name in ("lockdep_assert_held", "lockdep_assert_held_once"):
 LOCK_APIS["lockdep_assert_held_write"] = ("assert-held", "exclusive")
 LOCK_APIS["lockdep_assert_held_read"] = ("assert-held", "read")
 
+# Macros that take a type among their arguments (which tree-sitter cannot parse as an expression).
+TYPE_MACROS = frozenset({"container_of", "container_of_const", "list_entry", "list_first_entry",
+                         "list_last_entry", "list_first_entry_or_null", "list_next_entry", "list_prev_entry",
+                         "hlist_entry", "hlist_entry_safe", "offsetof", "sizeof", "typeof", "__typeof__",
+                         "kmalloc_obj", "struct_size", "va_arg"})
 ITERATOR = re.compile(r"(^|_)for_each(_|$)|^list_for_each|^hlist_for_each|^for_each_")
 
 
 def lock_class(expr: str) -> tuple[str, str]:
-    """(class, instance) of a lock argument: `&matrix_mdev->kvm->lock` -> (`kvm->lock`,
-    `matrix_mdev->kvm->lock`); `&(&q->lock)` and casts are unwrapped."""
+    """(class, instance) of a lock argument, the class as lockdep names it (after the expression its
+    init call takes, `&kvm->lock`): the struct pointer the lock is reached from last and the member
+    path after it. `&matrix_mdev->kvm->lock` -> (`kvm->lock`, `matrix_mdev->kvm->lock`);
+    `&vcpu->kvm->arch.crypto.pqap_hook_rwsem` -> `kvm->arch.crypto.pqap_hook_rwsem`; `&(&q->lock)`
+    and parentheses are unwrapped; a global lock is its name."""
     text = re.sub(r"\s+", "", expr)
     while True:
         new = text
@@ -81,9 +89,9 @@ def lock_class(expr: str) -> tuple[str, str]:
         if new == text:
             break
         text = new
-    parts = re.split(r"->|\.", text)
+    parts = text.split("->")
     if len(parts) >= 2:
-        owner = re.sub(r"\[.*$", "", parts[-2])
+        owner = re.sub(r"\[.*$", "", parts[-2]).split(".")[-1]
         return f"{owner}->{parts[-1]}", text
     return text, text
 
@@ -473,9 +481,11 @@ class _Lowering:
         if node is None:
             return
         if node.type == "call_expression":
-            for a in self.args(node):
-                self.expr(a)
             fn = node.child_by_field_name("function")
+            typed = fn.text.decode() in TYPE_MACROS
+            for a in self.args(node):
+                if not (typed and a.type == "ERROR"):  # a type argument, not an expression
+                    self.expr(a)
             if fn.type == "call_expression" and fn.child_by_field_name("function").text.decode() == "guard":
                 kind = self.args(fn)
                 lock = self.args(node)

@@ -546,6 +546,7 @@ class _Interleaved:
 
     def run(self) -> InterleavedResult:
         self._pcs = {id(ins): pc for pc, ins in enumerate(self.code)}
+        self._pre_cache: dict[tuple, z3.BoolRef] = {}
         self.t0 = z3.Const("t0", self.T)
         self.t1 = z3.Const("t1", self.T)
         own = [p.name for p, _ in self.low.invariants]
@@ -627,11 +628,13 @@ class _Interleaved:
             if self.low.locks[c].per is None:
                 threads.append(o)
         out = []
-        for cand in alive:
-            if cand.threaded:
-                out += [z3.Implies(t != self.nobody, cand.fn(self.pre, t)) for t in threads]
-            else:
-                out.append(cand.fn(self.pre, None))
+        for cand in alive:  # the pre-state is the same for every path: translated once
+            for t in (threads if cand.threaded else [None]):
+                key = (id(cand), None if t is None else t.get_id())
+                if key not in self._pre_cache:
+                    f = cand.fn(self.pre, t)
+                    self._pre_cache[key] = f if t is None else z3.Implies(t != self.nobody, f)
+                out.append(self._pre_cache[key])
         return out
 
     def _post(self, path: Path) -> _State:
@@ -661,11 +664,14 @@ class _Interleaved:
         if res == z3.unknown:
             return list(range(len(alive)))  # nothing survives a query Z3 gave up on
         m = s.model()
-        found = [i for i, a in enumerate(after) if z3.is_false(m.eval(a, model_completion=True))]
+        values = [m.eval(a, model_completion=True) for a in after]
+        found = [i for i, v in enumerate(values) if z3.is_false(v)]
         if found:
             return found
         s.pop()
         for i, a in enumerate(after):
+            if z3.is_true(values[i]):
+                continue
             s.push()
             s.add(z3.Not(a))
             if s.check() != z3.unsat:
