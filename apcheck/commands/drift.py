@@ -1,8 +1,9 @@
 """`apcheck drift`: does the model still lock as the C source does?
 
-Each model procedure is matched with the C function of its name (or of one of its `aka`
-names) in the source files (`apcheck extract`), and their own lock operations are compared
-(calls are compared where the callees are: a change in a helper is reported once, at the helper):
+Each model procedure is matched with the C function of its name (a procedure's own name first,
+then its `aka` names) in the source files (`apcheck extract`), and their lock operations are
+compared path by path, calls followed on both sides (a model may inline a helper the C calls, or
+the other way round; a change in a helper shows in each function that calls it):
 
 - added / removed: a lock class of the model acquired on some path of one and on no path of the
   other;
@@ -12,7 +13,8 @@ names) in the source files (`apcheck extract`), and their own lock operations ar
   other;
 - null-check: a lock taken through a pointer member (`&matrix_mdev->kvm->lock`) that the C path
   does not test before taking it, where the model tests its instance (or the other way round);
-- not-modelled: a C function that takes a lock class of the model and has no procedure.
+- not-modelled: a C function that takes a lock class of the model, has no procedure, and is not
+  a helper that a compared function calls.
 
 Each finding has both locations. Lock classes are compared by name, as lockdep names them.
 """
@@ -51,10 +53,10 @@ def drift(program: P.Program, sources: list[str]) -> DriftReport:
     compared: list[tuple[str, str]] = []
     unmatched: list[str] = []
     matched_c: set[str] = set()
-    for proc in program.procs.values():
-        if not proc.body and proc.name in program.undefined:
-            continue
-        names = [proc.name] + list(proc.aka)
+    procs = [p for p in program.procs.values() if not (not p.body and p.name in program.undefined)]
+    exact = {p.name for p in procs if p.name in by_name}
+    for proc in procs:
+        names = [proc.name] + [a for a in proc.aka if a not in exact]
         fn = next((by_name[n] for n in names if n in by_name), None)
         mpaths, _ = proc_paths(program, proc)
         if fn is None:
@@ -64,8 +66,9 @@ def drift(program: P.Program, sources: list[str]) -> DriftReport:
         matched_c.add(fn.name)
         compared.append((proc.name, fn.name))
         findings += _compare(proc, mpaths, fn, modelled)
+    reached = {name for f in x.functions if f.name in matched_c for p in f.paths for e in p.events for name in e.via}
     for f in x.functions:
-        if f.name in matched_c:
+        if f.name in matched_c or f.name in reached:  # a helper of a compared function is compared in it
             continue
         taken = sorted({e.lock for p in f.paths for e in p.events if e.op in ("acquire", "trylock") and not e.via
                         and e.lock in modelled})
@@ -80,7 +83,8 @@ def drift(program: P.Program, sources: list[str]) -> DriftReport:
 
 
 def _own(path: CPath) -> list:
-    return [e for e in path.events if not e.via]
+    """The lock operations of a C path, those of the helpers it calls included."""
+    return list(path.events)
 
 
 def _compare(proc: P.Proc, mpaths: list[ModelPath], fn: FunctionLocks, modelled: set[str]) -> list[DriftFinding]:

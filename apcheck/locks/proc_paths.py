@@ -1,5 +1,6 @@
-"""The lock operations on each path of one procedure of a model, its own statements only (calls
-are not followed): what `apcheck drift` compares with the C function of the same name.
+"""The lock operations on each path of one procedure of a model, calls followed into the
+procedures they call (each operation with its call chain): what `apcheck drift` compares with the
+C function of the same name, whose helpers `apcheck extract` follows the same way.
 
 A loop's body runs at most once on a path (as `apcheck extract` reads C); a condition tested
 again, word for word, with nothing assigned in between to what it names (the procedure's own
@@ -14,6 +15,7 @@ from apcheck.diagnostics import Span
 from apcheck.ir import program as P
 
 MAX_PATHS = 256
+MAX_CALL_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class ModelLockOp:
     mode: str                # exclusive | read
     span: Span
     guarded: tuple[str, ...]  # the conditions tested true before it on its path (texts)
+    via: tuple[str, ...] = ()  # the calls it was reached through, outermost first
 
 
 @dataclass
@@ -32,9 +35,10 @@ class ModelPath:
     conditions: list[tuple[str, bool]]
 
 
-def proc_paths(program: P.Program, proc: P.Proc) -> tuple[list[ModelPath], bool]:
+def proc_paths(program: P.Program, proc: P.Proc, _active: tuple[str, ...] = ()) -> tuple[list[ModelPath], bool]:
     """The distinct lock sequences of a procedure's paths (at most MAX_PATHS; True if cut)."""
     snippet = program.sources.snippet
+    cut = [False]
     written = {name: {v.name for v in P.globals_written(program.procs, name)} for name in program.procs}
     start = ((), (), (), False)   # ops, conditions, known conditions, returned
 
@@ -79,17 +83,26 @@ def proc_paths(program: P.Program, proc: P.Proc) -> tuple[list[ModelPath], bool]
         if isinstance(s, P.SAssign):
             return [(ops, conds, _forget(known, {s.target.name}), False)]
         if isinstance(s, P.SCall):
-            return [(ops, conds, _forget(known, written.get(s.proc, set())), False)]
+            after = _forget(known, written.get(s.proc, set()))
+            callee = program.procs.get(s.proc)
+            if callee is None or s.proc in _active or len(_active) >= MAX_CALL_DEPTH:
+                cut[0] = cut[0] or callee is not None
+                return [(ops, conds, after, False)]
+            inner, more = proc_paths(program, callee, _active + (proc.name,))
+            cut[0] = cut[0] or more
+            return [(ops + tuple(ModelLockOp(o.op, o.lock, o.instance, o.mode, o.span, o.guarded,
+                                             (s.proc,) + o.via) for o in q.ops), conds, after, False)
+                    for q in inner]
         return [path]
 
     paths = _distinct(block(proc.body, [start]))
-    return [ModelPath(list(p[0]), list(p[1])) for p in paths[:MAX_PATHS]], len(paths) > MAX_PATHS
+    return [ModelPath(list(p[0]), list(p[1])) for p in paths[:MAX_PATHS]], len(paths) > MAX_PATHS or cut[0]
 
 
 def _distinct(paths: list[tuple]) -> list[tuple]:
     seen: dict[tuple, tuple] = {}
     for p in paths:
-        key = tuple((o.op, o.lock, o.span.line) for o in p[0]) + (p[3],)
+        key = tuple((o.op, o.lock, o.span.file, o.span.line) for o in p[0]) + (p[3],)
         seen.setdefault(key, p)
     return list(seen.values())
 
