@@ -93,3 +93,12 @@ def test_cli_exit_status_and_formats(tmp_path):
     assert res["relatedLocations"][0]["physicalLocation"]["region"]["startLine"] == 32
     missing = subprocess.run(run + [str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file or directory" in missing.stderr
+
+
+def test_a_helper_inlined_on_one_side_is_no_drift(tmp_path):
+    """The C takes the locks in widget_assign itself where the model calls widget_get_locks: the
+    sequences are compared with the calls followed, so they agree."""
+    found, _ = drifted(tmp_path, "\twidget_get_locks(w);\n",
+                       "\tmutex_lock(&host->lock);\n\tif (w->kvm)\n\t\tmutex_lock(&w->kvm->lock);\n"
+                       "\tmutex_lock(&host->list_lock);\n")
+    assert found == []
