@@ -73,6 +73,7 @@ def test_a_function_that_takes_a_modelled_lock_and_has_no_procedure(tmp_path):
                       "has its name", (path, 39), None)]
 
 
+@pytest.mark.slow  # the in-process tests cover the same in the fast tier
 def test_cli_exit_status_and_formats(tmp_path):
     run = [sys.executable, "-m", "apcheck", "drift", MODEL, "--source"]
     ok = subprocess.run(run + ["tests/c/widget.c"], capture_output=True, text=True)

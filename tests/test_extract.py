@@ -104,6 +104,7 @@ def test_what_is_not_understood_is_listed_with_its_line(functions):
     assert sequences(block) == [[("acquire", "w->lock")]]
 
 
+@pytest.mark.slow  # the in-process tests cover the same in the fast tier
 def test_cli_listing_json_and_errors(tmp_path):
     run = [sys.executable, "-m", "apcheck", "extract"]
     out = subprocess.run(run + [FIXTURE], capture_output=True, text=True)

@@ -133,3 +133,4 @@ def _upgrade(pr: PropertyResult, method: Method, why: str, system: str) -> None:
         pr.verdict = Verdict.PROVED
         pr.method = method
         pr.message = f"{why}; {pr.message}"
+        pr.vacuous = pr.trivial = None  # a proof covers every reachable state, at every size

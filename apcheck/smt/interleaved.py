@@ -124,7 +124,9 @@ class _Interleaved:
         self.slot_types = self._slot_types()
         self.held = self._static_held()
         self.heads = loop_heads(lowered)
-        self.labels = [IDLE] + [pc for pc, ins in enumerate(self.code) if ins.kind in SCHED or pc in self.heads]
+        entries = {op.entry for op in lowered.ops} - self.heads  # an idle thread's step runs its entry:
+        self.labels = [IDLE] + [pc for pc, ins in enumerate(self.code)  # no thread ever waits there
+                                if (ins.kind in SCHED or pc in self.heads) and pc not in entries]
         self.pre = self._fresh_state("pre")
 
     # ---- layout ----------------------------------------------------------------------
