@@ -53,7 +53,7 @@ from itertools import count
 import z3
 
 from apcheck.ir import program as P
-from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
+from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
                                 TRY, WAIT, YIELD, Assert, Assign, Lowered, Store)
 from apcheck.ir.types import BoolT, ElemT, Type
 from apcheck.locks.static import loop_heads, static_edges
