@@ -10,13 +10,13 @@ from apcheck.cli import main
 from apcheck.diagnostics import DiagnosticError
 from apcheck.lang.check import check
 from apcheck.lang.parser import parse
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 
 def test_verify_exit_codes():
     assert run_cli("verify", "tests/models/tutorial.apm", "-q").returncode == 0
-    assert run_cli("verify", "tests/models/abba.apm", "-q").returncode == 1
-    assert run_cli("verify", "tests/models/tutorial.apm", "-q", "--max-states", "3").returncode == 3
+    assert run_main("verify", "tests/models/abba.apm", "-q").returncode == 1
+    assert run_main("verify", "tests/models/tutorial.apm", "-q", "--max-states", "3").returncode == 3
     proc = run_cli("verify", "tests/models/nope.apm")
     assert proc.returncode == 2 and "cannot read 'tests/models/nope.apm'" in proc.stderr
 
@@ -25,7 +25,7 @@ def test_bad_bound_is_a_usage_error():
     proc = run_cli("verify", "tests/models/tutorial.apm", "--bound", "Nope=2")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "apcheck: error: --bound names an undeclared sort 'Nope' (sorts: Dev)"
-    assert run_cli("verify", "tests/models/tutorial.apm", "--bound", "Dev").returncode == 2
+    assert run_main("verify", "tests/models/tutorial.apm", "--bound", "Dev").returncode == 2
 
 
 def test_limits_must_be_positive():
@@ -45,17 +45,17 @@ def test_text_report_has_trace_and_lockdep_layout():
 
 
 def test_json_junit_sarif_parse():
-    doc = json.loads(run_cli("verify", "tests/models/abba.apm", "-q", "--format", "json").stdout)
+    doc = json.loads(run_main("verify", "tests/models/abba.apm", "-q", "--format", "json").stdout)
     assert doc["schema"] == "apcheck-results" and doc["version"] == 1
     lo = next(p for p in doc["results"][0]["properties"] if p["name"] == "lock_order")
     assert [e["src"] for e in lo["cycle"]] == ["a_lock", "b_lock"]
-    suites = ET.fromstring(run_cli("verify", "tests/models/abba.apm", "-q", "--format", "junit").stdout)
+    suites = ET.fromstring(run_main("verify", "tests/models/abba.apm", "-q", "--format", "junit").stdout)
     assert suites.find("testsuite").get("failures") == "2"
-    sarif = json.loads(run_cli("verify", "tests/models/abba.apm", "-q", "--format", "sarif").stdout)
+    sarif = json.loads(run_main("verify", "tests/models/abba.apm", "-q", "--format", "sarif").stdout)
     assert sarif["version"] == "2.1.0"
     results = sarif["runs"][0]["results"]
     assert results and all({"ruleId", "message", "level"} <= set(r) for r in results)
-    assert "digraph" in run_cli("verify", "tests/models/abba.apm", "-q", "--format", "dot").stdout
+    assert "digraph" in run_main("verify", "tests/models/abba.apm", "-q", "--format", "dot").stdout
 
 
 def test_check_accepts_shipped_files():
@@ -101,10 +101,10 @@ def test_expected_holds_got_proved_passes_verify_and_every_format(tmp_path):
     row = next(line for line in text.stdout.splitlines() if line.startswith("assigned_once"))
     assert "proved" in row and "(!)" not in row
     assert text.returncode == 0, text.stdout
-    junit = run_cli(*args, "--format", "junit")
+    junit = run_main(*args, "--format", "junit")
     case = ET.fromstring(junit.stdout).find("testsuite/testcase[@name='assigned_once']")
     assert case.find("failure") is None
-    sarif = json.loads(run_cli(*args, "--format", "sarif").stdout)
+    sarif = json.loads(run_main(*args, "--format", "sarif").stdout)
     levels = {r["message"]["text"].split(":")[1].split()[0]: r["level"] for r in sarif["runs"][0]["results"]}
     assert levels["assigned_once"] == "note"
 

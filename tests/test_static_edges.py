@@ -2,6 +2,8 @@
 ignored, computed once from the lowered program. Edges are lockdep's (check_prevs_add): from the
 most recent held lock and the trylocks held above it to the one acquired, none into a trylock,
 the read flag kept; sites carry their call chains."""
+import pytest
+
 from apcheck.explore.trace import lock_site
 from apcheck.ir.lower import lower
 from apcheck.lang.check import check
@@ -193,6 +195,7 @@ def test_a_variable_written_without_its_guards_is_never_known():
     assert ("guest", "guest") in edges and found.pruned == 0
 
 
+@pytest.mark.slow  # loads the shipped models
 def test_the_merged_designs_static_order_is_acyclic():
     from apcheck.commands.model import build, load_program
     from apcheck.smt.lockorder import prove_order
