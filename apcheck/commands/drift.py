@@ -26,7 +26,7 @@ from apcheck.csource.extract import extract
 from apcheck.diagnostics import UsageError
 from apcheck.ir import program as P
 from apcheck.locks.proc_paths import ModelPath, proc_paths
-from apcheck.results import CPath, DriftFinding, DriftReport, FunctionLocks
+from apcheck.results import DriftFinding, DriftReport, FunctionLocks
 
 
 def c_files(sources: list[str]) -> list[str]:
@@ -82,11 +82,6 @@ def drift(program: P.Program, sources: list[str]) -> DriftReport:
                        unmatched_procs=sorted(unmatched), not_understood=nu)
 
 
-def _own(path: CPath) -> list:
-    """The lock operations of a C path, those of the helpers it calls included."""
-    return list(path.events)
-
-
 def _compare(proc: P.Proc, mpaths: list[ModelPath], fn: FunctionLocks, modelled: set[str]) -> list[DriftFinding]:
     out: list[DriftFinding] = []
     site = (proc.span.file, proc.span.line)
@@ -97,20 +92,20 @@ def _compare(proc: P.Proc, mpaths: list[ModelPath], fn: FunctionLocks, modelled:
                                 model_site=(m.span.file, m.span.line) if m is not None else site))
 
     m_acq = _first_sites([[o for o in p.ops if o.op in ("acquire", "trylock")] for p in mpaths])
-    c_acq = _first_sites([[e for e in _own(p) if e.op in ("acquire", "trylock")] for p in fn.paths])
+    c_acq = _first_sites([[e for e in p.events if e.op in ("acquire", "trylock")] for p in fn.paths])
     c_acq = {k: v for k, v in c_acq.items() if k in modelled}
     for cls in sorted(set(c_acq) - set(m_acq)):
         finding("added", f"{fn.name} takes {cls}; {proc.name} does not", c=c_acq[cls])
     for cls in sorted(set(m_acq) - set(c_acq)):
         finding("removed", f"{proc.name} takes {cls}; {fn.name} no longer does", m=m_acq[cls])
     m_order = _orders([[o.lock for o in p.ops if o.op in ("acquire", "trylock")] for p in mpaths])
-    c_order = _orders([[e.lock for e in _own(p) if e.op in ("acquire", "trylock")] for p in fn.paths])
+    c_order = _orders([[e.lock for e in p.events if e.op in ("acquire", "trylock")] for p in fn.paths])
     for a, b in sorted(c_order):
         if (b, a) in m_order and (a, b) not in m_order:
             finding("reordered", f"{fn.name} takes {a} before {b}; {proc.name} takes {b} before {a}",
                     c=c_acq.get(b), m=m_acq.get(a))
     m_kinds = _kinds([o for p in mpaths for o in p.ops])
-    c_kinds = _kinds([e for p in fn.paths for e in _own(p)])
+    c_kinds = _kinds([e for p in fn.paths for e in p.events])
     for cls in sorted(set(m_kinds) & set(c_kinds)):
         if m_kinds[cls] == {"trylock"} and "acquire" in c_kinds[cls]:
             finding("trylock-now-blocking", f"{fn.name} takes {cls} blocking; {proc.name} only tries it",
@@ -119,14 +114,14 @@ def _compare(proc: P.Proc, mpaths: list[ModelPath], fn: FunctionLocks, modelled:
             finding("blocking-now-trylock", f"{fn.name} only tries {cls}; {proc.name} takes it blocking",
                     c=c_acq.get(cls), m=m_acq.get(cls))
     for cls in sorted(set(m_acq) & set(c_acq)):
-        c_unchecked = _c_unchecked(fn, cls)
+        c_unchecked = _c_acquire(fn, cls, tested=False)
         m_checked = _m_checked(mpaths, cls)
         if c_unchecked is not None and m_checked is not None:
             pointer = c_unchecked.instance.rsplit("->", 1)[0]
             finding("null-check", f"{fn.name} takes {c_unchecked.instance} without testing {pointer}; "
                     f"{proc.name} takes {cls} only where {m_checked.guarded[-1]}", c=c_unchecked, m=m_checked)
         elif c_unchecked is None and m_checked is None:
-            c_checked = _c_checked(fn, cls)
+            c_checked = _c_acquire(fn, cls, tested=True)
             m_unchecked = next((o for p in mpaths for o in p.ops if o.lock == cls and o.op == "acquire"
                                 and o.instance and not _mentions(o.guarded, o.instance)), None)
             if c_checked is not None and m_unchecked is not None:
@@ -167,22 +162,14 @@ def _pointer(instance: str) -> str | None:
     return "->".join(parts[:-1]) if len(parts) >= 3 else None
 
 
-def _c_unchecked(fn: FunctionLocks, cls: str):
+def _c_acquire(fn: FunctionLocks, cls: str, tested: bool):
+    """The first acquire of `cls` through a pointer member whose path tests that pointer before it
+    (`tested`), or does not."""
     for p in fn.paths:
-        tested = [c.text for c in p.conditions]
-        for e in _own(p):
+        conditions = [c.text for c in p.conditions]
+        for e in p.events:
             ptr = _pointer(e.instance)
-            if e.lock == cls and e.op == "acquire" and ptr and not any(ptr in t for t in tested):
-                return e
-    return None
-
-
-def _c_checked(fn: FunctionLocks, cls: str):
-    for p in fn.paths:
-        tested = [c.text for c in p.conditions]
-        for e in _own(p):
-            ptr = _pointer(e.instance)
-            if e.lock == cls and e.op == "acquire" and ptr and any(ptr in t for t in tested):
+            if e.lock == cls and e.op == "acquire" and ptr and any(ptr in t for t in conditions) == tested:
                 return e
     return None
 

@@ -567,7 +567,7 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _polarity(text: str) -> tuple[str, bool]:
+def polarity(text: str) -> tuple[str, bool]:
     """A condition as (the tested expression, the value the branch needs): `!x` is (x, False)."""
     value = True
     text = _norm(text)
@@ -676,7 +676,7 @@ class _Paths:
             elif k == "jump":
                 stack.append((ins.target, events, conds, known))
             elif k in ("branch", "case"):
-                tested, need = _polarity(ins.cond)
+                tested, need = polarity(ins.cond)
                 was = dict(known).get(tested)
                 on_true = (ins.on_true,) if ins.on_true else ()
                 on_false = (ins.on_false,) if ins.on_false else ()
@@ -694,7 +694,7 @@ class _Paths:
                     facts = dict(known)
                     ok = True
                     for c in p.conditions:
-                        tested, need = _polarity(_renamed(c.text, ins.rename))
+                        tested, need = polarity(_renamed(c.text, ins.rename))
                         truth = c.value == need
                         if facts.get(tested, truth) != truth:
                             ok = False

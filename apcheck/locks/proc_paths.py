@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from apcheck.csource.extract import polarity
 from apcheck.diagnostics import Span
 from apcheck.ir import program as P
 
@@ -66,7 +67,7 @@ def proc_paths(program: P.Program, proc: P.Proc, _active: tuple[str, ...] = ()) 
             return took + block(s.orelse, [path])
         if isinstance(s, P.SIf):
             text = snippet(s.cond.span)
-            tested, need = _polarity(text)
+            tested, need = polarity(text)
             was = dict(known).get(tested)
             out = []
             for value, body in ((True, s.then), (False, s.orelse)):
@@ -105,14 +106,6 @@ def _distinct(paths: list[tuple]) -> list[tuple]:
         key = tuple((o.op, o.lock, o.span.file, o.span.line) for o in p[0]) + (p[3],)
         seen.setdefault(key, p)
     return list(seen.values())
-
-
-def _polarity(text: str) -> tuple[str, bool]:
-    text = text.strip()
-    value = True
-    while text.startswith("!") and not text.startswith("!="):
-        text, value = text[1:].strip(), not value
-    return text, value
 
 
 def _forget(known: tuple, names: set[str]) -> tuple:

@@ -236,7 +236,7 @@ class _Interleaved:
                 pass
             elif k == EXEC:
                 obl = obl + self._guards(ins, ex, owner, readers)
-                g2, slots, more = self._exec(ins, ex, g, slots)
+                g2, slots, more = self._exec(ins, ex, g, slots, op)
                 obl = obl + more
                 moved = moved or g2 is not g
                 g = g2
@@ -379,7 +379,7 @@ class _Interleaved:
         ex.assumptions = []
         return found
 
-    def _exec(self, ins, ex: Executor, g: dict, slots: dict):
+    def _exec(self, ins, ex: Executor, g: dict, slots: dict, op: int):
         eff = ins.effect
         slots = dict(slots)
         obl = []
@@ -391,19 +391,15 @@ class _Interleaved:
             else:
                 g = dict(ex.state)
         elif isinstance(eff, Store):
+            t = self.slot_types[op].get(eff.slot)
             if eff.value is None:
-                t = self.slot_types[self.low.op_of_pc[self._pc_of(ins)]].get(eff.slot)
-                slots[eff.slot] = self.u.default(t) if not isinstance(t, BoolT) else z3.BoolVal(False)
+                slots[eff.slot] = self.u.default(t)
             else:
-                t = self.slot_types[self.low.op_of_pc[self._pc_of(ins)]].get(eff.slot)
                 slots[eff.slot] = ex.element(eff.value) if eff.element else ex.expr(eff.value, t)
         elif isinstance(eff, Assert):
             obl.append((ex.boolean(eff.cond), f"line {ins.span.line}: the assertion"))
         obl += self._nulls(ex, ins)
         return g, slots, obl
-
-    def _pc_of(self, ins) -> int:
-        return self._pcs[id(ins)]
 
     # ---- candidates ------------------------------------------------------------------------
 
@@ -547,7 +543,6 @@ class _Interleaved:
     # ---- the fixpoint ----------------------------------------------------------------------
 
     def run(self) -> InterleavedResult:
-        self._pcs = {id(ins): pc for pc, ins in enumerate(self.code)}
         self._pre_cache: dict[tuple, z3.BoolRef] = {}
         self.t0 = z3.Const("t0", self.T)
         self.t1 = z3.Const("t1", self.T)
