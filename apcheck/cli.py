@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     xt.add_argument("files", nargs="+", metavar="FILE.c")
     xt.add_argument("--format", choices=["text", "json"], default="text")
     xt.add_argument("--all", action="store_true", help="list the functions that take no lock too")
+    xt.add_argument("--skeleton", action="store_true",
+                    help="write an apcheck model skeleton instead: procs and ops with their lock structure, "
+                         "the data left as marked holes")
     xt.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     xt.set_defaults(func=cmd_extract)
 
@@ -348,6 +351,12 @@ def cmd_explain(args) -> int:
 def cmd_extract(args) -> int:
     from apcheck.csource.extract import extract
     from apcheck.report.extract import render_extract_json, render_extract_text
+    if args.skeleton:
+        if args.format != "text" or args.all:
+            raise UsageError("--skeleton writes a model: it takes neither --format json nor --all")
+        from apcheck.csource.skeleton import skeleton
+        _emit(skeleton(args.files), args.output)
+        return EXIT_OK
     x = extract(args.files)
     text = render_extract_json(x) if args.format == "json" else render_extract_text(x, args.all)
     _emit(text, args.output)

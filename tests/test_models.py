@@ -140,8 +140,8 @@ def test_merged_2026_fix_and_hierarchy():
     assert v["lock_order"] in ("holds", "proved")
 
 
-@pytest.mark.parametrize("model, states", [("vfio_ap_v15", 19064540), ("vfio_ap_merged", 12694276),
-                                           ("vfio_ap_merged_2026", 28207178)])
+@pytest.mark.parametrize("model, states", [("vfio_ap_v15", 19064540), ("vfio_ap_merged", 12815992),
+                                           ("vfio_ap_merged_2026", 27472202)])
 def test_whole_system_at_default_bounds(model, states):
     """The whole system at the default bounds: each verdict as the spec expects, and the exact state
     count (symmetry and the release merging on), so a change in the explorer or a model shows."""

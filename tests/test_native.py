@@ -88,6 +88,38 @@ def test_shipped_models(path):
 
 
 @pytest.mark.slow
+def test_threads_agree_on_a_large_search():
+    """The native core's parallel parts give the search one thread gives, state by state: 5.12's
+    whole system (286,320 states, a deadlock), where the table grows while workers read it (the
+    merge waits for them, then grows it in parts), and the rehash and the stuck-thread analysis run
+    in parts of 65,536 states or more."""
+    system = systems("models/vfio_ap_5_12.apm", ["specs/vfio_ap.aps"])[0]
+    one = explore(system, ExploreConfig(engine="native", threads=1))
+    assert len(one.states) == 286_320 and one.deadlock is not None
+    for threads in (2, 3):
+        more = explore(system, ExploreConfig(engine="native", threads=threads))
+        assert summary(more) == summary(one) and more.coverage == one.coverage
+        for i in range(0, len(one.states), 7):
+            assert more.states[i] == one.states[i] and more.parent[i] == one.parent[i], f"state {i}"
+        assert list(more.can_move) == list(one.can_move)
+
+
+def test_the_worklist_finishes_what_the_sweeps_leave(monkeypatch):
+    """The stuck-thread analysis's fallback: built with no sweeps at all (SWEEPS 0), the predecessor
+    worklist computes the whole can-move fixpoint, and the deadlock and masks are the same."""
+    import apcheck.explore.native.search as native_search
+    systems_ = systems("tests/models/report_demo.apm") + systems("tests/models/after_defect.apm")
+    expected = [explore(system, ExploreConfig(engine="native")) for system in systems_]
+    real = native_search.generate
+    monkeypatch.setattr(native_search, "generate", lambda system: (lambda src, lay: ("#define SWEEPS 0\n" + src, lay))(
+        *real(system)))
+    for system, want in zip(systems_, expected):
+        got = explore(system, ExploreConfig(engine="native"))
+        assert got.deadlock == want.deadlock and list(got.can_move) == list(want.can_move)
+    assert any(w.deadlock for w in expected)
+
+
+@pytest.mark.slow
 def test_random_models(tmp_path):
     rng = random.Random(20261126)
     seen = set()

@@ -116,8 +116,18 @@ def _parser():
     return Parser(Language(tree_sitter_c.language()))
 
 
-def extract(paths: list[str]) -> Extraction:
-    """Every function of the files, with the lock events of each of its paths."""
+@dataclass
+class Units:
+    """C files parsed: their function definitions, the macros among them that take a lock, and what
+    tree-sitter could not parse outside a function."""
+    paths: list[str]
+    defs: dict[str, tuple[str, object]]       # name -> (file, function_definition node)
+    macros: dict[str, tuple[str, int]]        # name -> (file, line)
+    outside: list[NotUnderstood]
+
+
+def read_units(paths: list[str]) -> Units:
+    """Parse the files (a file that cannot be read is a usage error)."""
     parser = _parser()
     units = []
     for path in paths:
@@ -133,7 +143,7 @@ def extract(paths: list[str]) -> Extraction:
     for path, data, tree in units:
         for node in tree.root_node.children:
             if node.type == "function_definition":
-                name = _function_name(node)
+                name = function_name(node)
                 if name:
                     defs[name] = (path, node)
             elif node.type == "preproc_function_def":
@@ -144,9 +154,19 @@ def extract(paths: list[str]) -> Extraction:
                         for api in LOCK_APIS):
                     macros[name.text.decode()] = (path, node.start_point[0] + 1)
             elif node.type == "ERROR":
-                outside.append(NotUnderstood(path, node.start_point[0] + 1, _snippet(node),
+                outside.append(NotUnderstood(path, node.start_point[0] + 1, snippet(node),
                                              "not C that tree-sitter can parse"))
-    lowered = {name: _Lowering(path, node, defs, macros).run() for name, (path, node) in defs.items()}
+    return Units(list(paths), defs, macros, outside)
+
+
+def extract(paths: list[str]) -> Extraction:
+    """Every function of the files, with the lock events of each of its paths."""
+    return extract_units(read_units(paths))
+
+
+def extract_units(units: Units) -> Extraction:
+    defs = units.defs
+    lowered = {name: _Lowering(path, node, defs, units.macros).run() for name, (path, node) in defs.items()}
     walker = _Paths(lowered)
     functions = []
     for name, (path, node) in defs.items():
@@ -154,10 +174,10 @@ def extract(paths: list[str]) -> Extraction:
         functions.append(FunctionLocks(name=name, file=path, line=node.start_point[0] + 1, paths=paths_,
                                        truncated=truncated, not_understood=walker.not_understood(name)))
     functions.sort(key=lambda f: (f.file, f.line))
-    return Extraction(files=list(paths), functions=functions, not_understood=outside)
+    return Extraction(files=list(units.paths), functions=functions, not_understood=units.outside)
 
 
-def _function_name(node) -> str | None:
+def function_name(node) -> str | None:
     decl = node.child_by_field_name("declarator")
     while decl is not None and decl.type != "function_declarator":
         decl = decl.child_by_field_name("declarator")
@@ -167,7 +187,7 @@ def _function_name(node) -> str | None:
     return ident.text.decode() if ident is not None else None
 
 
-def _snippet(node) -> str:
+def snippet(node) -> str:
     text = node.text.decode(errors="replace").strip().splitlines()
     return (text[0] if text else "")[:80]
 
@@ -238,7 +258,7 @@ class _Lowering:
         return node.start_point[0] + 1
 
     def not_understood(self, node, why: str) -> None:
-        self.emit(_Ins("note", self.line(node), note=NotUnderstood(self.path, self.line(node), _snippet(node), why)))
+        self.emit(_Ins("note", self.line(node), note=NotUnderstood(self.path, self.line(node), snippet(node), why)))
 
     # statements
 
@@ -314,14 +334,10 @@ class _Lowering:
 
     def macro_block(self, node, nxt) -> bool:
         """`name(args) { ... }`: an iterator macro (a loop), scoped_guard, or not understood."""
-        if node.type != "expression_statement" or nxt is None or nxt.type != "compound_statement":
+        found = macro_call(node, nxt)
+        if found is None:
             return False
-        call = node.named_children[0] if node.named_children else None
-        semi = node.children[-1] if node.children else None
-        if call is None or call.type != "call_expression" or semi is None or not semi.is_missing:
-            return False
-        name = call.child_by_field_name("function").text.decode()
-        args = self.args(call)
+        call, name, args = found
         if name == "scoped_guard" and len(args) >= 2:
             ev = self.event("acquire", args[1], f"scoped_guard({args[0].text.decode()})",
                             "read" if "read" in args[0].text.decode() else "exclusive", call)
@@ -364,7 +380,7 @@ class _Lowering:
     def if_stmt(self, node) -> None:
         cond = node.child_by_field_name("condition")
         on_true, on_false = self.condition(cond)
-        at = self.emit(_Ins("branch", self.line(node), cond=_cond_text(cond), on_true=on_true, on_false=on_false))
+        at = self.emit(_Ins("branch", self.line(node), cond=cond_text(cond), on_true=on_true, on_false=on_false))
         self.stmt(node.child_by_field_name("consequence"))
         alt = node.child_by_field_name("alternative")
         if alt is not None:
@@ -430,7 +446,7 @@ class _Lowering:
             return
         if cond is not None:
             self.expr(cond)
-        top = self.emit(_Ins("branch", self.line(node), cond=_cond_text(cond) if cond is not None else "true"))
+        top = self.emit(_Ins("branch", self.line(node), cond=cond_text(cond) if cond is not None else "true"))
         self.loops.append(([], [], len(self.guards)))
         self.stmt(node.child_by_field_name("body"))
         brk, conts, _ = self.loops.pop()
@@ -445,7 +461,7 @@ class _Lowering:
         body = node.child_by_field_name("body")
         cases = [c for c in body.named_children if c.type == "case_statement"]
         self.loops.append(([], [], len(self.guards)))
-        dispatch = [self.emit(_Ins("case", self.line(c), cond=_snippet(c).split(":")[0].strip())) for c in cases]
+        dispatch = [self.emit(_Ins("case", self.line(c), cond=snippet(c).split(":")[0].strip())) for c in cases]
         fallback = self.emit(_Ins("jump", self.line(node)))
         default = None
         for c, at in zip(cases, dispatch):
@@ -545,6 +561,20 @@ class _Lowering:
                                       "and macros are not expanded")
 
 
+def macro_call(node, nxt):
+    """`name(args) { ... }` as tree-sitter reads it without the macro's definition: a call with no
+    `;` followed by a block. (call, name, arguments), or None."""
+    if node.type != "expression_statement" or nxt is None or nxt.type != "compound_statement":
+        return None
+    call = node.named_children[0] if node.named_children else None
+    semi = node.children[-1] if node.children else None
+    if call is None or call.type != "call_expression" or semi is None or not semi.is_missing:
+        return None
+    al = call.child_by_field_name("arguments")
+    args = [c for c in al.named_children if c.type != "comment"] if al is not None else []
+    return call, call.child_by_field_name("function").text.decode(), args
+
+
 def _param_names(fn) -> list[str]:
     decl = fn.child_by_field_name("declarator")
     while decl is not None and decl.type != "function_declarator":
@@ -598,7 +628,7 @@ def _calls(node):
         yield from _calls(c)
 
 
-def _cond_text(node) -> str:
+def cond_text(node) -> str:
     text = re.sub(r"\s+", " ", node.text.decode(errors="replace")).strip()
     if text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
         text = text[1:-1]

@@ -281,6 +281,14 @@ class _Checker:
         except _Poison:
             return None
 
+    @staticmethod
+    def header(check):
+        """A statement's header checked; None if it was wrong (already reported)."""
+        try:
+            return check()
+        except _Poison:
+            return None
+
     def _stmt(self, s: A.Stmt) -> P.Stmt | None:
         if isinstance(s, A.Acquire):
             target = self.lock_target(s.lock)
@@ -291,17 +299,27 @@ class _Checker:
             return P.SAcquire(s.span, target, "read" if mode == "read" else "exclusive")
         if isinstance(s, A.Release):
             return P.SRelease(s.span, self.lock_target(s.lock))
+        # a header already reported still has its blocks checked (every error in one run)
         if isinstance(s, A.IfTrylock):
-            target = self.lock_target(s.lock)
+            target = self.header(lambda: self.lock_target(s.lock))
             then, orelse = self.block(s.then), self.block(s.orelse or ())
+            if target is None:
+                raise _Poison
             if s.negated:
                 then, orelse = orelse, then
             return P.STrylock(s.span, target, then, orelse)
         if isinstance(s, A.If):
-            cond = self.bool_expr(s.cond)
-            return P.SIf(s.span, cond, self.block(s.then), self.block(s.orelse or ()))
+            cond = self.header(lambda: self.bool_expr(s.cond))
+            then, orelse = self.block(s.then), self.block(s.orelse or ())
+            if cond is None:
+                raise _Poison
+            return P.SIf(s.span, cond, then, orelse)
         if isinstance(s, A.While):
-            return P.SWhile(s.span, self.bool_expr(s.cond), self.block(s.body))
+            cond = self.header(lambda: self.bool_expr(s.cond))
+            body = self.block(s.body)
+            if cond is None:
+                raise _Poison
+            return P.SWhile(s.span, cond, body)
         if isinstance(s, A.For):
             dom = self.expr(s.domain)
             if not (isinstance(dom.type, SetT) and dom.type.sorts and len(dom.type.sorts) == 1):

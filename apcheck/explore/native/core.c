@@ -4,6 +4,9 @@
  * number the states alike. */
 
 #define EMPTY UINT32_MAX
+#ifndef SWEEPS
+#define SWEEPS 256   /* sweeps of the stuck-thread analysis before its worklist finishes the fixpoint */
+#endif
 
 enum { EV_DEFECT = 1, EV_EDGE = 2 };
 
@@ -93,6 +96,40 @@ static int do_release(Ctx *c, V *w, int t, V inst) {
 
 #define NOMEM(s) do { if (!(s)->error) (s)->error = E_NOMEM; } while (0)
 
+/* ---- work split over the workers ----------------------------------------------------------- */
+
+#define PAR_MIN 65536   /* below this many items one thread does it: a thread's start costs more */
+
+typedef void (*PartFn)(Search *s, uint64_t lo, uint64_t hi, int k, void *arg);
+typedef struct { Search *s; uint64_t lo, hi; int k; PartFn fn; void *arg; } Part;
+
+static void *run_part(void *p) {
+    Part *x = p;
+    x->fn(x->s, x->lo, x->hi, x->k, x->arg);
+    return NULL;
+}
+
+/* fn over [0, n), one contiguous part per worker (part k in [n*k/nw, n*(k+1)/nw)); the caller runs
+ * part 0, and a part whose thread could not start */
+static int parts_for(Search *s, uint64_t n) {
+    int nw = n < PAR_MIN ? 1 : s->nworkers;
+    return nw > 64 ? 64 : nw;
+}
+
+static void parallel_for(Search *s, uint64_t n, int nw, PartFn fn, void *arg) {
+    Part parts[64];
+    pthread_t t[64];
+    int started[64] = {0};
+    for (int k = 0; k < nw; k++)
+        parts[k] = (Part){s, n * (uint64_t)k / nw, n * (uint64_t)(k + 1) / nw, k, fn, arg};
+    for (int k = 1; k < nw; k++) started[k] = pthread_create(&t[k], NULL, run_part, &parts[k]) == 0;
+    run_part(&parts[0]);
+    for (int k = 1; k < nw; k++) {
+        if (started[k]) pthread_join(t[k], NULL);
+        else run_part(&parts[k]);
+    }
+}
+
 /* ---- the state store ---------------------------------------------------------------------- */
 
 static inline uint64_t hash_words(const uint64_t *p) {
@@ -146,17 +183,35 @@ static int grow_states(Search *s) {
 #define SLOT_EMPTY UINT64_MAX
 #define TAG(h) ((h) >> 32)
 
+typedef struct { uint64_t *tab, size; } Rehash;
+
+static void clear_part(Search *s, uint64_t lo, uint64_t hi, int k, void *arg) {
+    Rehash *r = arg;
+    memset(r->tab + lo, 0xFF, (hi - lo) * sizeof(uint64_t));
+}
+
+/* the states [lo, hi) into the new table; parts run at once, so a slot is claimed atomically */
+static void rehash_part(Search *s, uint64_t lo, uint64_t hi, int k, void *arg) {
+    Rehash *r = arg;
+    for (uint64_t i = lo; i < hi; i++) {
+        uint64_t full = hash_words(s->arena + i * NP), h = full & (r->size - 1), val = TAG(full) << 32 | i;
+        for (;;) {
+            uint64_t expected = SLOT_EMPTY;
+            if (__atomic_compare_exchange_n(&r->tab[h], &expected, val, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                break;
+            h = (h + 1) & (r->size - 1);
+        }
+    }
+}
+
 static int grow_table(Search *s) {
     uint64_t size = s->table ? (s->tmask + 1) * 2 : 1 << 14;
     if (!room(s, size * sizeof(uint64_t))) return 0;
     uint64_t *tab = malloc(size * sizeof(uint64_t));
     if (!tab) return 0;
-    memset(tab, 0xFF, size * sizeof(uint64_t));
-    for (uint64_t i = 0; i < s->n; i++) {
-        uint64_t full = hash_words(s->arena + i * NP), h = full & (size - 1);
-        while (tab[h] != SLOT_EMPTY) h = (h + 1) & (size - 1);
-        tab[h] = TAG(full) << 32 | i;
-    }
+    Rehash r = {tab, size};
+    parallel_for(s, size, parts_for(s, size), clear_part, &r);
+    parallel_for(s, s->n, parts_for(s, s->n), rehash_part, &r);
     free(s->table);
     s->table = tab;
     s->tmask = size - 1;
@@ -540,25 +595,25 @@ static int all_decided(Search *s) {
     return 1;
 }
 
-/* phase 2 of block [lo, hi): S_RUNNING, or why it stopped */
-static int merge_block(Search *s, int par, uint64_t lo, uint64_t hi) {
-    for (uint64_t i = lo; i < hi; i++) {
+/* phase 2 of block [lo, hi) from *at: S_RUNNING, or why it stopped; S_FULL (with *at the state not yet
+ * merged) when the next state could make the store grow while workers read it */
+static int merge_block(Search *s, int par, uint64_t lo, uint64_t *at, uint64_t hi) {
+    for (; *at < hi; ++*at) {
+        uint64_t i = *at;
         StateLog *log = &s->logs[par][i - lo];
+        if (s->room && !log->skipped && s->n + log->nsucc > s->room) return S_FULL;
         if (!s->dfs) s->cursor = i + 1;
         if (log->skipped) { s->depth_limited = 1; continue; }
         if (!merge(s, i, log, par)) { s->flags[i] &= ~1; return S_ERROR; }  /* partly merged: unexpanded */
-        if (s->max_states && s->n >= s->max_states && frontier_left(s)) return S_MAX_STATES;
-        if (s->first == 1 && frontier_left(s) && (found_violation(s) || s->cycle_state >= 0)) return S_FIRST;
-        if (s->first == 2 && frontier_left(s) && all_decided(s)) return S_FIRST;
+        if (s->max_states && s->n >= s->max_states && frontier_left(s)) { ++*at; return S_MAX_STATES; }
+        if (s->first == 1 && frontier_left(s) && (found_violation(s) || s->cycle_state >= 0)) { ++*at; return S_FIRST; }
+        if (s->first == 2 && frontier_left(s) && all_decided(s)) { ++*at; return S_FIRST; }
     }
     return S_RUNNING;
 }
 
-/* room for `extra` more states without moving the store or growing the table, so the merge can
- * add them while the next block's expansion reads */
-static int reserve(Search *s, uint64_t extra, uint64_t layers) {
-    while (s->cap < s->n + extra) if (!grow_states(s)) { NOMEM(s); return 0; }
-    while ((s->n + extra) * 4 > (s->tmask + 1) * 3) if (!grow_table(s)) { NOMEM(s); return 0; }
+/* room for the layers a block can add, so depth_of may read them while the merge adds states */
+static int reserve_layers(Search *s, uint64_t layers) {
     if (s->lcap < s->nlayers + layers) {
         void *l = realloc(s->layer, (s->nlayers + layers) * sizeof(uint64_t));
         if (!l) { NOMEM(s); return 0; }
@@ -568,21 +623,17 @@ static int reserve(Search *s, uint64_t extra, uint64_t layers) {
     return 1;
 }
 
-static uint64_t unresolved(Search *s, int par, uint64_t lo, uint64_t hi) {
-    uint64_t u = 0;
-    for (uint64_t i = lo; i < hi; i++) {
-        StateLog *log = &s->logs[par][i - lo];
-        Ctx *c = &s->workers[par][log->worker];
-        if (log->skipped) continue;
-        for (uint64_t k = log->succ; k < log->succ + log->nsucc; k++) u += c->succ[k].found < 0;
-    }
-    return u;
+/* the most states the store holds before find() would grow the arena or the table */
+static uint64_t room_now(Search *s) {
+    uint64_t table = (s->tmask + 1) / 4 * 3;
+    return s->cap < table ? s->cap : table;
 }
 
 /* expand up to `budget` states; S_RUNNING when there is more to do. With several workers, BFS
  * merges each block while the workers expand the next one (the next block's states all exist
  * before the merge starts, and its lookups of states the merge adds meanwhile may miss them,
- * which the next merge looks up again). */
+ * which the next merge looks up again). The store does not move while they read it: a merge that
+ * needs it to grow waits for the expansion to end, then goes on alone. */
 int ap_run(Search *s, uint64_t budget) {
     Crew crew;
     while (budget > 0) {
@@ -603,18 +654,21 @@ int ap_run(Search *s, uint64_t budget) {
             s->ppar = 0;
         }
         int par = s->ppar;
-        uint64_t lo = s->plo, hi = s->phi;
+        uint64_t lo = s->plo, hi = s->phi, at = lo;
         uint64_t nlo = hi, nhi = s->n;   /* the next block: states that exist now */
         if (nhi - nlo > BLOCK) nhi = nlo + BLOCK;
         int overlap = !s->dfs && s->nworkers > 1 && nlo < nhi;
         s->pending = 0;
         budget = budget > hi - lo ? budget - (hi - lo) : 0;
         if (overlap) {
-            if (!reserve(s, unresolved(s, par, lo, hi), hi - lo + 2)) return S_ERROR;
-            if (!start_expand(s, 1 - par, nlo, nhi, &crew)) return S_ERROR;
-            int status = merge_block(s, par, lo, hi);
-            if (status != S_RUNNING) s->stop = 1;
+            if (!reserve_layers(s, hi - lo + 2)) return S_ERROR;
+            s->room = room_now(s);
+            if (!start_expand(s, 1 - par, nlo, nhi, &crew)) { s->room = 0; return S_ERROR; }
+            int status = merge_block(s, par, lo, &at, hi);
+            if (status != S_RUNNING && status != S_FULL) s->stop = 1;
             int ok = finish_expand(s, 1 - par, &crew);
+            s->room = 0;
+            if (status == S_FULL) status = merge_block(s, par, lo, &at, hi);
             if (status != S_RUNNING) return status;
             if (!ok) return S_ERROR;
             s->pending = 1;
@@ -622,7 +676,7 @@ int ap_run(Search *s, uint64_t budget) {
             s->phi = nhi;
             s->ppar = 1 - par;
         } else {
-            int status = merge_block(s, par, lo, hi);
+            int status = merge_block(s, par, lo, &at, hi);
             if (status != S_RUNNING) return status;
         }
     }
@@ -738,56 +792,108 @@ static uint64_t defect_bound(Ctx *c, const V *w) {
     return out;
 }
 
+/* The stuck-thread analysis runs over parts of the states at once; each part knows where its
+ * transitions begin (BFS stores them in state order, so a state's begin where the previous
+ * state's end; DFS keeps each state's start). */
+typedef struct {
+    uint64_t *mask;
+    uint64_t tbase[65];     /* the first transition of each part's first state (BFS) */
+    int changed[64];
+    int64_t first[64];      /* the first stuck state of each part, and its threads */
+    uint64_t stuck[64];
+    int any_dead;
+} Stuck;
+
+static inline uint64_t first_transition(Search *c, uint64_t i, uint64_t end) {
+    return c->dfs ? c->tstart[i] : end - c->tcount[i];
+}
+
+/* the threads that move in each state of the part (and, after a defect, those it leaves waiting) */
+static void movers_part(Search *c, uint64_t lo, uint64_t hi, int k, void *arg) {
+    Stuck *x = arg;
+    uint64_t full = NT >= 64 ? ~0ULL : ((1ULL << NT) - 1), end = x->tbase[k + 1];
+    V w[NW];
+    for (uint64_t i = hi; i-- > lo;) {
+        uint64_t start = first_transition(c, i, end), m = 0;
+        if (!(c->flags[i] & 1)) m = full;
+        else {
+            for (uint64_t j = start; j < start + c->tcount[i]; j++) m |= 1ULL << c->tmover[j];
+            if (x->any_dead) { unpack(c->arena + i * NP, w); m |= defect_bound(&c->workers[0][k], w); }
+        }
+        x->mask[i] = m;
+        end = start;
+    }
+}
+
+/* one sweep of the part, from its last state to its first: each state takes its successors'
+ * masks. Parts read each other's masks while they grow (relaxed atomics): a value read is one the
+ * fixpoint has reached, and a round in which no part changed anything read only final values. */
+static void sweep_part(Search *c, uint64_t lo, uint64_t hi, int k, void *arg) {
+    Stuck *x = arg;
+    uint64_t end = x->tbase[k + 1];
+    int changed = 0;
+    for (uint64_t i = hi; i-- > lo;) {
+        uint64_t start = first_transition(c, i, end);
+        end = start;
+        if (!(c->flags[i] & 1)) continue;
+        uint64_t old = __atomic_load_n(&x->mask[i], __ATOMIC_RELAXED), m = old;
+        for (uint64_t j = start; j < start + c->tcount[i]; j++) m |= __atomic_load_n(&x->mask[c->tdst[j]], __ATOMIC_RELAXED);
+        if (m != old) { __atomic_store_n(&x->mask[i], m, __ATOMIC_RELAXED); changed = 1; }
+    }
+    x->changed[k] = changed;
+}
+
+static void stuck_part(Search *c, uint64_t lo, uint64_t hi, int k, void *arg) {
+    Stuck *x = arg;
+    V w[NW];
+    x->first[k] = -1;
+    for (uint64_t i = lo; i < hi; i++) {
+        unpack(c->arena + i * NP, w);
+        uint64_t busy = 0;
+        for (int t = 0; t < NT; t++) if (thread_of(w, t)[0] >= 0) busy |= 1ULL << t;
+        uint64_t stuck = busy & ~x->mask[i];
+        if (stuck) { x->first[k] = (int64_t)i; x->stuck[k] = stuck; return; }
+    }
+}
+
 /* The first state (in index order) with a busy thread that can never move again: its index and
  * mask in out[0], out[1] (-1 if none). can_move[i]: the threads that can take a step in i or in
  * a state reachable from it; unexpanded states (limits) count as "every thread can move", so a
  * truncated search never reports a false deadlock; a dead thread and those waiting behind it count
- * as moving (a defect is why they never move again) (engine.py: find_stuck). */
+ * as moving (a defect is why they never move again) (engine.py: find_stuck). The masks start as
+ * the threads that move in each state; sweeps then run until nothing changes, and where SWEEPS do
+ * not settle, a worklist over the predecessors finishes the fixpoint. */
 int ap_find_stuck(Search *c, int64_t *out) {
     uint64_t n = c->n;
-    uint64_t full = NT >= 64 ? ~0ULL : ((1ULL << NT) - 1);
+    Stuck *x = calloc(1, sizeof(Stuck));
     uint64_t *mask = calloc(n ? n : 1, sizeof(uint64_t));
-    if (!mask) { c->error = E_NOMEM; return 0; }
-    /* the threads that move in each state; then sweeps from the last state to the first, each
-     * state taking the masks of its successors, until nothing changes (BFS stores the transitions
-     * in state order, so each state's begin where the previous state's end) */
-    uint64_t end = c->ntrans;
-    V w[NW];
-    Ctx *ctx = &c->workers[0][0];
-    int any_dead = c->def_state[0] >= 0 || c->def_state[1] >= 0;   /* else no state has a dead thread */
-    for (uint64_t i = n; i-- > 0;) {
-        uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
-        if (!(c->flags[i] & 1)) mask[i] = full;
-        else {
-            for (uint64_t k = start; k < start + c->tcount[i]; k++) mask[i] |= 1ULL << c->tmover[k];
-            if (any_dead) { unpack(c->arena + i * NP, w); mask[i] |= defect_bound(ctx, w); }
+    if (!x || !mask) { free(x); free(mask); c->error = E_NOMEM; return 0; }
+    x->mask = mask;
+    x->any_dead = c->def_state[0] >= 0 || c->def_state[1] >= 0;   /* else no state has a dead thread */
+    int nw = parts_for(c, n);
+    if (!c->dfs) {   /* where each part's transitions begin */
+        uint64_t t = 0, i = 0;
+        for (int k = 0; k < nw; k++) {
+            for (uint64_t lo = n * (uint64_t)k / nw; i < lo; i++) t += c->tcount[i];
+            x->tbase[k] = t;
         }
-        end = start;
+        x->tbase[nw] = c->ntrans;
     }
+    parallel_for(c, n, nw, movers_part, x);
     int changed = 1;
-    for (int round = 0; changed && round < 256; round++) {
+    for (int round = 0; changed && round < SWEEPS; round++) {
+        parallel_for(c, n, nw, sweep_part, x);
         changed = 0;
-        end = c->ntrans;
-        for (uint64_t i = n; i-- > 0;) {
-            uint64_t start = c->dfs ? c->tstart[i] : end - c->tcount[i];
-            end = start;
-            if (!(c->flags[i] & 1)) continue;
-            uint64_t m = mask[i];
-            for (uint64_t k = start; k < start + c->tcount[i]; k++) m |= mask[c->tdst[k]];
-            if (m != mask[i]) { mask[i] = m; changed = 1; }
-        }
+        for (int k = 0; k < nw; k++) changed |= x->changed[k];
     }
-    if (changed && !propagate(c, mask)) { free(mask); return 0; }
+    if (changed && !propagate(c, mask)) { free(mask); free(x); return 0; }
     free(c->can_move);
     c->can_move = mask;
+    parallel_for(c, n, nw, stuck_part, x);
     out[0] = -1; out[1] = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        unpack(c->arena + i * NP, w);
-        uint64_t busy = 0;
-        for (int t = 0; t < NT; t++) if (thread_of(w, t)[0] >= 0) busy |= 1ULL << t;
-        uint64_t stuck = busy & ~mask[i];
-        if (stuck) { out[0] = (int64_t)i; out[1] = (int64_t)stuck; break; }
-    }
+    for (int k = 0; k < nw; k++)
+        if (x->first[k] >= 0) { out[0] = x->first[k]; out[1] = (int64_t)x->stuck[k]; break; }
+    free(x);
     return 1;
 }
 

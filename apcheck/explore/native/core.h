@@ -15,7 +15,8 @@ enum { D_RELEASE_NOT_HELD = 1, D_HELD_AT_RETURN, D_SELF_DEADLOCK, D_UNGUARDED, D
 /* errors that stop the native search (the caller falls back or reports) */
 enum { E_NONE = 0, E_NOMEM, E_RANGE, E_PROPERTY_NULL, E_TOO_MANY, E_LIMIT };
 /* status of ap_run */
-enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST };
+enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST,
+       S_FULL /* internal: the merge needs the store to grow while workers read it */ };
 
 #define IDLE (-1)
 #define DEAD (-2)   /* a thread a defect ended: it keeps its locks forever (semantics.py) */
@@ -109,6 +110,8 @@ struct Search {
     uint64_t next;         /* the next state of the block a worker takes (atomic) */
     int stop;              /* the workers stop early (the merge hit a limit) */
     Ctx *workers[2];
+    uint64_t room;         /* while workers read the store: the most states it holds without
+                              growing (0: no reader, it grows as needed) */
     int pending;           /* a block expanded and not merged: [plo, phi) in set ppar */
     uint64_t plo, phi;
     int ppar;
