@@ -64,12 +64,12 @@ def satisfies(verdict: str, expected: str) -> bool:
     return verdict == expected or (expected == Verdict.HOLDS and verdict == Verdict.PROVED)
 
 
-def decides(verdict: str, expected: str, partial: bool) -> bool:
-    """Can this verdict be compared with a whole-model expectation? A run of a scenario (`partial`,
-    a part of the system), or below the bounds a property needs, decides only by what it shows: a
-    violation or a reached cover (the whole system can do it too), or a proof (it does not depend
-    on the run). What holds in a part, or trivially, may not hold in the whole."""
-    return not partial or verdict in _WITNESSED or verdict == Verdict.PROVED
+def whole_from_part(verdict: str) -> bool:
+    """Does a run of a part of the system (a scenario, or below the bounds a property needs) give
+    this verdict to the whole model? Only by what it shows: a violation or a reached cover (the
+    whole system can do it too), or a proof (it does not depend on the run). What holds in a part,
+    or trivially, may not hold in the whole."""
+    return verdict in _WITNESSED or verdict == Verdict.PROVED
 
 
 @dataclass(kw_only=True)
@@ -202,7 +202,7 @@ class PropertyResult:
         """The verdict as reports show it: with the scenario it is about, where a run of a scenario
         gives it, and why it is vacuous or trivial, where it is."""
         text = str(self.verdict)
-        if self.partial and self.scenario and self.verdict not in _WITNESSED and self.verdict != Verdict.PROVED:
+        if self.partial and self.scenario and not whole_from_part(self.verdict):
             text += f" in {exploration_title(self.scenario)}"
         if self.vacuous:
             text += f" (vacuous: {self.vacuous})"
@@ -213,7 +213,7 @@ class PropertyResult:
     @property
     def judged(self) -> bool:
         """Is there an expectation this verdict can be compared with?"""
-        return self.expected is not None and decides(self.verdict, self.expected, self.partial or bool(self.trivial))
+        return self.expected is not None and (not (self.partial or self.trivial) or whole_from_part(self.verdict))
 
     @property
     def judged_verdict(self) -> str:

@@ -27,6 +27,30 @@ MAX_SET_BITS = 62   # a set or relation over more tuples is not supported by the
 INT_RANGE = (-(1 << 15), (1 << 15) - 1)   # int values; outside, the search stops with an error
 ERR_RANGE = (-4095, 0)
 
+# The codes the core and Python share, defined here only (emitted into the generated file as enums).
+DEFECTS = (("D_RELEASE_NOT_HELD", "release-not-held"), ("D_HELD_AT_RETURN", "lock-held-at-return"),
+           ("D_SELF_DEADLOCK", "self-deadlock"), ("D_UNGUARDED", "unguarded"), ("D_NULL", "null-instance"),
+           ("D_ASSERT", "assert"), ("D_SLEEP_IN_ATOMIC", "sleep-in-atomic"), ("D_ENDLESS", "endless-step"))
+ERRORS = (("E_NOMEM", "out of memory"), ("E_RANGE", "a value outside the range the native core stores (an int or "
+                                                     "error code)"),
+          ("E_PROPERTY_NULL", "a property uses null as an element"),
+          ("E_TOO_MANY", "more locks held than lock instances"), ("E_LIMIT", "memory limit"))
+STATUS = ("S_RUNNING", "S_DONE", "S_MAX_STATES", "S_ERROR", "S_FIRST",
+          "S_FULL")   # S_FULL: internal to the core (the merge needs the store to grow while workers read it)
+DEFECT_KINDS = {k: name for k, (_, name) in enumerate(DEFECTS, 1)}   # defect code -> the defect's kind
+ERROR_TEXT = {k: text for k, (_, text) in enumerate(ERRORS, 1)}      # error code -> what it means
+_ERROR = {sym: k for k, (sym, _) in enumerate(ERRORS, 1)}
+E_NOMEM, E_LIMIT = _ERROR["E_NOMEM"], _ERROR["E_LIMIT"]   # limits of the search (verdicts unknown), not reasons
+                                                          # to fall back
+S_RUNNING, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST = range(5)   # STATUS, as ap_run returns them
+
+
+def _codes() -> list[str]:
+    return ["enum { " + ", ".join(f"{sym} = {k}" for k, (sym, _) in enumerate(DEFECTS, 1)) + " };",
+            "enum { E_NONE = 0, " + ", ".join(f"{sym} = {k}" for k, (sym, _) in enumerate(ERRORS, 1)) + " };",
+            "enum { " + ", ".join(f"{sym} = {k}" for k, sym in enumerate(STATUS)) + " };"]
+
+
 KIND_NAMES = {EXEC: "K_EXEC", BRANCH: "K_BRANCH", JUMP: "K_JUMP", TRY: "K_TRY", FOR: "K_FOR", RETURN: "K_RETURN",
               ACQUIRE: "K_ACQUIRE", RELEASE: "K_RELEASE", WAIT: "K_WAIT", YIELD: "K_YIELD"}
 
@@ -332,6 +356,7 @@ class Generator:
                f"#define NINV {len(s.invariants)}", f"#define NCOV {len(s.covers)}",
                f"#define NPERM {len(perms)}", f"#define MAXH {lay.maxh}", f"#define NLOC {lay.nloc}",
                f"#define NCODE {len(s.code)}", f"#define NOPS {len(s.ops)}", f"#define LOFF {lay.loff}", f"#define TOFF0 {lay.toff}",
+               *_codes(),
                '#include "core.h"',
                "enum { " + ", ".join(f"{name} = {k}" for k, name in KIND_NAMES.items()) + " };",
                self.array("int32_t", "CODE_KIND", [ins.kind for ins in s.code]),

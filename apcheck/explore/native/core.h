@@ -1,7 +1,7 @@
 /* apcheck native explorer core: types and helpers shared by the generated model code and the
  * search (core.c). The generated file defines the model's dimensions (NW, NP, NT, NC, NI, NINV,
- * NCOV, NPERM, MAXH, NCODE), includes this header, defines the model functions, then includes
- * core.c. Semantics mirror apcheck/explore/semantics.py exactly; see ARCHITECTURE.md. */
+ * NCOV, NPERM, MAXH, NCODE) and the shared codes, includes this header, defines the model
+ * functions, then includes core.c. Semantics mirror apcheck/explore/semantics.py exactly; see ARCHITECTURE.md. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +9,8 @@
 
 typedef int64_t V;  /* one value of the wide (unpacked) state */
 
-/* defect kinds (names in native/engine.py DEFECT_KINDS) */
-enum { D_RELEASE_NOT_HELD = 1, D_HELD_AT_RETURN, D_SELF_DEADLOCK, D_UNGUARDED, D_NULL, D_ASSERT,
-       D_SLEEP_IN_ATOMIC, D_ENDLESS };
-/* errors that stop the native search (the caller falls back or reports) */
-enum { E_NONE = 0, E_NOMEM, E_RANGE, E_PROPERTY_NULL, E_TOO_MANY, E_LIMIT };
-/* status of ap_run */
-enum { S_RUNNING = 0, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST,
-       S_FULL /* internal: the merge needs the store to grow while workers read it */ };
+/* The defect kinds (D_*), the errors that stop the search (E_*) and the status of ap_run (S_*)
+ * are enums the generated file defines before this header, from native/codegen.py's tables. */
 
 #define IDLE (-1)
 #define DEAD (-2)   /* a thread a defect ended: it keeps its locks forever (semantics.py) */

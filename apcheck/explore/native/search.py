@@ -17,20 +17,14 @@ from typing import Callable
 from apcheck.explore.budget import Budget, resident_mb
 from apcheck.explore.engine import DECIDED_LIMIT, FIRST_LIMIT, ExecutionCounts, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.build import NativeUnavailable, build
-from apcheck.explore.native.codegen import Layout, Unsupported, generate
+from apcheck.explore.native.codegen import (DEFECT_KINDS, E_LIMIT, E_NOMEM, ERROR_TEXT, S_DONE, S_ERROR, S_FIRST,
+                                            S_MAX_STATES, Layout, Unsupported, generate)
 from apcheck.explore.semantics import DEAD, IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import symmetric_sorts
 from apcheck.explore.system import System
 from apcheck.ir.types import MapT
 from apcheck.results import exploration_title
 
-S_RUNNING, S_DONE, S_MAX_STATES, S_ERROR, S_FIRST = range(5)
-ERRORS = {1: "out of memory", 2: "a value outside the range the native core stores (an int or error code)",
-          3: "a property uses null as an element", 4: "more locks held than lock instances",
-          5: "memory limit"}
-E_NOMEM, E_LIMIT = 1, 5  # limits of the search (verdicts unknown), not reasons to fall back
-DEFECT_KINDS = {1: "release-not-held", 2: "lock-held-at-return", 3: "self-deadlock", 4: "unguarded",
-                5: "null-instance", 6: "assert", 7: "sleep-in-atomic", 8: "endless-step"}
 BATCH = 4096  # states expanded per call into the core between checks of the limits
 
 
@@ -61,7 +55,7 @@ class Core:
 
     def error(self) -> str | None:
         code = self.lib.ap_error(self.ctx)
-        return ERRORS.get(code, f"error {code}") if code else None
+        return ERROR_TEXT.get(code, f"error {code}") if code else None
 
     def stats(self) -> list[int]:
         out = (ctypes.c_uint64 * 8)()
