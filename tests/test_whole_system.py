@@ -119,3 +119,22 @@ def test_a_property_below_the_bounds_it_needs_is_trivial_and_ci_runs_it_at_them(
     assert dict(q.method.bounds) == {"Dev": 3}
     assert [c.bounds for c in raised.coverage] == [{"Dev": 2}, {"Dev": 3}]
     assert any(n.startswith("at_most_two explored at Dev=3, the bounds it needs") for n in raised.stats.notes)
+
+
+def test_every_operation_gets_a_cover_that_it_completes_with_its_shortest_trace():
+    """The automatic cover "OP completes" of each operation: the fewest steps to its first
+    successful return, and the trace (ending with that return), in both cores alike; an operation
+    that never completes has none, and the coverage says so in every format."""
+    for engine in ("python", "native"):
+        res = result("tests/models/vacuous.apm", explore=ExploreConfig(engine=engine))
+        (cov,) = res.coverage
+        activate, retire = cov.operations
+        assert activate.completes == 2 and retire.completes is None
+        last = activate.trace.steps[-1]
+        assert (len(activate.trace.steps), last.thread, last.op) == (2, "user", "activate")
+        assert last.outcome.startswith("returned 0")
+    doc = json.loads(render_json([res]))["results"][0]["coverage"][0]["operations"]
+    assert doc[0]["completes"] == 2 and len(doc[0]["trace"]["steps"]) == 2
+    assert doc[1]["completes"] is None and doc[1]["trace"] is None
+    html = render_html([res])
+    assert "first completes" in html and "never" in html
