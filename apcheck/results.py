@@ -235,12 +235,15 @@ class PropertyResult:
 @dataclass(kw_only=True)
 class OpCoverage:
     """An operation in one exploration: the times a step started it (ran its first statement), and
-    the returns, all and successful (not an error code)."""
+    the returns, all and successful (not an error code); and its automatic cover "OP completes":
+    the fewest steps to its first successful return, with that trace (None: it never completes)."""
 
     op: str
     started: int
     returned: int
     succeeded: int
+    completes: int | None = None
+    trace: Trace | None = None
 
 
 @dataclass(kw_only=True)

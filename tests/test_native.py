@@ -43,7 +43,8 @@ def summary(r) -> tuple:
     return (len(r.states), r.transitions, r.complete, r.limit, r.deadlock_at_once, r.max_depth_reached,
             r.invariant_violations,
             r.covers_reached, {k: (i, o.thread, o.defect.kind, o.defect.message) for k, (i, o) in r.defects.items()},
-            r.deadlock, r.edges, [n for n in r.notes if not n.startswith("native core built")])
+            r.deadlock, r.edges, [n for n in r.notes if not n.startswith("native core built")],
+            {op: (i, o.thread, o.result) for op, (i, o) in r.completions.items()})
 
 
 def compare(system, states_limit: int = 300_000, **kw):

@@ -60,7 +60,8 @@ def test_an_invariant_whose_writer_never_completes_is_vacuous():
     doc = json.loads(render_json([res]))["results"][0]
     jp = next(p for p in doc["properties"] if p["name"] == "active_are_present")
     assert jp["vacuous"] == "retire never completes" and jp["verdict"] == "holds"
-    assert doc["coverage"][0]["operations"][1] == {"op": "retire", "started": 6, "returned": 6, "succeeded": 0}
+    assert doc["coverage"][0]["operations"][1] == {"op": "retire", "started": 6, "returned": 6, "succeeded": 0,
+                                                   "completes": None, "trace": None}
     assert doc["coverage"][0]["statements"][0]["span"]["file"] == "tests/models/vacuous.apm"
     html = render_html([res])
     assert "Coverage of the whole system" in html and "3 of 12 statements never executed" in html
@@ -129,12 +130,12 @@ def test_every_operation_gets_a_cover_that_it_completes_with_its_shortest_trace(
         res = result("tests/models/vacuous.apm", explore=ExploreConfig(engine=engine))
         (cov,) = res.coverage
         activate, retire = cov.operations
-        assert activate.completes == 2 and retire.completes is None
-        last = activate.trace.steps[-1]
-        assert (len(activate.trace.steps), last.thread, last.op) == (2, "user", "activate")
-        assert last.outcome.startswith("returned 0")
+        assert activate.completes == 1 and retire.completes is None
+        (last,) = activate.trace.steps
+        assert (last.thread, last.op, last.outcome) == ("user", "activate", "returns 0; released list_lock")
+        assert [(c.var, c.new) for c in last.changes] == [("active", "{Dev0}")]
     doc = json.loads(render_json([res]))["results"][0]["coverage"][0]["operations"]
-    assert doc[0]["completes"] == 2 and len(doc[0]["trace"]["steps"]) == 2
+    assert doc[0]["completes"] == 1 and len(doc[0]["trace"]["steps"]) == 1
     assert doc[1]["completes"] is None and doc[1]["trace"] is None
     html = render_html([res])
     assert "first completes" in html and "never" in html

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from apcheck.commands.model import VerifyConfig
 from apcheck.diagnostics import InternalError
 from apcheck.explore.engine import ExploreResult, explore
-from apcheck.explore.trace import Describer, concrete_failure, final_state, replay
+from apcheck.explore.trace import Describer, concrete_completion, concrete_failure, final_state, replay
 from apcheck.explore.waitfor import continuation, stuck_threads, wait_for
 from apcheck.explore.slicing import slice_for
 from apcheck.explore.system import bounds_of, scenario_system
@@ -119,15 +119,18 @@ def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -
     return run
 
 
-def coverage_of(system, result: ExploreResult) -> Coverage | None:
-    """The report's coverage of a search: the operations the threads run, and their statements (an
-    inlined procedure's statement counted at every call site together)."""
+def coverage_of(system, result: ExploreResult, completion=lambda op: (None, None)) -> Coverage | None:
+    """The report's coverage of a search: the operations the threads run (with `completion(op)`: the
+    steps to its first successful return and that trace), and their statements (an inlined
+    procedure's statement counted at every call site together)."""
     cov = result.coverage
     if cov is None:
         return None
     ran = sorted({op for th in system.threads for op in th.ops})
     ops = [OpCoverage(op=system.ops[o].name, started=cov.executed[system.ops[o].entry],
                       returned=cov.returned[o], succeeded=cov.succeeded[o]) for o in ran]
+    for o, out in zip(ran, ops):
+        out.completes, out.trace = completion(o)
     statements: dict[tuple, StatementCoverage] = {}
     sources = system.program.sources
     ran_set = set(ran)
@@ -192,10 +195,21 @@ class _Assembler:
         self.method = Method(engine="explicit-state", bounds=tuple(system.sizes.n.items()),
                              scenarios=(system.scenario,), symmetry=result.canon is not None,
                              reduction=config.explore.reduction)
-        self.coverage = coverage_of(system, result)
+        self.coverage = coverage_of(system, result, self.completion)
         self.where = exploration_title(system.scenario)
         if config.properties is not None:  # a slice (explore/slicing.py)
             self.where = f"the slice of {self.where} that can affect it"
+
+    def completion(self, op: int):
+        """The automatic cover "OP completes": the steps to the operation's first successful return,
+        and the trace that ends with it; (None, None) where the search never saw one."""
+        if op not in self.r.completions:
+            return None, None
+        idx, rec = self.r.completions[op]
+        steps = replay(self.r, idx)
+        state = final_state(self.r, steps)
+        last = concrete_completion(self.r, state, rec)
+        return len(steps) + 1, self.d.trace(steps + [(state, last)])
 
     def triviality(self, prop: P.Property) -> str | None:
         """Why a holds or unreachable of this property is trivial here: the bounds it needs."""

@@ -14,7 +14,7 @@ from typing import Callable
 
 from apcheck.diagnostics import UsageError
 from apcheck.explore.budget import Budget, LimitReached
-from apcheck.explore.semantics import Outcome, Semantics
+from apcheck.explore.semantics import IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import canonicalizer, symmetric_sorts
 from apcheck.explore.system import System
 
@@ -74,6 +74,8 @@ class ExploreResult:
     core: str = "python"                   # the explorer core that ran the search: python | native
     store: object = None                   # the native core holding the states (kept alive with the result)
     coverage: ExecutionCounts | None = None   # what the search executed
+    completions: dict[int, tuple[int, Outcome]] = field(default_factory=dict)  # operation -> (state, step)
+                                           # of its first successful return (search order)
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     inv_bad: dict[str, int] = {}
     cov_hit: dict[str, int] = {}
     defects: dict[str, tuple[int, Outcome]] = {}
+    completions: dict[int, tuple[int, Outcome]] = {}
     expanded = bytearray(1)  # one flag per state, grown as states are added
     prop_cache: dict[tuple, tuple] = {}
     inst_class = system.inst_class
@@ -185,6 +188,8 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
                 prop = o.defect.property
                 if prop not in defects:
                     defects[prop] = (i, o)
+            elif o.end_pc == IDLE and o.result >= 0 and o.op not in completions:
+                completions[o.op] = (i, o)
             nxt = canon(o.state) if canon else o.state
             j = index.get(nxt)
             if j is None:
@@ -237,7 +242,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     coverage = ExecutionCounts(tuple(sem.executed), tuple(sem.returned), tuple(sem.succeeded))
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, cycle or deadlock, sem.edges, sem, canon, deepest, notes, index,
-                         can_move, deadlock_at_once=cycle is not None, coverage=coverage)
+                         can_move, deadlock_at_once=cycle is not None, coverage=coverage, completions=completions)
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:

@@ -51,6 +51,16 @@ def concrete_failure(result: ExploreResult, state: tuple, recorded: Outcome) -> 
     raise ReplayMismatch("the failing step does not occur in the replayed state")
 
 
+def concrete_completion(result: ExploreResult, state: tuple, recorded: Outcome) -> Outcome:
+    """The step of `recorded` (a successful return, found on a canonical state) from the concrete
+    `state`."""
+    for o in result.semantics.successors(state):
+        if o.thread == recorded.thread and o.op == recorded.op and o.defect is None and o.end_pc == IDLE \
+                and o.result >= 0:
+            return o
+    raise ReplayMismatch("the completing step does not occur in the replayed state")
+
+
 class Describer:
     """Turns states and steps into readable text."""
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from apcheck.report.text import (INDUCTION_FOOTNOTE, expected_cell, induction_cell, render_induction,
-                                 render_order_violation, render_stats)
+from apcheck.report.text import (INDUCTION_FOOTNOTE, completes_text, expected_cell, induction_cell,
+                                 render_induction, render_order_violation, render_stats)
 from apcheck.results import (Coverage, LockEdge, PropertyResult, Site, Trace, Verdict, VerifyResult,
                              exploration_title)
 
@@ -50,12 +50,14 @@ def _coverage(cov: Coverage) -> str:
     cut = "" if cov.complete else " (search cut: the counts are lower bounds)"
     bad = ' class="fail"'
     ops = "".join(f"<tr{bad if not o.succeeded else ''}><td>{escape(o.op)}</td><td>{o.started:,}</td>"
-                  f"<td>{o.returned:,}</td><td>{o.succeeded:,}</td></tr>" for o in cov.operations)
+                  f"<td>{o.returned:,}</td><td>{o.succeeded:,}</td>"
+                  f"<td>{escape(completes_text(o.completes, cov.complete))}</td></tr>" for o in cov.operations)
     stmts = sorted(cov.statements, key=lambda s: (s.executed != 0, s.span.file, s.span.line))
     rows = "".join(f"<tr{bad if not s.executed else ''}><td>{escape(s.span.file)}:{s.span.line}</td>"
                    f"<td><code>{escape(s.text)}</code></td><td>{s.executed:,}</td></tr>" for s in stmts)
     return (f"<h2>Coverage of {escape(exploration_title(cov.scenario))}{cut}</h2>"
-            "<table><tr><th>operation</th><th>started</th><th>returned</th><th>succeeded</th></tr>" + ops + "</table>"
+            "<table><tr><th>operation</th><th>started</th><th>returned</th><th>succeeded</th>"
+            "<th>first completes</th></tr>" + ops + "</table>"
             f"<p class=\"note\">{len(cov.never_executed)} of {len(cov.statements)} statements never executed</p>"
             "<table><tr><th>statement</th><th>text</th><th>executed</th></tr>" + rows + "</table>")
 

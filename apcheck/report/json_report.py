@@ -19,9 +19,7 @@ def to_dict(res: VerifyResult) -> dict:
         prop["failed"] = p.is_failure     # the one failure rule (results.PropertyResult.is_failure)
         if prop["span"]:
             prop["span"] = _span(prop["span"])
-        if prop["trace"]:
-            for step in prop["trace"]["steps"]:
-                step["span"] = _span(step["span"])
+        _trace_spans(prop["trace"])
         for edge in prop["cycle"] or []:
             edge_to_json(edge)
         if prop["induction"] and prop["induction"]["cti"]:
@@ -31,7 +29,14 @@ def to_dict(res: VerifyResult) -> dict:
     for cov in d["coverage"]:
         for st in cov["statements"]:
             st["span"] = _span(st["span"])
+        for op in cov["operations"]:
+            _trace_spans(op["trace"])
     return d
+
+
+def _trace_spans(trace: dict | None) -> None:
+    for step in (trace or {}).get("steps", []):
+        step["span"] = _span(step["span"])
 
 
 def _span(s: dict) -> dict:

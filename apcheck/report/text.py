@@ -77,10 +77,13 @@ def render(res: VerifyResult, details: bool = True) -> str:
 
 
 def render_coverage(cov: Coverage) -> str:
-    """Per operation: started, returned, succeeded; then the statements never executed."""
-    rows = [[o.op, o.started, o.returned, o.succeeded] for o in cov.operations]
+    """Per operation: started, returned, succeeded, and its automatic cover "OP completes" (the
+    steps to its first successful return); then the statements never executed."""
+    rows = [[o.op, o.started, o.returned, o.succeeded, completes_text(o.completes, cov.complete)]
+            for o in cov.operations]
     head = f"coverage of {exploration_title(cov.scenario)}" + ("" if cov.complete else " (search cut: lower bounds)")
-    out = [head + ":", tabulate(rows, headers=["operation", "started", "returned", "succeeded"], tablefmt="simple")]
+    out = [head + ":", tabulate(rows, headers=["operation", "started", "returned", "succeeded", "first completes"],
+                                tablefmt="simple")]
     never = cov.never_executed
     if never:
         out.append(f"never executed ({len(never)} of {len(cov.statements)} statements):")
@@ -88,6 +91,13 @@ def render_coverage(cov: Coverage) -> str:
     else:
         out.append(f"every one of the {len(cov.statements)} statements executed")
     return "\n".join(out)
+
+
+def completes_text(steps: int | None, complete: bool) -> str:
+    """The automatic cover "OP completes" in words."""
+    if steps is not None:
+        return f"after {steps} step{'s' if steps != 1 else ''}"
+    return "never" if complete else "not seen (search cut)"
 
 
 def render_property(p: PropertyResult) -> str:

@@ -112,6 +112,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ap_inv_first": (I64, [P, I]),
         "ap_cov_first": (I64, [P, I]),
         "ap_defect": (None, [P, I, I64P]),
+        "ap_completion": (None, [P, I, I64P]),
         "ap_edges": (I64, [P, I64P]),
         "ap_canon": (I64, [P, I64P, I64P]),
         "ap_find_stuck": (I, [P, I64P]),

@@ -735,7 +735,8 @@ static void apply_perm(int k, const V *in, V *out) {
             value = e.c(low.value) if low.value is not None else "0"
             op = self.sys.op_of_pc[k]
             out.append(f"    {{ V res = {value}; (void)res; if (th[1]) DEFECT(D_HELD_AT_RETURN); "
-                       f"c->executed[{k}]++; c->returned[{op}]++; c->succeeded[{op}] += res >= 0; "
+                       f"c->executed[{k}]++; c->returned[{op}]++; if (res >= 0) {{ c->succeeded[{op}]++; "
+                       f"completed(c, {op}, t); }} "
                        f"memset(th, 0, TW * sizeof(V)); th[0] = IDLE; emit(c, w, t); return; }}")
         else:
             if kind == RELEASE and ins.private_release:

@@ -8,7 +8,7 @@
 #define SWEEPS 256   /* sweeps of the stuck-thread analysis before its worklist finishes the fixpoint */
 #endif
 
-enum { EV_DEFECT = 1, EV_EDGE = 2 };
+enum { EV_DEFECT = 1, EV_EDGE = 2, EV_DONE = 3 };
 
 /* an event of the expansion in progress, merged in state order (merge) */
 static void log_event(Ctx *c, int type, int a, int b, int x, int y) {
@@ -348,6 +348,11 @@ static void defect(Ctx *c, V *w, int t, int kind) {
     emit(c, w, t);
 }
 
+/* thread t returns successfully from operation op: logged until the merge knows its first time */
+static void completed(Ctx *c, int op, int t) {
+    if (__atomic_load_n(&c->s->done_state[op], __ATOMIC_RELAXED) < 0) log_event(c, EV_DONE, op, t, 0, 0);
+}
+
 /* Expand state i into the worker's logs, then look its successors up (read only): first every
  * hash and its table slot (prefetched), then the stored state the slot points to (prefetched),
  * then the lookups, so the cache misses overlap. Successors not found get their properties. */
@@ -438,6 +443,11 @@ static int merge(Search *s, uint64_t i, StateLog *log, int par) {
                 s->def_kind[prop] = e->a;
             }
             s->flags[i] |= 2;
+        } else if (e->type == EV_DONE) {
+            if (s->done_state[e->a] < 0) {
+                s->done_thread[e->a] = e->b;
+                __atomic_store_n(&s->done_state[e->a], (int64_t)i, __ATOMIC_RELAXED);
+            }
         } else {
             Edge *g = &s->edges[e->a * NC + e->b];
             if (g->seq < 0) {
@@ -508,6 +518,7 @@ Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edge
     for (int k = 0; k < NINV + 1; k++) s->inv_first[k] = -1;
     for (int k = 0; k < NCOV + 1; k++) s->cov_first[k] = -1;
     for (int k = 0; k < 2; k++) s->def_state[k] = s->def_thread[k] = s->def_kind[k] = -1;
+    for (int k = 0; k < NOPS + 1; k++) s->done_state[k] = s->done_thread[k] = -1;
     for (int k = 0; k < NC * NC + 1; k++) s->edges[k].seq = -1;
     s->workers[0] = calloc(s->nworkers, sizeof(Ctx));
     s->workers[1] = calloc(s->nworkers, sizeof(Ctx));
@@ -703,6 +714,12 @@ void ap_defect(Search *s, int prop, int64_t *out) {
     out[0] = s->def_state[prop]; out[1] = s->def_thread[prop]; out[2] = s->def_kind[prop];
 }
 /* the edges in the order found: (class a, class b, site a, site b, origin) each */
+/* operation op's first successful return: the state and the thread (-1: none) */
+void ap_completion(Search *s, int op, int64_t *out) {
+    out[0] = s->done_state[op];
+    out[1] = s->done_thread[op];
+}
+
 int64_t ap_edges(Search *s, int64_t *out) {
     for (int k = 0; k < NC * NC; k++) {
         Edge *e = &s->edges[k];

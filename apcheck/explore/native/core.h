@@ -116,6 +116,8 @@ struct Search {
     int64_t inv_first[NINV + 1], cov_first[NCOV + 1];
     int64_t def_state[2], def_thread[2], def_kind[2];
     int64_t cycle_state;   /* the first state with a wait-for cycle (--first); -1 none */
+    int64_t done_state[NOPS + 1], done_thread[NOPS + 1];   /* each operation's first successful return:
+                                                              the state it returned from, its thread */
     Edge edges[NC * NC + 1];
     int64_t nedges;
     uint64_t *can_move;    /* after ap_find_stuck */
@@ -135,6 +137,7 @@ static inline int holder(V v, int t, int mode) {
 
 static void emit(Ctx *c, V *w, int t);
 static void defect(Ctx *c, V *w, int t, int kind);
+static void completed(Ctx *c, int op, int t);
 static inline uint64_t held_classes(const V *th);
 static inline int holds_instance(const V *th, V inst);
 static inline int holds_all(const V *th, int base, int count);

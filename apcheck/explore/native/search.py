@@ -237,6 +237,7 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
     result.store = core  # the states live in the core: it lives as long as the result
     result.coverage = _coverage(core)
     result.defects = _defects(core, sem, states)
+    result.completions = _completions(core, sem, states, len(system.ops))
     return result
 
 
@@ -273,5 +274,27 @@ def _defects(core: Core, sem: Semantics, states: _States) -> dict[str, tuple[int
                 break
         else:
             raise NativeError(f"the Python semantics does not reproduce the {DEFECT_KINDS[kind]} defect "
+                              f"the native core found in state {i}")
+    return out
+
+
+def _completions(core: Core, sem: Semantics, states: _States, n_ops: int) -> dict[int, tuple[int, Outcome]]:
+    """Each operation's first successful return: the state and thread the core found, the step
+    from the Python semantics."""
+    out = {}
+    for op in range(n_ops):
+        found = (ctypes.c_int64 * 2)()
+        core.lib.ap_completion(core.ctx, op, found)
+        i, t = found
+        if i < 0:
+            continue
+        steps: list[Outcome] = []
+        sem.thread_steps(states[i], t, steps)
+        for o in steps:
+            if o.op == op and o.defect is None and o.end_pc == IDLE and o.result >= 0:
+                out[op] = (i, o)
+                break
+        else:
+            raise NativeError(f"the Python semantics does not reproduce the return from operation {op} "
                               f"the native core found in state {i}")
     return out
