@@ -93,12 +93,13 @@ class _Writer:
         self.units, self.locking = units, locking
         self.locks: dict[str, tuple[str, str]] = {}
         self.recursive: set[str] = set()
+        self.asserted_only: set[str] = set()
+        self.holes: set[str] = set()                # over every function: a hole's name is unique
 
     def function(self, name: str, is_op: bool) -> list[str]:
         path, fn = self.units.defs[name]
         self.name, self.fn, self.path = name, fn, path
         self.lines: list[str] = []
-        self.holes: set[str] = set()
         self.guards: list[tuple[str, int]] = []     # (lock, block id)
         self.tails: list[str] = []                  # labels being written out
         body = fn.child_by_field_name("body")
@@ -122,15 +123,19 @@ class _Writer:
         self.holes.add(name)
         return name
 
-    def lock(self, arg, api: str) -> str:
+    def lock(self, arg, api: str, kind: str | None = None) -> str:
+        """The lock class `arg` names, declared at its first use (`api`, and the kind it implies)."""
         cls, inst = lock_class(arg.text.decode())
-        kind = _kind(api)
-        if cls not in self.locks or (self.locks[cls][1].split()[1].startswith("lockdep_assert")
-                                     and not api.startswith("lockdep_assert")):
+        kind = kind or _kind(api)
+        if cls not in self.locks or (cls in self.asserted_only and not api.startswith("lockdep_assert")):
             where = f"{self.path}:{_line(arg)} {api}(&{inst})"
             if inst != cls:
                 where += ", one per object? then lock " + cls + "[Sort]"
             self.locks[cls] = (kind, where)
+            if api.startswith("lockdep_assert"):   # its kind is known once a path takes it
+                self.asserted_only.add(cls)
+            else:
+                self.asserted_only.discard(cls)
         return cls
 
     # statements
@@ -232,11 +237,7 @@ class _Writer:
                     (fn.child_by_field_name("function") or fn).text.decode() == "guard":
                 kind_args = [c for c in fn.child_by_field_name("arguments").named_children if c.type != "comment"]
                 if kind_args and args:
-                    kind = kind_args[0].text.decode()
-                    lock = self.lock(args[0], "down_read" if "read" in kind else "spin" if "spin" in kind
-                                     else "mutex")
-                    self.put(f"acquire {'read ' if 'read' in kind else ''}{lock}  // C {_line(node)}: guard({kind})")
-                    self.guards.append((lock, self.scope_of(node)))
+                    self.take_guard(node, "guard", kind_args[0].text.decode(), args[0], self.scope_of(node))
                 return
             if name in LOCK_APIS and args:
                 self.lock_op(node, name, args[0])
@@ -253,6 +254,14 @@ class _Writer:
             return
         for c in node.named_children:
             self.calls(c)
+
+    def take_guard(self, node, macro: str, kind: str, arg, scope: int) -> None:
+        """guard(kind)(&lock) or scoped_guard(kind, &lock): the lock is held until its scope ends
+        (cleanup.h's kinds: mutex, spinlock*, raw_spinlock*, rwsem_read, rwsem_write, ...)."""
+        lock = self.lock(arg, f"{macro}({kind})", "rwsem" if kind.startswith("rwsem")
+                         else "spinlock" if "spinlock" in kind else "mutex")
+        self.put(f"acquire {'read ' if kind == 'rwsem_read' else ''}{lock}  // C {_line(node)}: {macro}({kind})")
+        self.guards.append((lock, scope))
 
     def scope_of(self, node) -> int:
         n = node.parent
@@ -373,10 +382,7 @@ class _Writer:
             return False
         _, name, args = found
         if name == "scoped_guard" and len(args) >= 2:
-            kind = args[0].text.decode()
-            lock = self.lock(args[1], "down_read" if "read" in kind else "spin" if "spin" in kind else "mutex")
-            self.put(f"acquire {'read ' if 'read' in kind else ''}{lock}  // C {_line(node)}: scoped_guard({kind})")
-            self.guards.append((lock, nxt.id))
+            self.take_guard(node, "scoped_guard", args[0].text.decode(), args[1], nxt.id)
             self.block(nxt)   # releases it at the end; a return inside releases it there
             return True
         self.iterate(node, name, nxt)

@@ -109,13 +109,14 @@ static void *run_part(void *p) {
     return NULL;
 }
 
-/* fn over [0, n), one contiguous part per worker (part k in [n*k/nw, n*(k+1)/nw)); the caller runs
- * part 0, and a part whose thread could not start */
+/* the parts to split n items into: one per worker, or one for few items */
 static int parts_for(Search *s, uint64_t n) {
     int nw = n < PAR_MIN ? 1 : s->nworkers;
     return nw > 64 ? 64 : nw;
 }
 
+/* fn over [0, n) in nw contiguous parts (part k in [n*k/nw, n*(k+1)/nw)), at once; the caller runs
+ * part 0, and a part whose thread could not start */
 static void parallel_for(Search *s, uint64_t n, int nw, PartFn fn, void *arg) {
     Part parts[64];
     pthread_t t[64];
