@@ -48,6 +48,37 @@ def test_one_thread_holding_is_not_a_proof_for_any_number():
         "steps)" in same.notes
 
 
+class _GivingUp:
+    """A Z3 solver that gives up on every query asked inside a push (the steps; not the initial
+    state), or on every query (`always`)."""
+
+    def __init__(self, solver, always: bool):
+        self.solver, self.always = solver, always
+
+    def __getattr__(self, name):
+        return getattr(self.solver, name)
+
+    def check(self, *args):
+        import z3
+        if self.always or self.solver.num_scopes() > 0:
+            return z3.unknown
+        return self.solver.check(*args)
+
+
+@pytest.mark.parametrize("always, reason", [
+    (False, "unknown: Z3 gave up on a step that starts an operation (--smt-timeout)"),
+    (True, "unknown: Z3 gave up on the initial state (--smt-timeout)")])
+def test_where_z3_gives_up_the_invariant_is_dropped_as_unknown_never_as_refuted(monkeypatch, always, reason):
+    """A query Z3 gives up on drops what it asked about (nothing is proved on it), and the reason says
+    so: never "not inductive" or "false in the initial state", which claim a counterexample."""
+    import apcheck.smt.interleaved as interleaved
+    real = interleaved._Interleaved._solver
+    monkeypatch.setattr(interleaved._Interleaved, "_solver", lambda self: _GivingUp(real(self), always))
+    program = load_program("tests/models/locked_flip.apm")
+    res = prove_interleaved(build(program)[0], 10.0)
+    assert res.status == "not-proved" and res.dropped == {"same": reason}
+
+
 def test_a_defect_inside_a_step_is_an_obligation():
     text = """
 lock l: mutex

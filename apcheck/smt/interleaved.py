@@ -34,7 +34,9 @@ the explorer's steps); a `for` loop takes any remaining element next, as the
 explorer does.
 
 Candidates, kept by a Houdini fixpoint (one query per step path and round,
-every candidate the model falsifies dropped at once): the model's invariants
+every candidate the model falsifies dropped at once; where Z3 gives up, the
+candidates are asked again in halves, and one it still gives up on is dropped
+as "unknown", never as "not inductive"): the model's invariants
 (`unlocked(...)` as "no thread holds all the guards", for single-instance
 mutexes), ownership facts (a thread at a point where every static path holds
 lock L owns L; a thread owns L only at points where some path holds it),
@@ -556,9 +558,11 @@ class _Interleaved:
                                      f"over {len(paths):,} step paths, more than this induction takes on "
                                      f"({MAX_WORK:,} pairs)")
         init = self._initial()
-        alive = [c for c in cands if self._initially(c, init)]
-        dropped: dict[str, str] = {c.prop: "false in the initial state" for c in cands
-                                   if c.prop and c not in alive}
+        initially = [self._initially(c, init) for c in cands]
+        alive = [c for c, res in zip(cands, initially) if res == z3.unsat]
+        dropped: dict[str, str] = {c.prop: "false in the initial state" if res == z3.sat else
+                                   "unknown: Z3 gave up on the initial state (--smt-timeout)"
+                                   for c, res in zip(cands, initially) if c.prop and res != z3.unsat}
         deadline = time.monotonic() + BUDGET_FACTOR * self.timeout / 1000
         while True:
             broken: set[int] = set()
@@ -566,11 +570,12 @@ class _Interleaved:
                 if time.monotonic() > deadline:
                     return InterleavedResult(status="unknown", message=f"stopped after {BUDGET_FACTOR} times "
                                              "the --smt-timeout, before the fixpoint", dropped=dropped)
-                for i in self._broken(path, alive):
+                for i, shown in self._broken(path, alive).items():
                     broken.add(i)
                     c = alive[i]
                     if c.prop and c.prop not in dropped:
-                        dropped[c.prop] = f"not inductive: {self._step(path.start)} breaks it"
+                        dropped[c.prop] = (f"not inductive: {self._step(path.start)} breaks it" if shown else
+                                           f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)")
             if not broken:
                 break
             alive = [c for i, c in enumerate(alive) if i not in broken]
@@ -614,10 +619,11 @@ class _Interleaved:
                 readers[c] = z3.K(self.u.sorts[cls.per], none) if cls.per else none
         return _State(g, pc, dict(self.pre.slots), owner, readers)
 
-    def _initially(self, c: Candidate, init: _State) -> bool:
+    def _initially(self, c: Candidate, init: _State):
+        """Z3's answer to "can the candidate be false in the initial state?" (unsat: it holds there)."""
         s = self._solver()
         s.add(z3.Not(c.fn(init, self.t1)))
-        return s.check() == z3.unsat
+        return s.check()
 
     def _hypothesis(self, alive: list[Candidate], path: Path) -> list:
         threads = [self.t0, self.t1]
@@ -643,9 +649,11 @@ class _Interleaved:
                 slots[key] = z3.Store(slots[key], self.t0, term)
         return _State(path.globals, pc, slots, path.owner, path.readers)
 
-    def _broken(self, path: Path, alive: list[Candidate]) -> list[int]:
-        """The candidates this step path can break. One query for all; where the model does not
-        evaluate a broken one to false (quantifiers), one query each."""
+    def _broken(self, path: Path, alive: list[Candidate]) -> dict[int, bool]:
+        """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
+        on it (False: dropped all the same, but not shown to be broken). One query for all; where Z3
+        gives up, or its model does not evaluate a broken one to false (quantifiers), the candidates
+        are split in halves and asked again."""
         s = self._solver()
         s.add(self.pre.pc[self.t0] == path.start)
         s.add(self._hypothesis(alive, path))
@@ -653,28 +661,31 @@ class _Interleaved:
         s.add([f for f, _ in path.obligations])
         post = self._post(path)
         after = [c.fn(post, self.t1 if c.threaded else None) for c in alive]
-        s.push()
-        s.add(z3.Or([z3.Not(a) for a in after]))
-        res = s.check()
-        if res == z3.unsat:
-            return []
-        if res == z3.unknown:
-            return list(range(len(alive)))  # nothing survives a query Z3 gave up on
-        m = s.model()
-        values = [m.eval(a, model_completion=True) for a in after]
-        found = [i for i, v in enumerate(values) if z3.is_false(v)]
-        if found:
-            return found
-        s.pop()
-        for i, a in enumerate(after):
-            if z3.is_true(values[i]):
-                continue
+        out: dict[int, bool] = {}
+
+        def ask(idx: list[int]) -> None:
+            if not idx:
+                return
             s.push()
-            s.add(z3.Not(a))
-            if s.check() != z3.unsat:
-                found.append(i)
+            s.add(z3.Or([z3.Not(after[i]) for i in idx]))
+            res = s.check()
+            if res == z3.sat:
+                m = s.model()
+                found = [i for i in idx if z3.is_false(m.eval(after[i], model_completion=True))]
             s.pop()
-        return found or list(range(len(alive)))
+            if res == z3.unsat:
+                return
+            if res == z3.sat and found:
+                out.update((i, True) for i in found)
+                return
+            if len(idx) == 1:
+                out[idx[0]] = res == z3.sat
+                return
+            ask(idx[:len(idx) // 2])
+            ask(idx[len(idx) // 2:])
+
+        ask(list(range(len(alive))))
+        return out
 
     def _discharged(self, path: Path, alive: list[Candidate], formula) -> bool:
         s = self._solver()
