@@ -236,7 +236,8 @@ class PropertyResult:
 class OpCoverage:
     """An operation in one exploration: the times a step started it (ran its first statement), and
     the returns, all and successful (not an error code); and its automatic cover "OP completes":
-    the fewest steps to its first successful return, with that trace (None: it never completes)."""
+    the steps to its first successful return, with that trace (None: never seen). Breadth-first,
+    that is the fewest steps; with --dfs, the first path found."""
 
     op: str
     started: int

@@ -14,7 +14,7 @@ from typing import Callable
 
 from apcheck.diagnostics import UsageError
 from apcheck.explore.budget import Budget, LimitReached
-from apcheck.explore.semantics import IDLE, Outcome, Semantics
+from apcheck.explore.semantics import Outcome, Semantics
 from apcheck.explore.symmetry import canonicalizer, symmetric_sorts
 from apcheck.explore.system import System
 
@@ -188,7 +188,7 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
                 prop = o.defect.property
                 if prop not in defects:
                     defects[prop] = (i, o)
-            elif o.end_pc == IDLE and o.result >= 0 and o.op not in completions:
+            elif o.succeeded and o.op not in completions:
                 completions[o.op] = (i, o)
             nxt = canon(o.state) if canon else o.state
             j = index.get(nxt)

@@ -65,6 +65,11 @@ class Outcome(NamedTuple):
     state: tuple         # the state after the step; at a defect, with the thread dead
     defect: Defect | None
 
+    @property
+    def succeeded(self) -> bool:
+        """The step returned from its operation with a result that is not an error code."""
+        return self.defect is None and self.end_pc == IDLE and self.result >= 0
+
 
 class _DefectSignal(Exception):
     def __init__(self, kind: str, message: str, pc: int, span: Span):

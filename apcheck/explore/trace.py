@@ -55,8 +55,7 @@ def concrete_completion(result: ExploreResult, state: tuple, recorded: Outcome) 
     """The step of `recorded` (a successful return, found on a canonical state) from the concrete
     `state`."""
     for o in result.semantics.successors(state):
-        if o.thread == recorded.thread and o.op == recorded.op and o.defect is None and o.end_pc == IDLE \
-                and o.result >= 0:
+        if o.thread == recorded.thread and o.op == recorded.op and o.succeeded:
             return o
     raise ReplayMismatch("the completing step does not occur in the replayed state")
 

@@ -291,7 +291,7 @@ def _completions(core: Core, sem: Semantics, states: _States, n_ops: int) -> dic
         steps: list[Outcome] = []
         sem.thread_steps(states[i], t, steps)
         for o in steps:
-            if o.op == op and o.defect is None and o.end_pc == IDLE and o.result >= 0:
+            if o.op == op and o.succeeded:
                 out[op] = (i, o)
                 break
         else:
