@@ -54,7 +54,7 @@ def test_with_its_holes_declared_the_skeleton_locks_as_the_c_does(tmp_path):
 def test_goto_unwinding_is_written_out_to_the_end_of_the_function():
     text = skeleton(["tests/c/locks_demo.c"])
     assert function(text, "widget_setup") == "\n".join([
-        "op widget_setup() {  // tests/c/locks_demo.c:64",
+        "op widget_setup() {  // tests/c/locks_demo.c:64 (struct widget *w)",
         "    acquire host->lock",
         "    // C 69: ret = widget_alloc(w);",
         "    if hole_70 {  // C 70: ret",

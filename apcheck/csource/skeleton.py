@@ -43,8 +43,9 @@ def skeleton(paths: list[str]) -> str:
            "// function of the files calls it. Holes: a condition is a name hole_LINE (its C text in a",
            "// comment; `apcheck check` lists the holes left), a statement that takes no lock is a",
            "// `// C LINE:` comment where its model goes, and `// hole (C LINE)` marks what the language",
-           "// has no statement for. Left to the modeller: sorts, state variables, parameters, one lock",
-           "// instance per object (lock L[Sort], acquire L[e]), threads and properties.", ""]
+           "// has no statement for. Left to the modeller: sorts, state variables, parameters (the C",
+           "// ones are beside each head), one lock instance per object (lock L[Sort], acquire L[e]),",
+           "// threads and properties.", ""]
     for cls in sorted(writer.locks):
         kind, where = writer.locks[cls]
         out.append(f"lock {cls}: {kind}  // {where}")
@@ -56,6 +57,15 @@ def skeleton(paths: list[str]) -> str:
         out.extend(body)
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _params_text(fn) -> str:
+    """The C function's parameter list, for the modeller to turn into typed parameters."""
+    for n in _walk(fn.child_by_field_name("declarator")):
+        if n.type == "parameter_list":
+            text = _text(n)[1:-1].strip()
+            return "" if text == "void" else text
+    return ""
 
 
 def _callees(fn, defs: dict) -> set[str]:
@@ -105,7 +115,8 @@ class _Writer:
         body = fn.child_by_field_name("body")
         self.labels = {c.child_by_field_name("label").text.decode(): (body, i)
                        for i, c in enumerate(body.named_children) if c.type == "labeled_statement"}
-        head = f"{'op' if is_op else 'proc'} {name}() {{  // {path}:{_line(fn)}"
+        params = _params_text(fn)
+        head = f"{'op' if is_op else 'proc'} {name}() {{  // {path}:{_line(fn)}" + (f" ({params})" if params else "")
         self.depth = 1
         self.block(body)
         return [head] + self.lines + ["}"]
