@@ -31,6 +31,13 @@ def test_a_mutex_held_across_both_writes_is_proved_for_any_number_of_threads():
     assert str(same.method).startswith("Z3 induction over interleaved steps (every size, any number of threads)")
 
 
+def test_a_reader_holding_the_guard_keeps_the_invariant():
+    """`unlocked(a, b)` lets the invariant be false while some thread holds l; a thread that holds
+    it and writes neither keeps it true there, a fact the proof needs (tests/models/locked_peek.apm)."""
+    p, _ = results("tests/models/locked_peek.apm")
+    assert p["same"].verdict == "proved" and p["same"].method.engine == "z3-interleaved"
+
+
 def test_the_lock_dropped_between_read_and_write_is_refuted_by_the_explorer_and_not_proved():
     p, _ = results("tests/models/racy_flip.apm")
     same = p["same"]

@@ -42,7 +42,11 @@ mutexes), ownership facts (a thread at a point where every static path holds
 lock L owns L; a thread owns L only at points where some path holds it),
 and per program point the facts a thread there keeps: each invariant, its
 conjuncts and their negations, the conditions of the operation's branches,
-and `x == e` for the locals its `let`s set. The hypothesis is instantiated
+and `x == e` for the locals its `let`s set (for the operations that write
+what an invariant reads); and, at each point of another operation where a
+thread holds every lock of an invariant's `unlocked(...)` set, the invariant
+itself (it may be false while a lock of it is held, but not through a
+thread that writes none of its variables). The hypothesis is instantiated
 at the threads a step involves (the stepping thread, the witness of a broken
 candidate, and the lock owners), which only weakens it: a proof stays a proof.
 """
@@ -419,7 +423,14 @@ class _Interleaved:
                         out.append(Candidate(f"a thread at line {self.code[pc].span.line} owns {cls.name}",
                                              self._owns_at(c, pc), True))
         facts = self._facts()
-        writers = self._writers()
+        writers = self._writers([prop for prop, _ in self.low.invariants])
+        for prop, unlocked in self.low.invariants:   # a thread that holds every guard of an unlocked()
+            own = self._writers([prop])                 # set, in an operation that writes nothing the
+            whole = self._global_fact(prop.expr, True)   # invariant reads, keeps it true there
+            for pc in self.labels[1:]:
+                if self.low.op_of_pc[pc] not in own and any(cl <= self.held[pc][0] for cl in unlocked):
+                    out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {prop.name}",
+                                         self._at(pc, whole), True))
         for pc in self.labels[1:]:
             op = self.low.op_of_pc[pc]
             if op not in writers:  # its threads keep what the invariants read as it was
@@ -430,11 +441,11 @@ class _Interleaved:
                                          self._at(pc, fn), True))
         return out
 
-    def _writers(self) -> set[int]:
-        """The operations that write a state variable some invariant reads: only their program points
-        get facts of their own."""
+    def _writers(self, props: list[P.Property]) -> set[int]:
+        """The operations that write a state variable one of these invariants reads (for all of the
+        model's: the operations whose program points get facts of their own)."""
         reads = set()
-        for prop, _ in self.low.invariants:
+        for prop in props:
             reads |= {v.name for v in P.globals_read(prop.expr)}
         out = set()
         for pc, ins in enumerate(self.code):
