@@ -568,20 +568,20 @@ class _Interleaved:
             return InterleavedResult(status="unknown", message=f"not tried: {len(cands):,} candidate facts "
                                      f"over {len(paths):,} step paths, more than this induction takes on "
                                      f"({MAX_WORK:,} pairs)")
+        deadline = time.monotonic() + BUDGET_FACTOR * self.timeout / 1000
         init = self._initial()
-        initially = [self._initially(c, init) for c in cands]
+        initially = [self._initially(c, init) if time.monotonic() <= deadline else z3.unknown for c in cands]
         alive = [c for c, res in zip(cands, initially) if res == z3.unsat]
         dropped: dict[str, str] = {c.prop: "false in the initial state" if res == z3.sat else
                                    "unknown: Z3 gave up on the initial state (--smt-timeout)"
                                    for c, res in zip(cands, initially) if c.prop and res != z3.unsat}
-        deadline = time.monotonic() + BUDGET_FACTOR * self.timeout / 1000
         while True:
             broken: set[int] = set()
             for path in paths:
                 if time.monotonic() > deadline:
                     return InterleavedResult(status="unknown", message=f"stopped after {BUDGET_FACTOR} times "
                                              "the --smt-timeout, before the fixpoint", dropped=dropped)
-                for i, shown in self._broken(path, alive).items():
+                for i, shown in self._broken(path, alive, deadline).items():
                     broken.add(i)
                     c = alive[i]
                     if c.prop and c.prop not in dropped:
@@ -660,11 +660,11 @@ class _Interleaved:
                 slots[key] = z3.Store(slots[key], self.t0, term)
         return _State(path.globals, pc, slots, path.owner, path.readers)
 
-    def _broken(self, path: Path, alive: list[Candidate]) -> dict[int, bool]:
+    def _broken(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> dict[int, bool]:
         """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
         on it (False: dropped all the same, but not shown to be broken). One query for all; where Z3
         gives up, or its model does not evaluate a broken one to false (quantifiers), the candidates
-        are split in halves and asked again."""
+        are split in halves and asked again, until the deadline (then the rest count as given up)."""
         s = self._solver()
         s.add(self.pre.pc[self.t0] == path.start)
         s.add(self._hypothesis(alive, path))
@@ -676,6 +676,9 @@ class _Interleaved:
 
         def ask(idx: list[int]) -> None:
             if not idx:
+                return
+            if time.monotonic() > deadline:
+                out.update((i, False) for i in idx)
                 return
             s.push()
             s.add(z3.Or([z3.Not(after[i]) for i in idx]))
