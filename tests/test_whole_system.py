@@ -139,3 +139,5 @@ def test_every_operation_gets_a_cover_that_it_completes_with_its_shortest_trace(
     assert doc[1]["completes"] is None and doc[1]["trace"] is None
     html = render_html([res])
     assert "first completes" in html and "never" in html
+    assert "<details><summary>activate completes after 1 step</summary><svg" in html   # its trace, folded
+    assert "retire completes" not in html

@@ -45,8 +45,9 @@ def render_html(results: list[VerifyResult]) -> str:
             f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def _coverage(cov: Coverage) -> str:
-    """The coverage of one exploration: per operation, then per statement (never executed first)."""
+def _coverage(cov: Coverage, threads: list[str]) -> str:
+    """The coverage of one exploration: per operation (with the trace of its automatic cover "OP
+    completes", folded), then per statement (never executed first)."""
     cut = "" if cov.complete else " (search cut: the counts are lower bounds)"
     bad = ' class="fail"'
     ops = "".join(f"<tr{bad if not o.succeeded else ''}><td>{escape(o.op)}</td><td>{o.started:,}</td>"
@@ -55,9 +56,12 @@ def _coverage(cov: Coverage) -> str:
     stmts = sorted(cov.statements, key=lambda s: (s.executed != 0, s.span.file, s.span.line))
     rows = "".join(f"<tr{bad if not s.executed else ''}><td>{escape(s.span.file)}:{s.span.line}</td>"
                    f"<td><code>{escape(s.text)}</code></td><td>{s.executed:,}</td></tr>" for s in stmts)
+    traces = "".join(f"<details><summary>{escape(o.op)} completes {escape(completes_text(o.completes, True))}"
+                     f"</summary>{sequence_chart_svg(o.trace, threads)}</details>"
+                     for o in cov.operations if o.trace)
     return (f"<h2>Coverage of {escape(exploration_title(cov.scenario))}{cut}</h2>"
             "<table><tr><th>operation</th><th>started</th><th>returned</th><th>succeeded</th>"
-            "<th>first completes</th></tr>" + ops + "</table>"
+            "<th>first completes</th></tr>" + ops + "</table>" + traces +
             f"<p class=\"note\">{len(cov.never_executed)} of {len(cov.statements)} statements never executed</p>"
             "<table><tr><th>statement</th><th>text</th><th>executed</th></tr>" + rows + "</table>")
 
@@ -78,7 +82,7 @@ def _model(res: VerifyResult) -> str:
     for p in res.properties:
         out.append(_property(p, res))
     for cov in res.coverage:
-        out.append(_coverage(cov))
+        out.append(_coverage(cov, res.scenarios.get(cov.scenario, [])))
     out.append("</section>")
     return "\n".join(x for x in out if x)
 
