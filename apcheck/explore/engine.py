@@ -151,7 +151,6 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     inv_bad: dict[str, int] = {}
     cov_hit: dict[str, int] = {}
     defects: dict[str, tuple[int, Outcome]] = {}
-    completions: dict[int, tuple[int, Outcome]] = {}
     expanded = bytearray(1)  # one flag per state, grown as states are added
     prop_cache: dict[tuple, tuple] = {}
     inst_class = system.inst_class
@@ -188,8 +187,6 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
                 prop = o.defect.property
                 if prop not in defects:
                     defects[prop] = (i, o)
-            elif o.succeeded and o.op not in completions:
-                completions[o.op] = (i, o)
             nxt = canon(o.state) if canon else o.state
             j = index.get(nxt)
             if j is None:
@@ -242,7 +239,8 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     coverage = ExecutionCounts(tuple(sem.executed), tuple(sem.returned), tuple(sem.succeeded))
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, cycle or deadlock, sem.edges, sem, canon, deepest, notes, index,
-                         can_move, deadlock_at_once=cycle is not None, coverage=coverage, completions=completions)
+                         can_move, deadlock_at_once=cycle is not None, coverage=coverage,
+                         completions=dict(sem.completed))
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:

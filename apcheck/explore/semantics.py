@@ -103,6 +103,8 @@ class Semantics:
         self.lock_base = [info.base for info in system.locks]
         self.edges: dict[tuple[int, int], tuple[int, int, int]] = {}  # (A, B) -> (site A, site B, origin)
         self.origin = 0
+        # op -> (origin, step): its first successful return, in the order states were expanded
+        self.completed: dict[int, tuple[int, Outcome]] = {}
         # per instruction with guards: ((write?, class mask), ...) for the fast check
         self.guard_masks = [tuple((gd.write, gd.mask) for gd in ins.guards) for ins in system.code]
         # Sleeping in atomic context: acquiring a sleeping lock (mutex, rw-semaphore) or waiting while
@@ -251,9 +253,12 @@ class Semantics:
                                             f"with {names} still held", pc, ins.span)
                     executed[pc] += 1
                     self.returned[op_id] += 1
+                    done = self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ()))
                     if result >= 0:
                         self.succeeded[op_id] += 1
-                    out.append(self._outcome(state, t, op_id, args, start, IDLE, result, g, locks, (IDLE, (), ())))
+                        if op_id not in self.completed:
+                            self.completed[op_id] = (self.origin, done)
+                    out.append(done)
                     return
                 elif k == RELEASE and self.merge and ins.private_release:
                     executed[pc] += 1
