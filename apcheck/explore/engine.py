@@ -237,10 +237,11 @@ def _explore(system: System, config: ExploreConfig) -> ExploreResult:
     deadlock, can_move = find_stuck(states, src, dst, mover, expanded, len(system.threads), bound,
                                     (lambda: time.monotonic() > grace) if limit is not None else None)
     coverage = ExecutionCounts(tuple(sem.executed), tuple(sem.returned), tuple(sem.succeeded))
+    # a state whose expansion a limit interrupted stays unexpanded: what it began is not a completion
     return ExploreResult(states, parent, depth, transitions, complete, limit, time.monotonic() - start,
                          inv_bad, cov_hit, defects, cycle or deadlock, sem.edges, sem, canon, deepest, notes, index,
                          can_move, deadlock_at_once=cycle is not None, coverage=coverage,
-                         completions=dict(sem.completed))
+                         completions={op: c for op, c in sem.completed.items() if expanded[c[0]]})
 
 
 def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, inst_class) -> None:
