@@ -37,6 +37,9 @@ class ExploreConfig:
                           # number gives the same states, verdicts and traces
     progress: Callable[["Progress"], None] | None = None
     progress_every: float = 2.0
+    cluster: str | None = None   # a distributed search (cluster/): "auto" (a local Ray instance) or a Ray
+                                 # cluster's address; the same states, counts and verdicts
+    workers: int = 0             # with `cluster`: the partitions, one worker each (0: one per CPU it offers)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Progress:
     frontier: int
     seconds: float
     scenario: str = ""
+    workers: tuple = ()   # a distributed search: each worker's load (cluster/search.py: WorkerLoad)
 
 
 @dataclass
@@ -100,6 +104,8 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
     the same states in the same order, so the verdicts and traces do not depend on the choice. The
     cyclic garbage collector is paused meanwhile: states are acyclic tuples, and its passes over
     millions of them would dominate the run."""
+    if config.cluster:
+        return _explore_cluster(system, config)
     if config.engine == "python":
         return _explore_python(system, config)
     if config.engine == "auto":
@@ -118,6 +124,19 @@ def explore(system: System, config: ExploreConfig = ExploreConfig()) -> ExploreR
         result = _explore_python(system, config)
         result.notes.append(f"the Python explorer ran this search: {why}")
         return result
+
+
+def _explore_cluster(system: System, config: ExploreConfig) -> ExploreResult:
+    """The distributed search (cluster/search.py) on the cluster `config.cluster` names; it needs
+    the native core, so a model it cannot build is a usage error."""
+    from apcheck.explore.cluster.search import explore_cluster
+    from apcheck.explore.cluster.workers import ClusterUnavailable, connect
+    from apcheck.explore.native.build import NativeUnavailable
+    try:
+        cpus = connect(config.cluster)
+        return explore_cluster(system, config, config.workers or cpus)
+    except (ClusterUnavailable, NativeUnavailable) as why:
+        raise UsageError(f"--cluster: {why}")
 
 
 def _explore_python(system: System, config: ExploreConfig) -> ExploreResult:

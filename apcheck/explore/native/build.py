@@ -51,7 +51,7 @@ def _compiler_version(cc: str) -> str:
 
 def _core_text() -> str:
     out = []
-    for name in ("core.h", "core.c"):
+    for name in ("core.h", "core.c", "partition.c"):
         with open(os.path.join(HERE, name)) as f:
             out.append(f.read())
     return "\n".join(out)
@@ -119,6 +119,20 @@ def _declare(lib: ctypes.CDLL) -> None:
         "ap_can_move": (U64, [P, U64]),
         "ap_coverage": (None, [P, U64P]),
         "ap_free": (None, [P]),
+        # a partition of the distributed search (partition.c)
+        "ap_part_new": (P, [I, I, I, I, I, I, U64]),
+        "ap_part_initial": (I, [P]),
+        "ap_part_expand": (I, [P, U64, U64]),
+        "ap_part_outbox": (U64, [P, I, ctypes.POINTER(U64P)]),
+        "ap_part_clear": (None, [P]),
+        "ap_part_insert": (I64, [P, ctypes.c_char_p, U64, I, I64]),
+        "ap_part_found": (None, [P, U64P]),
+        "ap_part_parent": (I64, [P, U64, ctypes.POINTER(I)]),
+        "ap_part_owner": (I, [P, I64P, I64P, I]),
+        "ap_part_stuck_init": (I, [P, I]),
+        "ap_part_stuck_round": (I64, [P]),
+        "ap_part_stuck_apply": (None, [P, ctypes.c_char_p, U64]),
+        "ap_part_stuck_first": (None, [P, I64P]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)

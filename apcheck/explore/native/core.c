@@ -152,7 +152,7 @@ static inline int cmp_words(const uint64_t *a, const uint64_t *b) {
 /* the bytes the search has allocated (the store, the table, the transitions, the workers' logs) */
 static uint64_t allocated(Search *s) {
     uint64_t out = s->cap * (NP * 8 + 4 + 1 + 4 + (s->dfs ? 12 : 0)) + s->lcap * 8 + (s->tmask + 1) * 8
-                   + s->tcap * 5 + s->scap * 4 + (s->can_move ? s->n * 8 : 0);
+                   + s->tcap * 5 + s->scap * 4 + (s->can_move ? s->n * 8 : 0) + (s->dist ? dist_bytes(s) : 0);
     for (int p = 0; p < 2; p++)
         for (int k = 0; s->workers[p] && k < s->nworkers; k++)
             out += s->workers[p][k].scap * (sizeof(Succ) + NP * 8) + s->workers[p][k].ecap * sizeof(Event);
@@ -174,6 +174,7 @@ static int grow_states(Search *s) {
 #define GROW(field, type) { void *p = realloc(s->field, cap * sizeof(type)); if (!p) return 0; s->field = p; }
     GROW(parent, uint32_t) GROW(flags, uint8_t) GROW(tcount, uint32_t)
     if (s->dfs) GROW(depth, uint32_t) GROW(tstart, uint64_t)  /* BFS: depth by layer, transitions in order */
+    if (s->dist && !dist_grow(s, cap)) return 0;
     s->cap = cap;
     return 1;
 }
@@ -426,14 +427,9 @@ static int push(Search *s, uint64_t j) {
     return 1;
 }
 
-/* state i's log: its defects and edges, then its successors, added where new. 0 on an error. */
-static int merge(Search *s, uint64_t i, StateLog *log, int par) {
-    Ctx *c = &s->workers[par][log->worker];
-    int64_t d = depth_of(s, i);
-    s->flags[i] |= 1;
-    if (s->dfs) s->tstart[i] = s->ntrans;
-    s->tcount[i] = 0;
-    s->transitions += log->nsucc;   /* a defect's step is one of them (the thread dies there) */
+/* state i's events (in worker c's log): the first defect of each kind, operation returns and
+ * lock-order edges, as found in state order */
+static void merge_events(Search *s, uint64_t i, Ctx *c, const StateLog *log) {
     for (uint64_t k = log->ev; k < log->ev + log->nev; k++) {
         Event *e = &c->ev[k];
         if (e->type == EV_DEFECT) {
@@ -459,6 +455,17 @@ static int merge(Search *s, uint64_t i, StateLog *log, int par) {
             }
         }
     }
+}
+
+/* state i's log: its defects and edges, then its successors, added where new. 0 on an error. */
+static int merge(Search *s, uint64_t i, StateLog *log, int par) {
+    Ctx *c = &s->workers[par][log->worker];
+    int64_t d = depth_of(s, i);
+    s->flags[i] |= 1;
+    if (s->dfs) s->tstart[i] = s->ntrans;
+    s->tcount[i] = 0;
+    s->transitions += log->nsucc;   /* a defect's step is one of them (the thread dies there) */
+    merge_events(s, i, c, log);
     if (s->ntrans + log->nsucc > s->tcap) {
         uint64_t cap = s->tcap ? s->tcap : 16384;
         while (cap < s->ntrans + log->nsucc) cap *= 2;
@@ -502,8 +509,9 @@ static int merge(Search *s, uint64_t i, StateLog *log, int par) {
 
 #define BLOCK 4096   /* BFS: states expanded together (phase 1) before their merge (phase 2) */
 
-Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, int merge_releases,
-               int symmetry, int nworkers, int first, uint64_t max_bytes) {
+/* a search with its configuration and an empty store (NULL: no memory) */
+static Search *search_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, int merge_releases,
+                          int symmetry, int nworkers, int first, uint64_t max_bytes, struct Dist *dist) {
     Search *s = calloc(1, sizeof(Search));
     if (!s) return NULL;
     s->max_states = max_states;
@@ -515,6 +523,7 @@ Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edge
     s->nworkers = nworkers < 1 ? 1 : nworkers;
     s->first = first;
     s->max_bytes = max_bytes;
+    s->dist = dist;
     s->cycle_state = -1;
     for (int k = 0; k < NINV + 1; k++) s->inv_first[k] = -1;
     for (int k = 0; k < NCOV + 1; k++) s->cov_first[k] = -1;
@@ -532,6 +541,14 @@ Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edge
             c->merge = merge_releases;
             c->closure_edges = closure_edges;
         }
+    return s;
+}
+
+Search *ap_new(uint64_t max_states, int64_t max_depth, int dfs, int closure_edges, int merge_releases,
+               int symmetry, int nworkers, int first, uint64_t max_bytes) {
+    Search *s = search_new(max_states, max_depth, dfs, closure_edges, merge_releases, symmetry, nworkers, first,
+                           max_bytes, NULL);
+    if (!s || s->error) return s;
     Ctx *c = &s->workers[0][0];
     V w[NW];
     memset(w, 0, sizeof(w));
@@ -940,5 +957,9 @@ void ap_free(Search *c) {
         }
         free(c->workers[p]);
     }
+    dist_free(c->dist);
     free(c);
 }
+
+#include "partition.c"
+

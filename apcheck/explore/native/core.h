@@ -123,6 +123,7 @@ struct Search {
     uint64_t *can_move;    /* after ap_find_stuck */
     int error;
     uint64_t pk[NP];       /* the initial state, packed (ap_new) */
+    struct Dist *dist;     /* a partition of the distributed search (partition.c); NULL otherwise */
 };
 
 #define TW (2 + NLOC + 2 * MAXH)   /* a thread in the wide state: pc, nheld, locals, held pairs */
@@ -143,3 +144,7 @@ static inline int holds_instance(const V *th, V inst);
 static inline int holds_all(const V *th, int base, int count);
 static int do_acquire(Ctx *c, V *w, int t, int pc, V inst, int mode, int blocking);
 static int do_release(Ctx *c, V *w, int t, V inst);
+/* a partition's per-state columns and buffers (partition.c) */
+static int dist_grow(Search *s, uint64_t cap);
+static uint64_t dist_bytes(const Search *s);
+static void dist_free(struct Dist *d);

@@ -264,18 +264,21 @@ def _defects(core: Core, sem: Semantics, states: _States) -> dict[str, tuple[int
         found = (ctypes.c_int64 * 3)()
         core.lib.ap_defect(core.ctx, prop, found)
         i, t, kind = found
-        if i < 0:
-            continue
-        steps: list[Outcome] = []
-        sem.thread_steps(states[i], t, steps)
-        for o in steps:
-            if o.defect is not None and o.defect.kind == DEFECT_KINDS[kind]:
-                out[name] = (i, o)
-                break
-        else:
-            raise NativeError(f"the Python semantics does not reproduce the {DEFECT_KINDS[kind]} defect "
-                              f"the native core found in state {i}")
+        if i >= 0:
+            out[name] = (i, defect_step(sem, states[i], i, t, kind))
     return out
+
+
+def defect_step(sem: Semantics, state: tuple, i: int, t: int, kind: int) -> Outcome:
+    """The step of thread t in state i that hits the defect `kind` (a DEFECT_KINDS code), from the
+    Python semantics (which makes its message)."""
+    steps: list[Outcome] = []
+    sem.thread_steps(state, t, steps)
+    for o in steps:
+        if o.defect is not None and o.defect.kind == DEFECT_KINDS[kind]:
+            return o
+    raise NativeError(f"the Python semantics does not reproduce the {DEFECT_KINDS[kind]} defect "
+                      f"the native core found in state {i}")
 
 
 def _completions(core: Core, sem: Semantics, states: _States, n_ops: int) -> dict[int, tuple[int, Outcome]]:
@@ -286,15 +289,17 @@ def _completions(core: Core, sem: Semantics, states: _States, n_ops: int) -> dic
         found = (ctypes.c_int64 * 2)()
         core.lib.ap_completion(core.ctx, op, found)
         i, t = found
-        if i < 0:
-            continue
-        steps: list[Outcome] = []
-        sem.thread_steps(states[i], t, steps)
-        for o in steps:
-            if o.op == op and o.succeeded:
-                out[op] = (i, o)
-                break
-        else:
-            raise NativeError(f"the Python semantics does not reproduce the return from operation {op} "
-                              f"the native core found in state {i}")
+        if i >= 0:
+            out[op] = (i, completion_step(sem, states[i], i, t, op))
     return out
+
+
+def completion_step(sem: Semantics, state: tuple, i: int, t: int, op: int) -> Outcome:
+    """The step of thread t in state i that returns successfully from operation op."""
+    steps: list[Outcome] = []
+    sem.thread_steps(state, t, steps)
+    for o in steps:
+        if o.op == op and o.succeeded:
+            return o
+    raise NativeError(f"the Python semantics does not reproduce the return from operation {op} "
+                      f"the native core found in state {i}")
