@@ -211,6 +211,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="native core: threads per search (default: one per core); "
                         "the result does not depend on it")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="distribute the search over a Ray cluster (pip install 'apcheck[distributed]'): 'auto' "
+                        "starts a local Ray instance with a worker per core; 'ray://HOST:PORT' or 'HOST:PORT' joins a "
+                        "running cluster. Breadth-first; the same states, counts and verdicts as on one machine")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="with --cluster: the partitions of the states, a worker each (default: one per CPU of the "
+                        "cluster)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
@@ -241,16 +248,26 @@ def run_config(args):
                             closure_edges=args.lock_edges == "closure",
                             order="dfs" if args.dfs or args.first else "bfs", first=args.first,
                             engine=args.engine, threads=args.threads,
-                            progress=progress)
+                            progress=progress, cluster=args.cluster, workers=args.workers)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
     if not 0 <= args.threads <= 64:
         raise UsageError("--threads must be between 0 (one per core) and 64")
+    if args.workers and not args.cluster:
+        raise UsageError("--workers needs --cluster")
+    if not 0 <= args.workers <= 4096:
+        raise UsageError("--workers must be between 0 (one per CPU of the cluster) and 4096")
+    if args.cluster and (args.dfs or args.engine == "python"):
+        raise UsageError("--cluster runs the native core breadth-first: it cannot take "
+                         + ("--dfs" if args.dfs else "--engine python"))
+    memory = args.max_memory
+    if memory is None and args.cluster in (None, "auto"):   # a remote cluster's memory is not this machine's
+        memory = _default_memory()
     return VerifyConfig(bounds=parse_bounds(args.bound), explore=explore, smt_timeout=args.smt_timeout,
                         scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc,
-                        max_memory_mb=args.max_memory if args.max_memory is not None else _default_memory())
+                        max_memory_mb=memory)
 
 
 def _default_memory() -> float | None:
@@ -262,8 +279,11 @@ def _default_memory() -> float | None:
 def _progress(p) -> None:
     from apcheck.results import exploration_title
     rate = p.states / p.seconds if p.seconds else 0
+    workers = ""
+    if p.workers:  # a distributed search: each worker's resident memory
+        workers = ", workers " + " ".join(f"{w.rss / 2 ** 30:.1f}" for w in p.workers) + " GiB"
     print(f"apcheck: {exploration_title(p.scenario)}: {p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
-          f"frontier {p.frontier:,}, {rate:,.0f} states/s, {p.seconds:.0f} s", file=sys.stderr, flush=True)
+          f"frontier {p.frontier:,}, {rate:,.0f} states/s, {p.seconds:.0f} s{workers}", file=sys.stderr, flush=True)
 
 
 def cmd_check(args) -> int:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, replace
 from apcheck.explore.budget import Budget, LimitReached
 from apcheck.explore.cluster.partition import Partition, PartitionError
-from apcheck.explore.cluster.workers import InProcessWorkers, RayWorkers, WorkerLost, Workers
+from apcheck.explore.cluster.workers import ClusterUnavailable, InProcessWorkers, RayWorkers, WorkerLost, Workers
 from apcheck.explore.engine import DECIDED_LIMIT, FIRST_LIMIT, ExecutionCounts, ExploreConfig, ExploreResult, Progress
 from apcheck.explore.native.codegen import E_LIMIT, E_NOMEM, generate
 from apcheck.explore.native.search import Core, completion_step, defect_step
@@ -52,7 +52,7 @@ def explore_cluster(system: System, config: ExploreConfig, nparts: int,
     `workers.connect` joined) or in this process ("in-process", for tests)."""
     local = Core(system, replace(config, threads=1))   # the driver's own build: unpacking, canonical forms
     source, lay = generate(system)                     # (Core says so where the native core cannot run it)
-    max_bytes = int(config.max_memory_mb * 2 ** 20) if config.max_memory_mb else 0
+    max_bytes = int(config.max_memory_mb * 2 ** 20 / nparts) if config.max_memory_mb else 0   # an equal share each
     first = 2 if config.stop_when_decided else int(config.first)
     kwargs = dict(closure_edges=config.closure_edges, reduction=config.reduction,
                   symmetry=config.symmetry, first=first, max_bytes=max_bytes)
@@ -63,7 +63,10 @@ def explore_cluster(system: System, config: ExploreConfig, nparts: int,
     if backend == "in-process":
         workers: Workers = InProcessWorkers(nparts, lambda p: Partition(*args(p)[0], **args(p)[1]))
     else:
-        workers = RayWorkers(nparts, args)
+        try:
+            workers = RayWorkers(nparts, args)
+        except WorkerLost as err:
+            raise ClusterUnavailable(f"the workers did not start: {err}")
     return _Run(system, config, workers, local).run()
 
 
@@ -74,6 +77,7 @@ class _Run:
         self.w.check = self._check
         self.limit: str | None = None
         self.loads: list[WorkerLoad] = []
+        self.levels, self.search_seconds = 0, 0.0
 
     def _check(self) -> None:
         reason = self.budget.exceeded()
@@ -101,8 +105,8 @@ class _Run:
                     flags |= r["flags"]
                 now = time.monotonic()
                 if config.progress and (now >= next_report or not left):
-                    config.progress(Progress(states, transitions, depth, left, now - start, self.sys.scenario,
-                                             workers=tuple(self.loads)))
+                    config.progress(Progress(states, transitions, depth if left else max(depth - 1, 0), left,
+                                             now - start, self.sys.scenario, workers=tuple(self.loads)))
                     next_report = now + config.progress_every
                 if not left:
                     break
@@ -121,12 +125,14 @@ class _Run:
                 self._check()
                 inserted = self.w.exchange("expand", frontier, "insert", [(depth + 1,)] * P)
                 depth += 1
+                self.levels = depth
         except LimitReached as stop:
             self.limit = stop.reason
         except PartitionError as err:
             self.limit = self._partition_limit(err)
         except WorkerLost as err:
             lost = f"{LOST}: {err}"
+        self.search_seconds = time.monotonic() - start
         if lost is None:
             try:
                 return self._result(start)
@@ -137,26 +143,32 @@ class _Run:
 
     def _partition_limit(self, err: PartitionError) -> str:
         if err.code == E_LIMIT:
-            return f"memory limit of {self.config.max_memory_mb:,.0f} MiB per worker reached ({err})"
+            share = self.config.max_memory_mb / self.w.n
+            return f"memory limit of {self.config.max_memory_mb:,.0f} MiB reached ({share:,.0f} MiB per worker; {err})"
         if err.code == E_NOMEM:
             return f"out of memory in a worker ({err})"
         return f"the native core stopped in a worker ({err})"
 
-    def _stuck(self, any_dead: bool) -> None:
-        """The stuck-thread analysis: masks flow backwards until no partition changes anything."""
-        P = self.w.n
+    def _stuck(self, any_dead: bool) -> str:
+        """The stuck-thread analysis: masks flow backwards until no partition changes anything.
+        What it cost, for the notes."""
+        P, start, rounds, words = self.w.n, time.monotonic(), 0, 0
         self.w.each("stuck_init", [(any_dead,)] * P)
         while True:
             received = self.w.exchange("stuck_round", [()] * P, "stuck_apply", [()] * P)
+            rounds += 1
+            words += sum(received)
             if not any(received):
-                return
+                return (f"deadlock analysis: {rounds} rounds, {words // 2:,} masks exchanged, "
+                        f"{time.monotonic() - start:.1f} s")
 
     def _result(self, start: float) -> ExploreResult:
         sys, config, P = self.sys, self.config, self.w.n
         n_inv, n_cov = len(sys.invariants), len(sys.covers)
         analysed = self.limit is None or not self.limit.startswith(("memory limit", "out of memory", "the native"))
+        stuck_note = "the deadlock analysis did not run: a worker's store stopped"
         if analysed:   # a partition whose core stopped cannot run it: the deadlock is then not decided
-            self._stuck(any(flags & 1 for _, flags in self.w.each("found")))
+            stuck_note = self._stuck(any(flags & 1 for _, flags in self.w.each("found")))
         summaries = self.w.each("summary", [(n_inv, n_cov, len(sys.locks))] * P)
         ids = _Ids([s["n"] for s in summaries])
 
@@ -206,8 +218,9 @@ class _Run:
             canon=(lambda s: self.local.canon(s)[0]) if self.local.symmetric else None,
             max_depth_reached=max(s["deepest"] for s in summaries),
             notes=(symmetric_sorts(sys.sizes.n)[1] if config.symmetry else [])
-            + [f"distributed over {P} workers ({', '.join(format(s['n'], ',') for s in summaries)} states each)"]
-            + ([] if analysed else ["the deadlock analysis did not run: a worker's store stopped"]),
+            + [f"distributed over {P} workers: " + ", ".join(f"{s['n']:,} states ({w.rss / 2 ** 20:,.0f} MiB)"
+                                                             for s, w in zip(summaries, self.loads))]
+            + [f"search: {self.levels} levels, {self.search_seconds:.1f} s; {stuck_note}"],
             index=_Index(self, ids), can_move=_Column(self, ids, "can_move") if analysed else None, core="native")
         cycle = least([(s["cycle"][0], p, s["cycle"][1]) if s["cycle"] else None for p, s in enumerate(summaries)])
         if cycle is not None:   # a wait-for cycle found during the search (--first)

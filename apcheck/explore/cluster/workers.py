@@ -16,11 +16,19 @@ from typing import Any, Callable
 
 from apcheck.explore.cluster.partition import Partition, PartitionError
 
+_LOST: tuple[type, ...] = ()   # Ray's errors that mean a worker is gone (set once Ray is imported)
 POLL = 0.5  # seconds between checks of the run's budget while the workers work
+START_TIMEOUT = 300.0  # seconds the workers may take to start (a node pulling its environment, a build)
 
 
 class WorkerLost(Exception):
     """A worker (and the states it held) is gone."""
+
+
+def _lost_errors() -> tuple[type, ...]:
+    import ray
+    return (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
+            ray.exceptions.NodeDiedError)
 
 
 class Workers:
@@ -65,19 +73,29 @@ class InProcessWorkers(Workers):
 
 
 class RayWorkers(Workers):
-    """One Ray actor per partition, placed by Ray over the cluster's nodes (one CPU each)."""
+    """One Ray actor per partition, spread by Ray over the cluster's nodes. The actors reserve no
+    CPU: the partitions are as many as the cluster's CPUs (or --workers), and the actors of an
+    earlier search, kept while its result is read, must not keep the next one from starting."""
 
     def __init__(self, nparts: int, partition_args: Callable[[int], tuple[tuple, dict]]):
         import ray
 
         self.ray = ray
+        global _LOST
+        _LOST = _lost_errors()
         self.n = nparts
-        actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Partition)
+        actor = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0, scheduling_strategy="SPREAD")(Partition)
         self.actors = []
         for p in range(nparts):
             args, kwargs = partition_args(p)
             self.actors.append(actor.remote(*args, **kwargs))
         self.dead = False
+        started = [a.info.remote() for a in self.actors]
+        ready, _ = ray.wait(started, num_returns=len(started), timeout=START_TIMEOUT)
+        if len(ready) < len(started):
+            self.close()
+            raise WorkerLost(f"{len(started) - len(ready)} of {nparts} workers did not start within "
+                             f"{START_TIMEOUT:.0f} s")
 
     def _wait(self, refs: list) -> list[Any]:
         ray = self.ray
@@ -93,11 +111,11 @@ class RayWorkers(Workers):
                 raise cause
             if isinstance(cause, MemoryError):
                 raise PartitionError(1, f"a worker: {cause}")
+            if isinstance(cause, _LOST):   # a task whose input a dead worker was to make
+                raise WorkerLost(_lost_text(cause))
             raise
-        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
-                ray.exceptions.NodeDiedError) as err:
-            self.dead = True
-            raise WorkerLost(_first_line(err))
+        except _LOST as err:
+            raise WorkerLost(_lost_text(err))
 
     def each(self, method, args=None):
         return self._wait([getattr(a, method).remote(*(args[p] if args else ())) for p, a in enumerate(self.actors)])
@@ -125,6 +143,15 @@ class RayWorkers(Workers):
         self.actors = []
 
 
+def _lost_text(err: BaseException) -> str:
+    """What a lost worker's error says: its first line, and the process and why where Ray says."""
+    text = str(err)
+    pid = next((line.strip() for line in text.splitlines() if line.strip().startswith("pid:")), "")
+    why = next((line.strip().split("Worker exit detail:")[-1].split(".")[0].strip()
+                for line in text.splitlines() if "Worker exit detail:" in line), "")
+    return "; ".join(x for x in (_first_line(err), pid, why) if x)
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -147,6 +174,7 @@ def connect(cluster: str) -> int:
                 ray.init(address=cluster, **({} if cluster.startswith("ray://") else quiet))
         except Exception as err:  # noqa: BLE001 - Ray raises many kinds; the user needs the reason
             raise ClusterUnavailable(f"cannot join the Ray cluster {cluster!r}: {_first_line(err)}")
+    _errors_to_stderr(ray)
     deadline = time.monotonic() + 30
     cpus = int(ray.cluster_resources().get("CPU", 0))
     while cpus < 1 and time.monotonic() < deadline:
@@ -155,6 +183,21 @@ def connect(cluster: str) -> int:
     if cpus < 1:
         raise ClusterUnavailable(f"the Ray cluster {cluster!r} offers no CPU")
     return cpus
+
+
+def _errors_to_stderr(ray) -> None:
+    """Ray's driver prints the cluster's error messages (a worker died, say) on stdout, where the
+    report goes: send them to stderr. (Ray looks the printer up by name on every message.)"""
+    module = getattr(getattr(ray, "_private", None), "worker", None)
+    printer = getattr(module, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "apcheck", False):
+        return
+
+    def to_stderr(data, ignore_prefix):
+        return printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.apcheck = True
+    module.print_to_stdstream = to_stderr
 
 
 class ClusterUnavailable(Exception):

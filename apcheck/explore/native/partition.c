@@ -160,6 +160,8 @@ int64_t ap_part_insert(Search *s, const uint64_t *recs, uint64_t nwords, int fro
     struct Dist *d = s->dist;
     Ctx *c = &s->workers[0][0];
     int64_t added_here = 0;
+    while ((int64_t)s->nlayers < depth)   /* depths this partition got no state of: empty layers */
+        if (!set_depth(s, s->n, (int64_t)s->nlayers)) return -1;
     for (uint64_t at = 0; at + NP + 1 <= nwords; at += NP + 1) {
         const uint64_t *pk = recs + at;
         uint64_t meta = pk[NP];

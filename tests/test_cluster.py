@@ -1,0 +1,222 @@
+"""The distributed search (apcheck/explore/cluster) against the single-machine native core: the same
+states and transitions, the same verdicts, shortest traces of the same length that replay through
+the Python semantics, and a run that loses a worker decides nothing.
+
+The partitioned search itself is checked in this process (InProcessWorkers: the same calls, every
+partition here) on every test model, several configurations and random models; the Ray transport
+on a local Ray instance of two workers that the tests start and stop themselves. In CI
+(APCHECK_REQUIRE_RAY=1) a missing Ray fails those tests instead of skipping them."""
+import json
+import os
+import random
+import signal
+import sys
+import time
+
+import pytest
+
+from apcheck.commands.model import VerifyConfig, load_program
+from apcheck.commands.verify import verify_at_needed_bounds
+from apcheck.explore.cluster.search import LOST, explore_cluster
+from apcheck.explore.engine import ExploreConfig, explore
+from apcheck.explore.native.build import NativeUnavailable, compiler
+from apcheck.explore.trace import replay
+from conftest import run_main
+from native_models import random_model
+from test_native import RANDOM_MAX_STATES, TEST_MODELS, systems
+
+SPEC = ["specs/vfio_ap.aps"]
+WHOLE_STATES = {"vfio_ap_5_12": 286_320, "vfio_ap_v15": 19_064_540, "vfio_ap_merged": 12_815_992,
+                "vfio_ap_merged_2026": 27_472_202}   # tests/test_models.py pins them on one machine
+CONFIGS = {"default": {}, "plain": {"symmetry": False, "reduction": False}, "closure": {"closure_edges": True},
+           "first": {"first": True}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def need_compiler():
+    try:
+        compiler()
+    except NativeUnavailable as why:
+        if os.environ.get("APCHECK_REQUIRE_NATIVE"):
+            pytest.fail(f"APCHECK_REQUIRE_NATIVE is set: {why}")
+        pytest.skip(str(why))
+
+
+def firsts(r) -> dict:
+    """What the two searches must agree on: counts, verdicts, and the depth (trace length) of each
+    first finding; which state of that depth is found first may differ."""
+    depth = r.depth.__getitem__
+    return {"states": len(r.states), "transitions": r.transitions, "complete": r.complete, "limit": r.limit,
+            "deepest": r.max_depth_reached, "at_once": r.deadlock_at_once,
+            "inv": {k: depth(i) for k, i in r.invariant_violations.items()},
+            "cov": {k: depth(i) for k, i in r.covers_reached.items()},
+            "defects": {k: depth(i) for k, (i, o) in r.defects.items()},   # which kind first may differ
+            "deadlock": None if r.deadlock is None else depth(r.deadlock[0]),
+            "edges": sorted(r.edges), "done": {op: depth(i) for op, (i, _) in r.completions.items()}}
+
+
+def compare(system, parts: int = 3, one=None, **kw):
+    one = one or explore(system, ExploreConfig(engine="native", threads=1, **kw))
+    dist = explore_cluster(system, ExploreConfig(engine="native", **kw), parts, backend="in-process")
+    if kw.get("first"):
+        # BFS levels: the single machine stops after the state that finds the first violation, the
+        # cluster after that state's level; so it finds the same ones at the same least depth, or more
+        a, b = firsts(one), firsts(dist)
+        assert a["limit"] == b["limit"]
+        found = lambda f: {**f["inv"], **f["defects"],
+                           **({"deadlock": f["deadlock"]} if f["deadlock"] is not None else {})}
+        assert found(a).items() <= found(b).items()
+        assert min(found(a).values(), default=None) == min(found(b).values(), default=None)
+    else:
+        assert firsts(dist) == firsts(one)
+        assert dist.coverage == one.coverage
+        assert [n for n in dist.notes if not n.startswith(("distributed", "search:"))] == \
+               [n for n in one.notes if not n.startswith("native core built")]
+    for name, i in dist.invariant_violations.items():   # the trace replays, state by state
+        steps = replay(dist, i)
+        assert len(steps) == dist.depth[i]
+        assert dist.index.get(dist.states[i]) == i
+    if dist.deadlock is not None and not dist.deadlock_at_once:
+        i, stuck = dist.deadlock
+        assert dist.can_move[i] & stuck == 0
+    return one, dist
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("path", TEST_MODELS)
+def test_test_models(path, config):
+    for system in systems(path):
+        compare(system, **CONFIGS[config])
+
+
+def test_one_partition_and_many():
+    """One partition is the single-machine search in all but the transport; more partitions than
+    states leave some empty."""
+    for parts in (1, 2, 7):
+        for system in systems("tests/models/report_demo.apm"):
+            compare(system, parts=parts)
+
+
+def test_limits_stop_at_a_level_and_decide_nothing_more():
+    system = systems("models/vfio_ap_5_12.apm", ["specs/vfio_ap.aps"])[1]   # scenario masks: 7,716 states
+    cut = explore_cluster(system, ExploreConfig(engine="native", max_states=1000), 2, backend="in-process")
+    assert not cut.complete and cut.limit == "max states 1000" and len(cut.states) >= 1000
+    deep = explore_cluster(system, ExploreConfig(engine="native", max_depth=4), 2, backend="in-process")
+    one = explore(system, ExploreConfig(engine="native", max_depth=4))
+    assert firsts(deep) == firsts(one) and deep.limit == "max depth 4"
+
+
+def test_a_worker_out_of_memory_stops_the_run_with_the_reason():
+    system = systems("models/vfio_ap_5_12.apm", ["specs/vfio_ap.aps"])[0]
+    r = explore_cluster(system, ExploreConfig(engine="native", max_memory_mb=16), 2, backend="in-process")
+    assert not r.complete and r.limit.startswith("memory limit of 16 MiB reached (8 MiB per worker")
+    assert r.deadlock is None and r.can_move is None
+    assert any("deadlock analysis did not run" in n for n in r.notes)
+
+
+@pytest.mark.slow
+def test_random_models(tmp_path):
+    rng = random.Random(20261127)
+    for n in range(int(os.environ.get("APCHECK_NATIVE_RANDOM", "200")) // 4):
+        path = tmp_path / f"random{n}.apm"
+        path.write_text(random_model(rng))
+        config = CONFIGS[rng.choice(sorted(CONFIGS))]
+        try:
+            for system in systems(str(path)):
+                one = explore(system, ExploreConfig(engine="native", threads=1, max_states=RANDOM_MAX_STATES, **config))
+                if one.complete:   # a cut search stops at a level here, at a state there
+                    compare(system, parts=rng.choice((2, 3, 5)), one=one, max_states=RANDOM_MAX_STATES, **config)
+        except AssertionError as err:
+            raise AssertionError(f"random model {n} ({config}):\n{path.read_text()}") from err
+
+
+# ---- on Ray ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance of two CPUs for this module, stopped at its end."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("APCHECK_REQUIRE_RAY"):
+            pytest.fail("APCHECK_REQUIRE_RAY is set and Ray is not installed")
+        pytest.skip("Ray is not installed (pip install 'apcheck[distributed]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=512 * 2 ** 20)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_workers_give_the_single_machine_answer(ray_local):
+    for system in systems("models/vfio_ap_5_12.apm", ["specs/vfio_ap.aps"])[:2]:
+        one = explore(system, ExploreConfig(engine="native", threads=1))
+        dist = explore(system, ExploreConfig(engine="native", cluster="auto", workers=2))
+        assert firsts(dist) == firsts(one) and dist.coverage == one.coverage
+
+
+def test_the_cli_on_ray(ray_local):
+    """`apcheck verify --cluster auto`: the verdicts and counts of the single-machine run."""
+    args = ["verify", "models/vfio_ap_5_12.apm", "--spec", "specs/vfio_ap.aps", "--format", "json", "--no-induction"]
+    single_run = run_main(*args)
+    dist_run = run_main(*args, "--cluster", "auto", "--workers", "2")
+    single, dist = json.loads(single_run.stdout)["results"][0], json.loads(dist_run.stdout)["results"][0]
+    assert dist_run.returncode == single_run.returncode
+    assert [(p["name"], p["verdict"]) for p in dist["properties"]] == [(p["name"], p["verdict"]) for p in single["properties"]]
+    assert dist["stats"]["states"] == single["stats"]["states"] == 286_320
+    assert dist["stats"]["transitions"] == single["stats"]["transitions"]
+    assert "workers" in dist_run.stderr   # progress per level names the workers' memory
+
+
+def test_a_lost_worker_decides_nothing(ray_local):
+    """A worker killed mid-run (SIGKILL, as the kernel's OOM killer does): `unknown` with the reason,
+    within a bounded time, never a verdict over the states that are left."""
+    system = systems("models/vfio_ap_v15.apm", ["specs/vfio_ap.aps"])[0]   # 19 M states: minutes
+    killed = []
+
+    def progress(p):
+        if p.depth >= 8 and not killed:
+            os.kill(p.workers[1].pid, signal.SIGKILL)
+            killed.append(time.monotonic())
+
+    start = time.monotonic()
+    r = explore(system, ExploreConfig(engine="native", cluster="auto", workers=2, progress=progress,
+                                      progress_every=0.0))
+    assert killed and time.monotonic() - killed[0] < 60
+    assert not r.complete and r.limit.startswith(LOST)
+    assert r.invariant_violations == {} and r.covers_reached == {} and r.defects == {} and r.deadlock is None
+    assert time.monotonic() - start < 120
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["vfio_ap_5_12", "vfio_ap_v15", "vfio_ap_merged", "vfio_ap_merged_2026"])
+def test_shipped_models_on_two_ray_workers(ray_local, model):
+    """What apcheck ci runs, on two workers: every verdict as the spec expects (as the single machine
+    gives it, tests/test_models.py) and the whole system's pinned state count."""
+    program = load_program(f"models/{model}.apm", SPEC)
+    res = verify_at_needed_bounds(program, VerifyConfig(explore=ExploreConfig(cluster="auto", workers=2)), SPEC)
+    for p in res.properties:
+        assert p.judged_verdict == p.expected or (p.expected == "holds" and p.verdict == "proved"), p.name
+    assert res.stats.complete and res.stats.states == WHOLE_STATES[model]
+    if model == "vfio_ap_v15":   # finding 2's trace: as long as the single machine's (tests/test_models.py)
+        assert next(p for p in res.properties if p.name == "no_host_guest_sharing").message == "violated after 27 steps"
+
+
+@pytest.mark.slow
+def test_philosophers_on_two_ray_workers(ray_local, tmp_path):
+    """The benchmark model of bench/philosophers.py at N=12: 1,684,801 states, as on one machine."""
+    sys.path.insert(0, "bench")
+    from philosophers import apcheck_model
+    path = tmp_path / "phil12.apm"
+    path.write_text(apcheck_model(12))
+    system = systems(str(path))[0]
+    one = explore(system, ExploreConfig(engine="native", symmetry=False, reduction=False))
+    dist = explore(system, ExploreConfig(engine="native", symmetry=False, reduction=False, cluster="auto", workers=2))
+    assert len(one.states) == 1_684_801 and firsts(dist) == firsts(one) and dist.coverage == one.coverage
+    assert replay(dist, dist.deadlock[0]) is not None
+
+
+def test_cluster_options_are_checked():
+    r = run_main("verify", "tests/models/abba.apm", "--workers", "2")
+    assert r.returncode == 2 and "--workers needs --cluster" in r.stderr
+    r = run_main("verify", "tests/models/abba.apm", "--cluster", "auto", "--dfs")
+    assert r.returncode == 2 and "cannot take --dfs" in r.stderr
