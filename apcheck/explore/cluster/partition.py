@@ -40,6 +40,7 @@ class Partition:
             raise MemoryError("the native core could not allocate a partition")
         self._free = weakref.finalize(self, self.lib.ap_free, self.ctx)
         self.Wide = ctypes.c_int64 * nw
+        self.sent = {"search": 0, "stuck": 0}   # bytes sent to other partitions, per phase
         self._check("creating the partition")
 
     def _check(self, where: str, ok: bool = True) -> None:
@@ -47,12 +48,16 @@ class Partition:
         if code or not ok:
             raise PartitionError(code, f"partition {self.me}, {where}")
 
-    def _outboxes(self) -> list[bytes]:
+    def _outboxes(self, phase: str) -> list[bytes]:
         out = []
         ptr = ctypes.POINTER(ctypes.c_uint64)()
         for p in range(self.nparts):
+            if p == self.me:   # what a partition sends itself stays in its core (insert: None)
+                out.append(b"")
+                continue
             words = self.lib.ap_part_outbox(self.ctx, p, ctypes.byref(ptr))
             out.append(ctypes.string_at(ptr, words * 8) if words else b"")
+            self.sent[phase] += words * 8
         return out
 
     def stats(self) -> list[int]:
@@ -68,21 +73,21 @@ class Partition:
         self.lib.ap_part_clear(self.ctx)
         if self.me == 0:
             self._check("the initial state", bool(self.lib.ap_part_initial(self.ctx)))
-        return self._outboxes()
+        return self._outboxes("search")
 
     def expand(self, lo: int, hi: int) -> list[bytes]:
         """Expand the states [lo, hi) (one BFS level): the successors, an outbox per partition."""
         self.lib.ap_part_clear(self.ctx)
         self._check(f"expanding states {lo}..{hi}", bool(self.lib.ap_part_expand(self.ctx, lo, hi)))
-        return self._outboxes()
+        return self._outboxes("search")
 
     def insert(self, depth: int, *batches: bytes) -> dict:
         """Store what each partition sent (batches[p] from partition p) at `depth`: what the
         level added, and what stopping early needs to know."""
         before = self.stats()[0]
-        for p, batch in enumerate(batches):
-            if batch:
-                added = self.lib.ap_part_insert(self.ctx, batch, len(batch) // 8, p, depth)
+        for p, batch in enumerate(_unwrap(batches)):
+            if batch or p == self.me:
+                added = self.lib.ap_part_insert(self.ctx, None if p == self.me else batch, len(batch) // 8, p, depth)
                 self._check(f"inserting the states of depth {depth}", added >= 0)
         st = self.stats()
         props, flags = self.found()
@@ -102,12 +107,13 @@ class Partition:
         self._check("the stuck-thread analysis", bool(self.lib.ap_part_stuck_init(self.ctx, int(any_dead))))
 
     def stuck_round(self) -> list[bytes]:
-        """One round: the masks for the other partitions, an outbox each."""
+        """One round: the masks for the other partitions, an outbox each (its own stays empty)."""
         self._check("the stuck-thread analysis", self.lib.ap_part_stuck_round(self.ctx) >= 0)
-        return self._outboxes()
+        return self._outboxes("stuck")
 
     def stuck_apply(self, *batches: bytes) -> int:
         """Apply the masks the others sent; the words received."""
+        batches = _unwrap(batches)
         for batch in batches:
             if batch:
                 self.lib.ap_part_stuck_apply(self.ctx, batch, len(batch) // 8)
@@ -140,7 +146,7 @@ class Partition:
         cov = (ctypes.c_uint64 * (self.n_code + 2 * self.n_ops))()
         lib.ap_coverage(ctx, cov)
         st = self.stats()
-        return {"n": st[0], "transitions": st[1], "deepest": st[2], "bytes": st[5],
+        return {"n": st[0], "transitions": st[1], "deepest": st[2], "bytes": st[5], "sent": dict(self.sent),
                 "inv": [at(lib.ap_inv_first(ctx, k)) for k in range(n_inv)],
                 "cov": [at(lib.ap_cov_first(ctx, k)) for k in range(n_cov)],
                 "defects": defects, "done": done, "edges": edges,
@@ -174,6 +180,12 @@ class Partition:
         """Where this partition runs and what it holds."""
         st = self.stats()
         return {"pid": os.getpid(), "host": socket.gethostname(), "states": st[0], "bytes": st[5], "rss": _rss()}
+
+
+def _unwrap(batches: tuple) -> tuple | list:
+    """The outboxes one by one: Ray hands a single partition its producer's list whole (a task
+    with one return value returns the list)."""
+    return batches[0] if len(batches) == 1 and isinstance(batches[0], list) else batches
 
 
 def _rss() -> int:

@@ -159,7 +159,8 @@ class _Run:
             rounds += 1
             words += sum(received)
             if not any(received):
-                return (f"deadlock analysis: {rounds} rounds, {words // 2:,} masks exchanged, "
+                per = 1 if len(self.sys.threads) <= 32 else 2   # words per message (native/partition.c: MSG_WORDS)
+                return (f"deadlock analysis: {rounds} rounds, {words // per:,} masks exchanged, "
                         f"{time.monotonic() - start:.1f} s")
 
     def _result(self, start: float) -> ExploreResult:
@@ -206,6 +207,7 @@ class _Run:
         stuck = least([(s["stuck"][0], p, *s["stuck"][1:]) if analysed and s["stuck"] else None
                        for p, s in enumerate(summaries)])
         coverage = [sum(col) for col in zip(*(s["coverage"] for s in summaries))]
+        sent = {phase: sum(s["sent"][phase] for s in summaries) for phase in ("search", "stuck")}
         ncode, nops = len(sys.code), len(sys.ops)
         result = ExploreResult(
             states=states, parent=_Column(self, ids, "parent"), depth=_Column(self, ids, "depth"),
@@ -220,7 +222,8 @@ class _Run:
             notes=(symmetric_sorts(sys.sizes.n)[1] if config.symmetry else [])
             + [f"distributed over {P} workers: " + ", ".join(f"{s['n']:,} states ({w.rss / 2 ** 20:,.0f} MiB)"
                                                              for s, w in zip(summaries, self.loads))]
-            + [f"search: {self.levels} levels, {self.search_seconds:.1f} s; {stuck_note}"],
+            + [f"search: {self.levels} levels, {self.search_seconds:.1f} s, {_mib(sent['search'])} sent between "
+               f"workers; {stuck_note}, {_mib(sent['stuck'])}"],
             index=_Index(self, ids), can_move=_Column(self, ids, "can_move") if analysed else None, core="native")
         cycle = least([(s["cycle"][0], p, s["cycle"][1]) if s["cycle"] else None for p, s in enumerate(summaries)])
         if cycle is not None:   # a wait-for cycle found during the search (--first)
@@ -248,6 +251,10 @@ class _Run:
             self.w.close()
         except Exception:  # noqa: BLE001 - at interpreter exit Ray may be gone already
             pass
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2 ** 20:,.1f} MiB"
 
 
 class _Ids:

@@ -135,6 +135,9 @@ class RayWorkers(Workers):
         return [info["pid"] for info in self.each("info")]
 
     def close(self) -> None:
+        if not self.ray.is_initialized():   # Ray shut down (its actors with it): a call would start it again
+            self.actors = []
+            return
         for a in self.actors:
             try:
                 self.ray.kill(a)

@@ -23,8 +23,8 @@ struct Dist {
     /* the stuck-thread analysis: predecessors grouped by state, and the states whose mask changed
      * since their predecessors last heard of it */
     uint64_t *pstart;
-    uint32_t *queue;
-    uint8_t *queued;
+    uint32_t *queue, *changed;      /* changed: the states whose remote predecessors hear of them next */
+    uint8_t *queued;                 /* bit 0 queued, bit 1 in `changed` */
     uint64_t qhead, qsize;
 };
 
@@ -32,7 +32,7 @@ static uint64_t dist_bytes(const Search *s) {
     const struct Dist *d = s->dist;
     uint64_t out = s->cap * (2 + 8) + d->pcap * 10;
     for (int p = 0; p < d->nparts; p++) out += d->ocap[p] * 8;
-    if (d->pstart) out += (s->n + 1) * 8 + s->n * 5;
+    if (d->pstart) out += (s->n + 1) * 8 + s->n * 9;
     return out;
 }
 
@@ -53,7 +53,7 @@ static void dist_free(struct Dist *d) {
     free(d->ppart); free(d->movers); free(d->pdst); free(d->psrc); free(d->pfrom);
     for (int p = 0; d->out && p < d->nparts; p++) free(d->out[p]);
     free(d->out); free(d->nout); free(d->ocap);
-    free(d->pstart); free(d->queue); free(d->queued);
+    free(d->pstart); free(d->queue); free(d->changed); free(d->queued);
     free(d);
 }
 
@@ -153,11 +153,12 @@ void ap_part_clear(Search *s) {
     for (int p = 0; p < s->dist->nparts; p++) s->dist->nout[p] = 0;
 }
 
-/* the records partition `from` sent (nwords words), at depth `depth`: each state stored where new,
+/* the records partition `from` sent (nwords words; NULL: this partition's own outbox), at depth `depth`: each state stored where new,
  * with its parent, depth and properties, and each transition as a predecessor. The states added,
  * or -1 on an error. */
 int64_t ap_part_insert(Search *s, const uint64_t *recs, uint64_t nwords, int from, int64_t depth) {
     struct Dist *d = s->dist;
+    if (!recs) { recs = d->out[d->me]; nwords = d->nout[d->me]; }   /* what this partition sent itself */
     Ctx *c = &s->workers[0][0];
     int64_t added_here = 0;
     while ((int64_t)s->nlayers < depth)   /* depths this partition got no state of: empty layers */
@@ -234,8 +235,8 @@ int ap_part_owner(Search *s, const V *w, V *out, int nparts) {
 /* ---- the stuck-thread analysis (core.c: ap_find_stuck), in rounds ------------------------------ */
 
 static void enqueue(struct Dist *d, uint64_t n, uint64_t j) {
-    if (d->queued[j]) return;
-    d->queued[j] = 1;
+    if (d->queued[j] & 1) return;
+    d->queued[j] |= 1;
     d->queue[(d->qhead + d->qsize) % n] = (uint32_t)j;
     d->qsize++;
 }
@@ -246,14 +247,15 @@ static void enqueue(struct Dist *d, uint64_t n, uint64_t j) {
 int ap_part_stuck_init(Search *s, int any_dead) {
     struct Dist *d = s->dist;
     uint64_t n = s->n, full = NT >= 64 ? ~0ULL : ((1ULL << NT) - 1);
-    if (!room(s, (n + 1) * 8 + n * 5 + n * 8 + d->npred * 10)) return 0;
+    if (!room(s, (n + 1) * 8 + n * 9 + n * 8 + d->npred * 10)) return 0;
     uint64_t *mask = calloc(n ? n : 1, sizeof(uint64_t));
     d->pstart = calloc(n + 1, sizeof(uint64_t));
     d->queue = malloc((n ? n : 1) * sizeof(uint32_t));
+    d->changed = malloc((n ? n : 1) * sizeof(uint32_t));
     d->queued = calloc(n ? n : 1, 1);
     uint32_t *src = malloc((d->npred ? d->npred : 1) * sizeof(uint32_t));
     uint16_t *from = malloc((d->npred ? d->npred : 1) * sizeof(uint16_t));
-    if (!mask || !d->pstart || !d->queue || !d->queued || !src || !from) {
+    if (!mask || !d->pstart || !d->queue || !d->changed || !d->queued || !src || !from) {
         free(mask); free(src); free(from);
         NOMEM(s);
         return 0;
@@ -286,40 +288,53 @@ int ap_part_stuck_init(Search *s, int any_dead) {
     return 1;
 }
 
+/* a message of the analysis: a state's index and a mask, in one word where the threads fit in 32 bits */
+#define MSG_WORDS (NT <= 32 ? 1 : 2)
+
 /* one round: the queued states' masks to their predecessors, in this partition until nothing
- * changes, to the others as messages in their outboxes. The words written, or -1 on an error. */
+ * changes; then each state whose mask changed, once, to its predecessors in other partitions, as
+ * messages in their outboxes. The words written, or -1 on an error. */
 int64_t ap_part_stuck_round(Search *s) {
     struct Dist *d = s->dist;
-    uint64_t n = s->n, *mask = s->can_move, words = 0;
+    uint64_t n = s->n, *mask = s->can_move, words = 0, nchanged = 0;
     ap_part_clear(s);
     while (d->qsize) {
         uint32_t j = d->queue[d->qhead];
         d->qhead = d->qhead + 1 == n ? 0 : d->qhead + 1;
         d->qsize--;
-        d->queued[j] = 0;
+        d->queued[j] &= ~1;
         uint64_t m = mask[j];
         for (uint64_t k = d->pstart[j]; k < d->pstart[j + 1]; k++) {
             uint32_t i = d->psrc[k];
-            int p = d->pfrom[k];
-            if (p == d->me) {
+            if (d->pfrom[k] == d->me) {
                 if ((mask[i] | m) != mask[i]) { mask[i] |= m; enqueue(d, n, i); }
-            } else {
-                if (!outbox_room(s, p, 2)) return -1;
-                d->out[p][d->nout[p]++] = i;
-                d->out[p][d->nout[p]++] = m;
-                words += 2;
+            } else if (!(d->queued[j] & 2)) {
+                d->queued[j] |= 2;             /* its remote predecessors hear of it after the loop */
+                d->changed[nchanged++] = j;
             }
+        }
+    }
+    for (uint64_t c = 0; c < nchanged; c++) {
+        uint32_t j = d->changed[c];
+        d->queued[j] &= ~2;
+        for (uint64_t k = d->pstart[j]; k < d->pstart[j + 1]; k++) {
+            int p = d->pfrom[k];
+            if (p == d->me) continue;
+            if (!outbox_room(s, p, MSG_WORDS)) return -1;
+            if (MSG_WORDS == 1) d->out[p][d->nout[p]++] = mask[j] << 32 | d->psrc[k];
+            else { d->out[p][d->nout[p]++] = d->psrc[k]; d->out[p][d->nout[p]++] = mask[j]; }
+            words += MSG_WORDS;
         }
     }
     return (int64_t)words;
 }
 
-/* the messages another partition sent: (index, mask) pairs; the states they change are queued */
+/* the messages another partition sent; the states they change are queued */
 void ap_part_stuck_apply(Search *s, const uint64_t *msgs, uint64_t nwords) {
     struct Dist *d = s->dist;
     uint64_t *mask = s->can_move;
-    for (uint64_t k = 0; k + 1 < nwords; k += 2) {
-        uint64_t i = msgs[k], m = msgs[k + 1];
+    for (uint64_t k = 0; k + MSG_WORDS <= nwords; k += MSG_WORDS) {
+        uint64_t i = MSG_WORDS == 1 ? msgs[k] & 0xFFFFFFFFULL : msgs[k], m = MSG_WORDS == 1 ? msgs[k] >> 32 : msgs[k + 1];
         if (i < s->n && (mask[i] | m) != mask[i]) { mask[i] |= m; enqueue(d, s->n, i); }
     }
 }
