@@ -19,28 +19,17 @@ from apcheck.commands.model import VerifyConfig, load_program
 from apcheck.commands.verify import verify, verify_at_needed_bounds
 from apcheck.explore.cluster.search import LOST, explore_cluster
 from apcheck.explore.engine import ExploreConfig, explore
-from apcheck.explore.native.build import NativeUnavailable, compiler
 from apcheck.explore.trace import replay
 from apcheck.report import render_format
 from conftest import run_main
 from native_models import random_model
-from test_native import RANDOM_MAX_STATES, TEST_MODELS, systems
+from test_native import RANDOM_MAX_STATES, TEST_MODELS, need_compiler, systems  # noqa: F401 (autouse fixture)
 
 SPEC = ["specs/vfio_ap.aps"]
 WHOLE_STATES = {"vfio_ap_5_12": 286_320, "vfio_ap_v15": 19_064_540, "vfio_ap_merged": 12_815_992,
                 "vfio_ap_merged_2026": 27_472_202}   # tests/test_models.py pins them on one machine
 CONFIGS = {"default": {}, "plain": {"symmetry": False, "reduction": False}, "closure": {"closure_edges": True},
            "first": {"first": True}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def need_compiler():
-    try:
-        compiler()
-    except NativeUnavailable as why:
-        if os.environ.get("APCHECK_REQUIRE_NATIVE"):
-            pytest.fail(f"APCHECK_REQUIRE_NATIVE is set: {why}")
-        pytest.skip(str(why))
 
 
 def firsts(r) -> dict:

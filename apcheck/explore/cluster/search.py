@@ -168,8 +168,14 @@ class _Run:
         n_inv, n_cov = len(sys.invariants), len(sys.covers)
         analysed = self.limit is None or not self.limit.startswith(("memory limit", "out of memory", "the native"))
         stuck_note = "the deadlock analysis did not run: a worker's store stopped"
+        self.w.check = lambda: None   # the analysis is finite, and the search's verdicts wait for it
         if analysed:   # a partition whose core stopped cannot run it: the deadlock is then not decided
-            stuck_note = self._stuck(any(flags & 1 for _, flags in self.w.each("found")))
+            try:
+                stuck_note = self._stuck(any(flags & 1 for _, flags in self.w.each("found")))
+            except PartitionError as err:   # no verdict may then say "no deadlock"
+                analysed = False
+                stuck_note = f"the deadlock analysis stopped: {err}"
+                self.limit = self.limit or f"{self._partition_limit(err)}, in the deadlock analysis"
         summaries = self.w.each("summary", [(n_inv, n_cov, len(sys.locks))] * P)
         ids = _Ids([s["n"] for s in summaries])
 

@@ -164,6 +164,9 @@ def connect(cluster: str) -> int:
     """Join the cluster `cluster` names ("auto": start a local Ray instance with a worker per
     core; "ray://HOST:PORT" or "HOST:PORT": an existing cluster), once per process; the CPUs it
     offers. Raises ClusterUnavailable with the reason."""
+    if cluster != "auto" and "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(os.path.expanduser("~/.ray/auth_token"))):
+        os.environ["RAY_AUTH_MODE"] = "token"   # present the cluster's token (read when Ray is imported)
     try:
         import ray
     except ImportError:
