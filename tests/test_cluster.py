@@ -72,7 +72,8 @@ def compare(system, parts: int = 3, one=None, **kw):
     return one, dist
 
 
-@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("config", [c if c == "default" else pytest.param(c, marks=pytest.mark.slow)
+                                    for c in sorted(CONFIGS)])
 @pytest.mark.parametrize("path", TEST_MODELS)
 def test_test_models(path, config):
     for system in systems(path):
@@ -137,6 +138,7 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.mark.slow  # a Ray instance: seconds to start
 def test_ray_workers_give_the_single_machine_answer(ray_local):
     for system in systems("models/vfio_ap_5_12.apm", ["specs/vfio_ap.aps"])[:2]:
         one = explore(system, ExploreConfig(engine="native", threads=1))
@@ -144,6 +146,7 @@ def test_ray_workers_give_the_single_machine_answer(ray_local):
         assert firsts(dist) == firsts(one) and dist.coverage == one.coverage
 
 
+@pytest.mark.slow  # a Ray instance: seconds to start
 def test_the_cli_on_ray(ray_local):
     """`apcheck verify --cluster auto`: the verdicts and counts of the single-machine run."""
     args = ["verify", "models/vfio_ap_5_12.apm", "--spec", "specs/vfio_ap.aps", "--format", "json", "--no-induction"]
@@ -157,6 +160,7 @@ def test_the_cli_on_ray(ray_local):
     assert "workers" in dist_run.stderr   # progress per level names the workers' memory
 
 
+@pytest.mark.slow  # a Ray instance: seconds to start
 def test_a_lost_worker_decides_nothing(ray_local):
     """A worker killed mid-run (SIGKILL, as the kernel's OOM killer does): every verdict `unknown`
     with the reason, within a bounded time, never a verdict over the states that are left; the
