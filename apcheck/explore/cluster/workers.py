@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 from apcheck.explore.cluster.partition import Partition, PartitionError
+from apcheck.explore.native.codegen import E_NOMEM
 
 _LOST: tuple[type, ...] = ()   # Ray's errors that mean a worker is gone (set once Ray is imported)
 POLL = 0.5  # seconds between checks of the run's budget while the workers work
@@ -34,7 +35,9 @@ def _lost_errors() -> tuple[type, ...]:
 class Workers:
     """The partitions' calls. `each` calls a method on every partition; `exchange` calls a producer
     on every partition, each returning one outbox per partition, then on every partition q a
-    consumer with the outboxes addressed to q (in partition order) after its own arguments."""
+    consumer with the outboxes addressed to q (in partition order) after its own arguments.
+    `check` may stop the wait for the results; the calls already made still complete, in order,
+    before any later call to the same partition (so a level is never half inserted)."""
 
     n: int
     check: Callable[[], None] = staticmethod(lambda: None)   # raises to stop the run (its budget)
@@ -66,8 +69,7 @@ class InProcessWorkers(Workers):
         return getattr(self.parts[p], method)(*args)
 
     def exchange(self, produce, pargs, consume, cargs):
-        boxes = self.each(produce, pargs)
-        self.check()
+        boxes = self.each(produce, pargs)   # no check between: a level is inserted whole
         return [getattr(part, consume)(*cargs[q], *(boxes[p][q] for p in range(self.n)))
                 for q, part in enumerate(self.parts)]
 
@@ -89,13 +91,17 @@ class RayWorkers(Workers):
         for p in range(nparts):
             args, kwargs = partition_args(p)
             self.actors.append(actor.remote(*args, **kwargs))
-        self.dead = False
         started = [a.info.remote() for a in self.actors]
         ready, _ = ray.wait(started, num_returns=len(started), timeout=START_TIMEOUT)
         if len(ready) < len(started):
             self.close()
             raise WorkerLost(f"{len(started) - len(ready)} of {nparts} workers did not start within "
                              f"{START_TIMEOUT:.0f} s")
+        try:
+            ray.get(started)
+        except Exception as err:  # noqa: BLE001 - a worker's build or allocation failed: say which and why
+            self.close()
+            raise WorkerLost(_lost_text(err))
 
     def _wait(self, refs: list) -> list[Any]:
         ray = self.ray
@@ -110,7 +116,7 @@ class RayWorkers(Workers):
             if isinstance(cause, PartitionError):
                 raise cause
             if isinstance(cause, MemoryError):
-                raise PartitionError(1, f"a worker: {cause}")
+                raise PartitionError(E_NOMEM, f"a worker: {cause}")
             if isinstance(cause, _LOST):   # a task whose input a dead worker was to make
                 raise WorkerLost(_lost_text(cause))
             raise
@@ -130,9 +136,6 @@ class RayWorkers(Workers):
             boxes.append(refs if self.n > 1 else [refs])
         return self._wait([getattr(a, consume).remote(*cargs[q], *(boxes[p][q] for p in range(self.n)))
                            for q, a in enumerate(self.actors)])
-
-    def pids(self) -> list[int]:
-        return [info["pid"] for info in self.each("info")]
 
     def close(self) -> None:
         if not self.ray.is_initialized():   # Ray shut down (its actors with it): a call would start it again
