@@ -111,7 +111,8 @@ def run_scenario(lowered: Lowered, config: VerifyConfig, scenario: P.Scenario) -
                       results=results, edges=edges, states=len(result.states), transitions=result.transitions,
                       seconds=result.seconds, max_depth=result.max_depth_reached, complete=result.complete,
                       limit=result.limit, deadlock_found=result.deadlock is not None or "deadlock" in result.defects,
-                      peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                      peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+                      + result.worker_memory_mb,
                       run_notes=list(result.notes) + ([sliced] if sliced else []), core=result.core,
                       coverage=a.coverage)
     if config.bmc_depth > 0:

@@ -80,6 +80,8 @@ class ExploreResult:
     coverage: ExecutionCounts | None = None   # what the search executed
     completions: dict[int, tuple[int, Outcome]] = field(default_factory=dict)  # operation -> (state, step)
                                            # of its first successful return (search order)
+    worker_memory_mb: float = 0.0          # a distributed search: its workers' resident memory at the end,
+                                           # together (this process's own is measured by the caller)
 
 
 @dataclass(frozen=True)

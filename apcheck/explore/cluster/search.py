@@ -240,6 +240,7 @@ class _Run:
         result.coverage = ExecutionCounts(tuple(coverage[:ncode]), tuple(coverage[ncode:ncode + nops]),
                                           tuple(coverage[ncode + nops:]))
         result.completions = completions
+        result.worker_memory_mb = sum(w.rss for w in self.loads) / 2 ** 20
         return result
 
     def _nothing_decided(self, reason: str, states: int, transitions: int, start: float) -> ExploreResult:
