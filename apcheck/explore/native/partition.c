@@ -153,9 +153,9 @@ void ap_part_clear(Search *s) {
     for (int p = 0; p < s->dist->nparts; p++) s->dist->nout[p] = 0;
 }
 
-/* the records partition `from` sent (nwords words; NULL: this partition's own outbox), at depth `depth`: each state stored where new,
- * with its parent, depth and properties, and each transition as a predecessor. The states added,
- * or -1 on an error. */
+/* the records partition `from` sent (nwords words; NULL: this partition's own outbox), at depth
+ * `depth`: each state stored where new, with its parent, depth and properties, and each transition
+ * as a predecessor. The states added, or -1 on an error. */
 int64_t ap_part_insert(Search *s, const uint64_t *recs, uint64_t nwords, int from, int64_t depth) {
     struct Dist *d = s->dist;
     if (!recs) { recs = d->out[d->me]; nwords = d->nout[d->me]; }   /* what this partition sent itself */
