@@ -93,6 +93,12 @@ class ExecutionCounts:
     returned: tuple[int, ...]
     succeeded: tuple[int, ...]
 
+    @classmethod
+    def from_flat(cls, values: list[int], ncode: int, nops: int) -> "ExecutionCounts":
+        """From the native core's layout: per instruction, then per operation the returns, then
+        the successful returns."""
+        return cls(tuple(values[:ncode]), tuple(values[ncode:ncode + nops]), tuple(values[ncode + nops:]))
+
 
 FIRST_LIMIT = "stopped at the first violation (--first)"
 DECIDED_LIMIT = "stopped once every property of the run was decided"

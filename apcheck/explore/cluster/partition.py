@@ -15,6 +15,7 @@ import weakref
 
 from apcheck.explore.native.build import build
 from apcheck.explore.native.codegen import ERROR_TEXT
+from apcheck.explore.native.search import coverage_counts, edge_rows
 
 MAX_STORE = 2 ** 32 - 2  # states one partition can index (core.c: 32-bit indices)
 
@@ -138,13 +139,9 @@ class Partition:
             out = (ctypes.c_int64 * 2)()
             lib.ap_completion(ctx, op, out)
             done.append(None if out[0] < 0 else (lib.ap_depth(ctx, out[0]), out[0], out[1]))
-        edges_out = (ctypes.c_int64 * (5 * max(n_locks * n_locks, 1)))()
-        count = lib.ap_edges(ctx, edges_out)
-        edges = [tuple(edges_out[5 * k:5 * k + 5]) + (lib.ap_depth(ctx, edges_out[5 * k + 4]),) for k in range(count)]
+        edges = [row + (lib.ap_depth(ctx, row[4]),) for row in edge_rows(lib, ctx, n_locks)]
         stuck = (ctypes.c_int64 * 2)()
         lib.ap_part_stuck_first(ctx, stuck)
-        cov = (ctypes.c_uint64 * (self.n_code + 2 * self.n_ops))()
-        lib.ap_coverage(ctx, cov)
         st = self.stats()
         return {"n": st[0], "transitions": st[1], "deepest": st[2], "bytes": st[5], "sent": dict(self.sent),
                 "inv": [at(lib.ap_inv_first(ctx, k)) for k in range(n_inv)],
@@ -152,7 +149,7 @@ class Partition:
                 "defects": defects, "done": done, "edges": edges,
                 "cycle": at(lib.ap_cycle_state(ctx)),
                 "stuck": None if stuck[0] < 0 else (lib.ap_depth(ctx, stuck[0]), stuck[0], stuck[1]),
-                "coverage": list(cov)}
+                "coverage": coverage_counts(lib, ctx, self.n_code, self.n_ops)}
 
     def state(self, i: int) -> list[int]:
         w = self.Wide()

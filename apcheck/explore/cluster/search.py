@@ -87,7 +87,6 @@ class _Run:
     def run(self) -> ExploreResult:
         start = time.monotonic()
         P, config = self.w.n, self.config
-        frontier = [(0, 0)] * P
         depth, transitions, states, lost = 0, 0, 0, None
         next_report = start + config.progress_every
         decided_all = (1 << len(self.sys.invariants)) - 1 | ((1 << len(self.sys.covers)) - 1) << 32
@@ -214,7 +213,6 @@ class _Run:
                        for p, s in enumerate(summaries)])
         coverage = [sum(col) for col in zip(*(s["coverage"] for s in summaries))]
         sent = {phase: sum(s["sent"][phase] for s in summaries) for phase in ("search", "stuck")}
-        ncode, nops = len(sys.code), len(sys.ops)
         result = ExploreResult(
             states=states, parent=_Column(self, ids, "parent"), depth=_Column(self, ids, "depth"),
             transitions=sum(s["transitions"] for s in summaries), complete=self.limit is None, limit=self.limit,
@@ -237,8 +235,7 @@ class _Run:
             result.deadlock = (gid, sem.waits_forever(states[gid]))
             result.deadlock_at_once = True
         result.store = self   # the workers hold the states: they live as long as the result
-        result.coverage = ExecutionCounts(tuple(coverage[:ncode]), tuple(coverage[ncode:ncode + nops]),
-                                          tuple(coverage[ncode + nops:]))
+        result.coverage = ExecutionCounts.from_flat(coverage, len(sys.code), len(sys.ops))
         result.completions = completions
         result.worker_memory_mb = sum(w.rss for w in self.loads) / 2 ** 20
         return result

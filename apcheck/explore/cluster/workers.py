@@ -17,7 +17,6 @@ from typing import Any, Callable
 from apcheck.explore.cluster.partition import Partition, PartitionError
 from apcheck.explore.native.codegen import E_NOMEM
 
-_LOST: tuple[type, ...] = ()   # Ray's errors that mean a worker is gone (set once Ray is imported)
 POLL = 0.5  # seconds between checks of the run's budget while the workers work
 START_TIMEOUT = 300.0  # seconds the workers may take to start (a node pulling its environment, a build)
 
@@ -83,8 +82,7 @@ class RayWorkers(Workers):
         import ray
 
         self.ray = ray
-        global _LOST
-        _LOST = _lost_errors()
+        self.lost = _lost_errors()
         self.n = nparts
         actor = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0, scheduling_strategy="SPREAD")(Partition)
         self.actors = []
@@ -117,10 +115,10 @@ class RayWorkers(Workers):
                 raise cause
             if isinstance(cause, MemoryError):
                 raise PartitionError(E_NOMEM, f"a worker: {cause}")
-            if isinstance(cause, _LOST):   # a task whose input a dead worker was to make
+            if isinstance(cause, self.lost):   # a task whose input a dead worker was to make
                 raise WorkerLost(_lost_text(cause))
             raise
-        except _LOST as err:
+        except self.lost as err:
             raise WorkerLost(_lost_text(err))
 
     def each(self, method, args=None):

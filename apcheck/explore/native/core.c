@@ -731,13 +731,13 @@ int64_t ap_cov_first(Search *s, int k) { return s->cov_first[k]; }
 void ap_defect(Search *s, int prop, int64_t *out) {
     out[0] = s->def_state[prop]; out[1] = s->def_thread[prop]; out[2] = s->def_kind[prop];
 }
-/* the edges in the order found: (class a, class b, site a, site b, origin) each */
 /* operation op's first successful return: the state and the thread (-1: none) */
 void ap_completion(Search *s, int op, int64_t *out) {
     out[0] = s->done_state[op];
     out[1] = s->done_thread[op];
 }
 
+/* the edges in the order found: (class a, class b, site a, site b, origin) each */
 int64_t ap_edges(Search *s, int64_t *out) {
     for (int k = 0; k < NC * NC; k++) {
         Edge *e = &s->edges[k];

@@ -243,17 +243,26 @@ def explore_native(system: System, config: ExploreConfig) -> ExploreResult:
 
 def _coverage(core: Core) -> ExecutionCounts:
     ncode, nops = len(core.sys.code), len(core.sys.ops)
+    return ExecutionCounts.from_flat(coverage_counts(core.lib, core.ctx, ncode, nops), ncode, nops)
+
+
+def coverage_counts(lib, ctx, ncode: int, nops: int) -> list[int]:
+    """The core's coverage counters, flat (core.c: ap_coverage)."""
     out = (ctypes.c_uint64 * (ncode + 2 * nops))()
-    core.lib.ap_coverage(core.ctx, out)
-    values = list(out)
-    return ExecutionCounts(tuple(values[:ncode]), tuple(values[ncode:ncode + nops]), tuple(values[ncode + nops:]))
+    lib.ap_coverage(ctx, out)
+    return list(out)
 
 
 def _edges(core: Core) -> dict[tuple[int, int], tuple[int, int, int]]:
-    n = len(core.sys.locks)
-    out = (ctypes.c_int64 * (5 * max(n * n, 1)))()
-    count = core.lib.ap_edges(core.ctx, out)
-    return {(out[5 * k], out[5 * k + 1]): (out[5 * k + 2], out[5 * k + 3], out[5 * k + 4]) for k in range(count)}
+    return {(a, b): (site_a, site_b, origin) for a, b, site_a, site_b, origin in edge_rows(core.lib, core.ctx,
+                                                                                          len(core.sys.locks))}
+
+
+def edge_rows(lib, ctx, nlocks: int) -> list[tuple[int, int, int, int, int]]:
+    """The lock-order edges in the order found: (class a, class b, site a, site b, origin state)."""
+    out = (ctypes.c_int64 * (5 * max(nlocks * nlocks, 1)))()
+    count = lib.ap_edges(ctx, out)
+    return [tuple(out[5 * k:5 * k + 5]) for k in range(count)]
 
 
 def _defects(core: Core, sem: Semantics, states: _States) -> dict[str, tuple[int, Outcome]]:
