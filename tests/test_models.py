@@ -44,7 +44,7 @@ def whole(model):
 def test_5_12_every_verdict_as_expected(v512):
     for p in v512.properties:
         assert p.judged_verdict == p.expected, p.name
-    assert v512.stats.states == 286320
+    assert v512.stats.states == 392752
 
 
 def test_5_12_deficiencies(v512):
@@ -140,8 +140,8 @@ def test_merged_2026_fix_and_hierarchy():
     assert v["lock_order"] in ("holds", "proved")
 
 
-@pytest.mark.parametrize("model, states", [("vfio_ap_v15", 19064540), ("vfio_ap_merged", 12815992),
-                                           ("vfio_ap_merged_2026", 27472202)])
+@pytest.mark.parametrize("model, states", [("vfio_ap_v15", 23031908), ("vfio_ap_merged", 12815992),
+                                           ("vfio_ap_merged_2026", 60669186)])
 def test_whole_system_at_default_bounds(model, states):
     """The whole system at the default bounds: each verdict as the spec expects, and the exact state
     count (symmetry and the release merging on), so a change in the explorer or a model shows."""
@@ -175,3 +175,23 @@ def test_merged_configuration_invariants_hold_only_vacuously():
     cov = {o.op: o for o in res.coverage[0].operations}
     assert cov["ap_scan_bus_adapter_removed"].returned == 0
     assert prop(whole("vfio_ap_merged_2026"), "guest_apqn_configured").vacuous is None
+
+
+def test_merged_2026_leaves_the_pqap_hook_on_a_freed_mdev():
+    """Finding 6: an open of a second mdev with the guest of a running one points the guest's PQAP
+    hook at it before vfio_ap_mdev_set_kvm returns -EPERM; removing that mdev then frees what the
+    hook points into. 5.12 and v15 set the hook only after the check (the expectations pin holds)."""
+    bad = prop(whole("vfio_ap_merged_2026"), "no_stale_pqap_hook")
+    assert bad.verdict == "violated" and bad.message == "violated after 13 steps"
+    calls = []
+    for s in bad.trace.steps:
+        if not calls or calls[-1][:2] != (s.op, s.args):
+            calls.append((s.op, s.args, s.outcome))
+        else:
+            calls[-1] = (s.op, s.args, s.outcome)
+    assert [(op, dict(args).get("m")) for op, args, _ in calls] == [
+        ("vfio_ap_mdev_open_device", "Mdev0"), ("vfio_ap_mdev_open_device", "Mdev1"), ("vfio_ap_mdev_remove", "Mdev1")]
+    assert [outcome.split(";")[0] for _, _, outcome in calls] == ["returns 0", "returns -EPERM", "returns 0"]
+    hook = [c for s in bad.trace.steps for c in s.changes if c.var.startswith("pqap_hook")]
+    assert len(hook) == 2
+    assert "no_stale_pqap_hook" not in {p.name for p in whole("vfio_ap_merged").properties}

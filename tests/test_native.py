@@ -91,7 +91,7 @@ def test_shipped_models(path):
 @pytest.mark.slow
 def test_threads_agree_on_a_large_search():
     """The native core's parallel parts give the search one thread gives, state by state: 5.12's
-    whole system (286,320 states, a deadlock), where the table grows while workers read it (the
+    whole system (392,752 states, a deadlock), where the table grows while workers read it (the
     merge waits for them, then grows it in parts), and the rehash and the stuck-thread analysis run
     in parts of 65,536 states or more."""
     system = systems("models/vfio_ap_5_12.apm", ["specs/vfio_ap.aps"])[0]
