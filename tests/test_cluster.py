@@ -154,7 +154,7 @@ def test_the_cli_on_ray(ray_local):
     single, dist = json.loads(single_run.stdout)["results"][0], json.loads(dist_run.stdout)["results"][0]
     assert dist_run.returncode == single_run.returncode
     assert [(p["name"], p["verdict"]) for p in dist["properties"]] == [(p["name"], p["verdict"]) for p in single["properties"]]
-    assert dist["stats"]["states"] == single["stats"]["states"] == 286_320
+    assert dist["stats"]["states"] == single["stats"]["states"] == 392_752
     assert dist["stats"]["transitions"] == single["stats"]["transitions"]
     assert "workers" in dist_run.stderr   # progress per level names the workers' memory
 

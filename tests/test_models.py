@@ -66,7 +66,7 @@ def test_5_12_kvm_busy_deadlock_hidden_from_lockdep(v512):
     assert dl.message == "deadlock after 9 steps: vcpu, pv, qemu can never move again"
     assert len(dl.trace.steps) == 10 and dl.trace.certain_at == 9
     assert dl.trace.final == [
-        "vcpu waits forever at models/vfio_ap_5_12.apm:229 until m not in kvm_busy: a lock lockdep cannot see, "
+        "vcpu waits forever at models/vfio_ap_5_12.apm:262 until m not in kvm_busy: a lock lockdep cannot see, "
         "to be let go by qemu",
         "pv waits forever at models/common/kvm.apm:45: acquire vcpu->mutex[Guest0] (held by vcpu)",
         "qemu waits forever at models/common/kvm_masks_5x.apm:15: acquire kvm->lock[Guest0] (held by pv)",

@@ -96,7 +96,7 @@ def test_threads_agree_on_a_large_search():
     in parts of 65,536 states or more."""
     system = systems("models/vfio_ap_5_12.apm", ["specs/vfio_ap.aps"])[0]
     one = explore(system, ExploreConfig(engine="native", threads=1))
-    assert len(one.states) == 286_320 and one.deadlock is not None
+    assert len(one.states) == 392_752 and one.deadlock is not None
     for threads in (2, 3):
         more = explore(system, ExploreConfig(engine="native", threads=threads))
         assert summary(more) == summary(one) and more.coverage == one.coverage
