@@ -171,7 +171,7 @@ def test_a_lost_worker_decides_nothing(ray_local):
             os.kill(p.workers[1].pid, signal.SIGKILL)
             killed.append(time.monotonic())
 
-    program = load_program("models/vfio_ap_v15.apm", SPEC)   # 19 M states: about a minute whole
+    program = load_program("models/vfio_ap_v15.apm", SPEC)   # 23 M states: about a minute whole
     start = time.monotonic()
     res = verify(program, VerifyConfig(induction=False, explore=ExploreConfig(
         cluster="auto", workers=2, progress=progress, progress_every=0.0)), SPEC)
@@ -189,8 +189,8 @@ def test_a_lost_worker_decides_nothing(ray_local):
 @pytest.mark.parametrize("model", ["vfio_ap_5_12", "vfio_ap_v15"])
 def test_shipped_models_on_two_ray_workers(ray_local, model):
     """What apcheck ci runs, on two workers: every verdict as the spec expects (as the single machine
-    gives it, tests/test_models.py) and the whole system's pinned state count. The merged models'
-    whole systems are in test_merged_scenarios_on_two_ray_workers's docstring."""
+    gives it, tests/test_models.py) and the whole system's pinned state count. The merged models:
+    test_merged_scenarios_on_two_ray_workers."""
     program = load_program(f"models/{model}.apm", SPEC)
     res = verify_at_needed_bounds(program, VerifyConfig(explore=ExploreConfig(cluster="auto", workers=2)), SPEC)
     for p in res.properties:
