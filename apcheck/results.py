@@ -146,7 +146,7 @@ class Cti:
 class InductionResult:
     """Z3's induction over the operations taken atomically, for every size."""
 
-    status: str          # proved | cti | refuted | unknown | untranslatable
+    status: str          # proved | cti | refuted | unknown | untranslatable | unused (a loop invariant)
     message: str
     cti: Cti | None = None
     hypothesis: list[str] = field(default_factory=list)   # the invariants assumed (proved: jointly)

@@ -10,7 +10,7 @@ from apcheck.lang.printer import format_module
 from conftest import run_cli
 
 SHIPPED = sorted(glob.glob("models/*.apm") + glob.glob("models/common/*.apm") + glob.glob("specs/*.aps")
-                 + glob.glob("tests/models/*.apm"))
+                 + glob.glob("tests/models/*.apm") + glob.glob("tests/models/*.aps"))
 
 
 def roundtrip(text: str) -> str:

@@ -93,6 +93,8 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
     found = prove_invariants(lowered, config.smt_timeout)
     proved = [p for p in lowered.program.properties if p.name in found and found[p.name].status == "proved"]
     exact = atomic_is_exact(lowered, proved)
+    notes = [f"loop invariant {li.name} ({li.span.file}:{li.span.line}): {found[li.name].status}: "
+             f"{found[li.name].message}" for li in lowered.program.loop_invariants if li.name in found]
     for pr in props:
         ind = found.get(pr.name)
         if pr.kind != Kind.INVARIANT or ind is None:
@@ -103,10 +105,10 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
         _upgrade(pr, Method(engine="z3-induction", then=pr.method), ind.message, "(atomic)")
     invariants = [pr for pr in props if pr.kind == Kind.INVARIANT and pr.verdict == Verdict.HOLDS]
     if not invariants:
-        return []
+        return notes
     inter = prove_interleaved(lowered, config.smt_timeout)
     if inter.status in ("untranslatable", "unknown"):
-        return [f"induction over the interleaved steps (any number of threads): {inter.message}"]
+        return notes + [f"induction over the interleaved steps (any number of threads): {inter.message}"]
     for pr in props:
         if pr.kind == Kind.INVARIANT and pr.verdict == Verdict.VIOLATED and pr.name in inter.proved:
             raise InternalError(f"Z3 proved invariant {pr.name} inductive over the interleaved steps, but the "
@@ -121,7 +123,7 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
                             "interleaved steps)")
         elif inter.status != "proved":
             pr.notes.append(f"any number of threads: not proved: {inter.message}")
-    return []
+    return notes
 
 
 def _upgrade(pr: PropertyResult, method: Method, why: str, system: str) -> None:

@@ -291,6 +291,19 @@ class Property:
 
 
 @dataclass
+class LoopInvariant:
+    """`loop invariant NAME at PROC.VAR: expr`: a fact at the head of that `for` loop, for induction.
+    `expr` reads state variables, the locals in scope at the loop, and `done` (the elements taken)."""
+
+    name: str
+    proc: str
+    loop: SFor
+    done: Local
+    expr: Expr
+    span: Span
+
+
+@dataclass
 class Expectation:
     model: str
     prop: str
@@ -314,6 +327,7 @@ class Program:
     sources: Sources = field(default_factory=Sources, repr=False)  # the texts the program was checked from
     undefined: dict[str, Span] = field(default_factory=dict)  # procedures declared without a body and
                                                               # defined nowhere: the program is a fragment
+    loop_invariants: list[LoopInvariant] = field(default_factory=list)
 
     @property
     def model_name(self) -> str:

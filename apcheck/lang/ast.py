@@ -315,6 +315,14 @@ class CoverDecl(Decl):
 
 
 @dataclass(frozen=True)
+class LoopInvariantDecl(Decl):
+    name: str
+    proc: str
+    var: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
 class LockOrderDecl(Decl):
     name: str
     hierarchy: tuple[str, ...] | None  # None: acyclic

@@ -44,6 +44,8 @@ class _Checker:
         self.akas: dict[str, dict[str, None]] = {}  # procedure -> the kernel's names for it (ordered)
         self.names: dict[str, tuple[str, Span]] = {}
         self.scopes: list[dict[str, P.Local]] = []
+        # (procedure, loop variable) -> each such for loop with the locals in scope at its head
+        self.loop_sites: dict[tuple[str, str], list[tuple[P.SFor, dict[str, P.Local]]]] = {}
 
     # ---- driver -----------------------------------------------------------
 
@@ -83,8 +85,10 @@ class _Checker:
         span = threads[0].span if threads else P.Span(self.path, 0, 0, 0, 0)
         system = P.Scenario(P.WHOLE_SYSTEM, threads, span)
         props = [p for _, it in items for p in [self.check_property(it)] if p]
+        loop_invs = [li for _, it in items if isinstance(it, A.LoopInvariantDecl)
+                     for li in [self.check_loop_invariant(it)] if li]
         seen: dict[str, Span] = {}
-        for p in props:
+        for p in props + loop_invs:
             if p.name in seen or p.name in BUILTIN_PROPERTIES:
                 self.err("E202", f"property '{p.name}' is declared twice" if p.name in seen
                          else f"'{p.name}' is a built-in property name", p.span)
@@ -94,7 +98,8 @@ class _Checker:
             raise DiagnosticError(sorted(self.errors, key=lambda d: (d.span.file, d.span.line, d.span.col)),
                                   self.sources)
         return P.Program(self.path, self.sorts, self.enums, list(self.vars.values()), self.locks,
-                         self.procs, threads, props, expects, scenarios, system, self.sources, self.undefined)
+                         self.procs, threads, props, expects, scenarios, system, self.sources, self.undefined,
+                         loop_invs)
 
     def add_proc(self, it: A.ProcDecl, path: str) -> None:
         """A procedure's declaration (no body) and its definition may both appear, in either order,
@@ -327,11 +332,14 @@ class _Checker:
                 raise _Poison
             var = P.Local(s.var, ElemT(dom.type.sorts[0]), s.span, "loop")
             rem = P.Local(f"{s.var}$rest", dom.type, s.span, "hidden")
+            visible = {name: lc for scope in self.scopes for name, lc in scope.items()}
             self.scopes.append({})
             self.bind(var)
             body = self.block(s.body)
             self.scopes.pop()
-            return P.SFor(s.span, var, rem, dom, body)
+            loop = P.SFor(s.span, var, rem, dom, body)
+            self.loop_sites.setdefault((self.current_proc.name, s.var), []).append((loop, visible))
+            return loop
         if isinstance(s, A.Wait):
             cond = self.bool_expr(s.cond)
             if s.releasing is None:
@@ -574,6 +582,34 @@ class _Checker:
                     self.err("E202", f"a lock appears twice in hierarchy '{it.name}'", it.span)
             return P.Property(it.name, "lockorder", it.span, hierarchy=hier)
         return None
+
+    def check_loop_invariant(self, it: A.LoopInvariantDecl) -> P.LoopInvariant | None:
+        """The loop is named by its procedure and loop variable; its expression reads the locals in
+        scope at the loop's head and `done`, the set of the elements the loop has taken."""
+        if it.proc not in self.proc_decls:
+            self.err("E201", f"undeclared procedure '{it.proc}' in loop invariant '{it.name}'", it.span)
+            return None
+        sites = self.loop_sites.get((it.proc, it.var), [])
+        if len(sites) != 1:
+            what = "no" if not sites else f"{len(sites)}"
+            self.err("E201" if not sites else "E202", f"'{it.proc}' has {what} loops 'for {it.var} in ...'; "
+                     "a loop invariant names exactly one", it.span,
+                     [(f"loop {i + 1}", loop.span) for i, (loop, _) in enumerate(sites)])
+            return None
+        loop, visible = sites[0]
+        if "done" in visible:
+            self.err("E202", f"'{it.proc}' declares a local 'done', which loop invariant '{it.name}' "
+                     "would use for the elements the loop has taken", it.span, [("the local", visible["done"].span)])
+            return None
+        done = P.Local("done", loop.remaining.type, it.span, "hidden")
+        self.scopes = [dict(visible), {"done": done}]
+        try:
+            expr = self.bool_expr(it.expr)
+        except _Poison:
+            return None
+        finally:
+            self.scopes = []
+        return P.LoopInvariant(it.name, it.proc, loop, done, expr, it.span)
 
     def check_expects(self, blocks: list[A.ExpectDecl]) -> list[P.Expectation]:
         """Every expectation of every block; one property of one model expected twice is an error

@@ -259,6 +259,9 @@ class _Builder(Transformer):
         needs = next((x for x in c[1:-1] if isinstance(x, A.Needs)), None)
         return A.InvariantDecl(str(c[0]), c[-1], unlocked, aux, needs, span=self._s(meta))
 
+    def loop_invariant_decl(self, meta, c):
+        return A.LoopInvariantDecl(str(c[0]), str(c[1]), str(c[2]), c[3], span=self._s(meta))
+
     def cover_decl(self, meta, c):
         needs = next((x for x in c[1:-1] if isinstance(x, A.Needs)), None)
         return A.CoverDecl(str(c[0]), c[-1], needs, span=self._s(meta))

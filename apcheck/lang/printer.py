@@ -134,6 +134,8 @@ class _Printer:
             return f"{aux}invariant {it.name}{unlocked}{_needs(it.needs)}: {self.expr(it.expr)}"
         if isinstance(it, A.CoverDecl):
             return f"cover {it.name}{_needs(it.needs)}: {self.expr(it.expr)}"
+        if isinstance(it, A.LoopInvariantDecl):
+            return f"loop invariant {it.name} at {it.proc}.{it.var}: {self.expr(it.expr)}"
         if isinstance(it, A.LockOrderDecl):
             claim = "acyclic" if it.hierarchy is None else " < ".join(it.hierarchy)
             return f"lockorder {it.name}: {claim}"

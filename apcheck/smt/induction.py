@@ -11,6 +11,14 @@ and arguments that break the invariant. Every CTI is replayed through the
 explorer's concrete semantics before it is reported; a mismatch is an
 internal error, never a verdict.
 
+A loop whose iterations depend on each other is cut at its head
+(smt/symbolic.py): there the loop invariant holds, which is every invariant
+still believed together with the spec's `loop invariant`s of that loop (kept
+by the same fixpoint; each is checked at the loop's entry and after an
+iteration, from a head where they all hold). A CTI that lies inside such a
+loop, or after it, is mid-operation or over-approximated: it is reported as a
+CTI of the loop invariant, not replayed.
+
 What is proved is the system in which each operation runs atomically. For a
 model whose operations have no scheduling points that system is the
 explorer's; otherwise the explorer's bounded search of all interleavings
@@ -31,7 +39,7 @@ from apcheck.ir.lowered import SCHED, Lowered
 from apcheck.ir.program import globals_read, globals_written
 from apcheck.ir.types import Type
 from apcheck.results import Cti, InductionResult
-from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state, model_value
+from apcheck.smt.symbolic import Check, Cut, Executor, NotTranslatable, Universe, initial_state, model_value
 
 
 @dataclass
@@ -44,6 +52,9 @@ class _Op:
     writes: set = field(default_factory=set)
     solver: z3.Solver | None = None
     post_formula: dict = field(default_factory=dict)   # invariant -> its formula after the operation
+    cuts: list[Cut] = field(default_factory=list)       # loop heads where the loop invariant is assumed
+    checks: list[Check] = field(default_factory=list)   # points where it must hold
+    at: dict = field(default_factory=dict)              # (invariant, state id) -> formula there
 
 
 def operations(program: P.Program) -> list[str]:
@@ -98,12 +109,14 @@ class _Induction:
         proc = self.p.procs[name]
         op = _Op(proc, writes=globals_written(self.p.procs, name))
         ex = Executor(self.u, self.pre)
+        ex.cut_loops = True
         try:
             ex.run_op(proc, self.p.procs)
         except NotTranslatable as err:
             op.error = err
             return op
         op.pre_assumptions = ex.assumptions
+        op.cuts, op.checks = ex.cuts, ex.checks
         op.post = ex.state
         op.params = ex.choices[:len(proc.params)]  # run_op records the arguments first
         return op
@@ -141,14 +154,30 @@ class _Induction:
         good = [op for op in ops if op.error is None]
         for op in good:
             op.solver = self._op_solver(op)
+        heads = {id(c.loop): c.loop for op in good for c in op.cuts}
+        facts = [_Fact(p, None) for p in alive]
+        for loop in heads.values():  # at a loop head: the invariants that hold there, and its own
+            facts += [_Fact(p, loop) for p in alive]
+            facts += [_Fact(li, loop) for li in self.p.loop_invariants if li.loop is loop]
+        for li in self.p.loop_invariants:
+            if id(li.loop) not in heads:
+                self.results[li.name] = InductionResult(
+                    status="unused", message=f"the loop at line {li.loop.span.line} is not cut (its iterations "
+                    "are independent, or no operation runs it): no loop invariant is needed there")
         changed = True
-        while changed:  # Houdini: drop each invariant an operation breaks, at once, until none is dropped
+        while changed:  # Houdini: drop each fact an operation breaks, at once, until none is dropped
             changed = False
-            for prop in list(alive):
-                if not all(self.preserved(prop, op, alive, now, by_name) for op in good):
-                    alive.remove(prop)
+            for fact in list(facts):
+                if not all(self.preserved(fact, op, facts, now, by_name) for op in good):
+                    facts.remove(fact)
                     changed = True
-        names = [p.name for p in alive]
+        alive = [f.item for f in facts if f.loop is None]
+        loops = [f.item for f in facts if isinstance(f.item, P.LoopInvariant)]
+        for li in loops:
+            self.results[li.name] = InductionResult(
+                status="proved", message=f"holds at every head of the loop at line {li.loop.span.line} "
+                f"(each operation atomic, every size)", hypothesis=[f.name for f in alive + loops])
+        names = [p.name for p in alive] + [li.name for li in loops]
         scope = "each operation atomic, every size"
         for prop in alive:
             others = [n for n in names if n != prop.name]
@@ -166,7 +195,8 @@ class _Induction:
     def _op_solver(self, op: _Op) -> z3.Solver:
         s = self._solver()
         s.add([self.u.wf(v.type, self.pre[v]) for v in self.p.vars])
-        s.add(op.pre_assumptions)
+        if not op.checks:
+            s.add(op.pre_assumptions)
         return s
 
     def initially(self, prop: P.Property, holds_initially: z3.BoolRef) -> bool:
@@ -184,35 +214,122 @@ class _Induction:
             status="refuted", message=f"false in the initial state ({_sizes_text(cti.sizes)})", cti=cti)
         return False
 
-    def preserved(self, prop: P.Property, op: _Op, alive: list[P.Property], now: dict, by_name: dict) -> bool:
-        if prop.name not in op.post_formula:
-            try:
-                op.post_formula[prop.name] = self.formula(prop.expr, op.post)
-            except NotTranslatable as err:  # pragma: no cover - the pre-state translation succeeded
-                self.results[prop.name] = InductionResult(status="untranslatable", message=str(err))
-                return False
+    def at(self, op: _Op, fact: P.Property | P.LoopInvariant, point: Cut | Check | None) -> z3.BoolRef:
+        """The fact's formula at a cut or check of the operation, or (None) after it (cached)."""
+        key = (fact.name, id(point))
+        if key not in op.at:
+            if point is None:
+                op.at[key] = self.formula(fact.expr, op.post)
+            elif isinstance(fact, P.Property):
+                op.at[key] = self.formula(fact.expr, point.state)
+            else:
+                ex = Executor(self.u, point.state)
+                ex.cut_nulls = False
+                ex.frame.env = dict(point.env)
+                ex.frame.env[fact.done] = point.done
+                op.at[key] = ex.boolean(fact.expr)
+        return op.at[key]
+
+    def preserved(self, fact: "_Fact", op: _Op, facts: list["_Fact"], now: dict, by_name: dict) -> bool:
+        """Does the operation keep the fact, from a state where the facts at the operation's start
+        hold? A fact at a loop's head is checked at the loop's entry and after an iteration, from
+        heads where the facts there hold; a fact at the operation's boundary, after it (symbolic.py
+        cuts the loops)."""
+        def holds_at(point) -> list:
+            return [self.at(op, f.item, point) for f in facts if f.loop is point.loop]
+        mine = [c for c in op.checks if c.loop is fact.loop]
+        if fact.loop is not None and not mine:
+            return True
+        name = fact.item.name
+        try:
+            cuts = [z3.Implies(c.guard, z3.And(holds_at(c))) for c in op.cuts]
+            checks = [(c, self.at(op, fact.item, c)) for c in mine]
+            post = self.at(op, fact.item, None) if fact.loop is None else None
+        except NotTranslatable as err:
+            self.results[name] = InductionResult(status="untranslatable", message=str(err))
+            return False
+        hyp = [f.item.name for f in facts if f.loop is None]
+        holds = "the invariants hold" if len(hyp) > 1 else "it holds"
         s = op.solver
         s.push()
         try:
-            s.add([now[p.name] for p in alive])
-            s.add(z3.Not(op.post_formula[prop.name]))
+            s.add([now[n] for n in hyp])
+            for check, formula in checks:  # what comes before the check is assumed there
+                s.push()
+                if op.checks:
+                    s.add(op.pre_assumptions[:check.assumptions])
+                s.add(cuts[:check.cuts])
+                s.add(check.guard, z3.Not(formula))
+                res = s.check()
+                if res != z3.unsat:
+                    if isinstance(fact.item, P.LoopInvariant):
+                        self.results[name] = self._loop_cti(op, check, s, res, hyp)
+                    s.pop()
+                    return False
+                s.pop()
+            if post is None:
+                return True
+            if op.checks:
+                s.add(op.pre_assumptions)
+            s.add(cuts)
+            s.add(z3.Not(post))
             res = s.check()
             if res == z3.unsat:
                 return True
-            hyp = [p.name for p in alive]
             if res == z3.unknown:
-                self.results[prop.name] = InductionResult(
+                self.results[name] = InductionResult(
                     status="unknown", message=f"Z3 gave up on {op.proc.name}: {s.reason_unknown()}", hypothesis=hyp)
                 return False
-            cti = self.replay_step(prop, op, self.smallest_model(s), [by_name[n] for n in hyp])
+            model = self.smallest_model(s)
+            cti = self.replay_step(fact.item, op, model, [by_name[n] for n in hyp], exact=not op.cuts)
+            if cti is None:
+                self.results[name] = InductionResult(
+                    status="cti", message=f"not inductive: {self._call(op, model)} breaks it from a state where "
+                    f"{holds}, going on after {self._loops(op)} from a loop-head state where the loop has "
+                    f"taken every element and its loop invariant holds (not replayed: the loop is taken "
+                    f"through its loop invariant) ({_sizes_text(self.concrete(model).sizes)})", hypothesis=hyp)
+                return False
         finally:
             s.pop()
         args = ", ".join(f"{n}={v}" for n, v in cti.args)
-        self.results[prop.name] = InductionResult(
+        self.results[name] = InductionResult(
             status="cti", message=f"not inductive: {op.proc.name}({args}) breaks it from a state where "
-                                  f"{'the invariants hold' if len(hyp) > 1 else 'it holds'} ({_sizes_text(cti.sizes)})",
+                                  f"{holds} ({_sizes_text(cti.sizes)})",
             cti=cti, hypothesis=hyp)
         return False
+
+    def _loop_cti(self, op: _Op, check: Check, s: z3.Solver, res, hyp: list[str]) -> InductionResult:
+        """The result for a loop invariant false at its loop's entry or after an iteration (a CTI
+        mid-operation: not replayed)."""
+        line = check.loop.span.line
+        if res == z3.unknown:
+            return InductionResult(status="unknown", message=f"Z3 gave up on the loop at line {line} of "
+                                   f"{op.proc.name}: {s.reason_unknown()}", hypothesis=hyp)
+        model = self.smallest_model(s)
+        call = self._call(op, model)
+        what = (f"it is false where {call} enters the loop at line {line}, from a state where the invariants "
+                "hold" if check.what == "entry" else
+                f"an iteration of the loop at line {line} in {call} breaks it, from a head of the loop where its "
+                "loop invariant holds")
+        return InductionResult(
+            status="cti", message=f"not inductive: {what} (not replayed: it lies mid-operation) "
+            f"({_sizes_text(self.concrete(model).sizes)})", hypothesis=hyp)
+
+    def _call(self, op: _Op, model: z3.ModelRef) -> str:
+        c = self.concrete(model)
+        d = Describer(alone(self.lowered, c.sizes, self._op_id(op)))
+        args = [f"{prm.name}={d.value(prm.type, c.value(prm.type, ch.term))}"
+                for prm, ch in zip(op.proc.params, op.params)]
+        return f"{op.proc.name}({', '.join(args)})"
+
+    def _op_id(self, op: _Op) -> int:
+        return next(i for i, o in enumerate(self.lowered.ops) if o.name == op.proc.name)
+
+    @staticmethod
+    def _loops(op: _Op) -> str:
+        lines = sorted({c.loop.span.line for c in op.cuts})
+        return f"the loop{'s' if len(lines) > 1 else ''} at line{'s' if len(lines) > 1 else ''} " + \
+            ", ".join(map(str, lines))
 
     # ---- counterexamples, replayed concretely -------------------------------------------
 
@@ -249,9 +366,12 @@ class _Induction:
         return Cti(op=None, args=[], sizes=c.sizes, state=_visible(d, system.init_globals, globals_read(prop.expr)),
                    globals=system.init_globals)
 
-    def replay_step(self, prop: P.Property, op: _Op, model: z3.ModelRef, hyp: list[P.Property]) -> Cti:
+    def replay_step(self, prop: P.Property, op: _Op, model: z3.ModelRef, hyp: list[P.Property],
+                    exact: bool = True) -> Cti | None:
+        """The CTI in concrete values, replayed. `exact` False: the translation over-approximates the
+        operation (a cut loop), and a CTI that does not replay is None rather than an internal error."""
         c = self.concrete(model)
-        op_id = next(i for i, o in enumerate(self.lowered.ops) if o.name == op.proc.name)
+        op_id = self._op_id(op)
         system = alone(self.lowered, c.sizes, op_id)
         g = tuple(c.value(v.type, self.pre[v]) for v in self.p.vars)
         args = tuple(c.value(prm.type, ch.term)
@@ -266,6 +386,8 @@ class _Induction:
         bad = [f for f in finals if not fn(f, scratch)]
         d = Describer(system)
         arg_text = [(prm.name, d.value(prm.type, a)) for prm, a in zip(op.proc.params, args)]
+        if not bad and not exact:
+            return None
         if not bad:
             what = "no path" if complete else "none of the paths tried"
             raise InternalError(f"Z3's counterexample to induction of {prop.name} does not replay: "
@@ -274,6 +396,15 @@ class _Induction:
         reads = set().union(*(globals_read(h.expr) for h in hyp)) | op.writes
         return Cti(op=op.proc.name, args=arg_text, sizes=c.sizes, state=_visible(d, g, reads),
                    changes=d.changes(g, bad[0]), globals=g)
+
+
+@dataclass(eq=False)
+class _Fact:
+    """A candidate of the fixpoint: an invariant at the operations' boundaries (loop None), or an
+    invariant or loop invariant at the head of a cut loop."""
+
+    item: P.Property | P.LoopInvariant
+    loop: P.SFor | None
 
 
 class _Concrete:

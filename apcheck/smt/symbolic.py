@@ -13,7 +13,22 @@ variable, and reads a written variable only at those entries. The loop is
 then one lambda update, exact for every iteration order. A loop whose body
 always returns runs once, on an element chosen from the set. Anything else
 raises NotTranslatable with the construct and its position: a proof is never
-built from a translation that is not exact.
+built from a translation that is neither exact nor an over-approximation.
+
+A loop whose iterations depend on each other (they read what others write, or
+write an entry not indexed by the loop variable) is cut where the executor
+allows it (`cut_loops`, for induction): its head becomes a point where a loop
+invariant holds. The executor records:
+- a `Check` at the loop's entry (nothing taken yet);
+- a `Cut` at a head state where every state variable and outer local the loop
+  may write has a fresh value and `done`, the elements taken so far, is any
+  set: the loop invariant is assumed there; then one iteration on any element
+  of the set not in `done`, and a `Check` after it (`done` grown by it);
+- a `Cut` at another such head state with every element taken, from which the
+  operation goes on after the loop.
+That covers every number of iterations in every order, so it is sound for any
+loop invariant that the checks establish; what it loses is only what the loop
+invariant does not say.
 """
 from __future__ import annotations
 
@@ -39,6 +54,41 @@ class NotTranslatable(Exception):
     def __str__(self) -> str:
         where = f"{self.span.file}:{self.span.line}: " if self.span is not None else ""
         return f"not translatable ({where}{self.what})"
+
+
+class DependentLoop(NotTranslatable):
+    """A loop whose iterations depend on each other: no lambda update is exact for it."""
+
+    def __reduce__(self):
+        return DependentLoop, (self.span, self.what)
+
+
+@dataclass
+class Cut:
+    """A head of `loop` cut by the executor: its loop invariant is assumed where `guard` holds, in
+    `state` with the locals `env` and the set `done` of the elements taken so far."""
+
+    guard: z3.BoolRef
+    state: dict
+    env: dict
+    done: z3.ExprRef
+    loop: P.SFor
+
+
+@dataclass
+class Check:
+    """A point where the loop invariant of `loop` must hold (`what`: entry | iteration). Only what
+    comes before it may be assumed there: the first `assumptions` assumptions and `cuts` cuts the
+    executor recorded (a later cut's loop invariant is not established yet)."""
+
+    guard: z3.BoolRef
+    state: dict
+    env: dict
+    done: z3.ExprRef
+    loop: P.SFor
+    what: str
+    assumptions: int = 0
+    cuts: int = 0
 
 
 class Universe:
@@ -167,6 +217,9 @@ class Executor:
         self.procs: dict[str, P.Proc] = {}
         self.cut_nulls = True   # operations: a null index ends the path; properties: no assumptions
         self.binders = 0        # quantifiers being translated
+        self.cut_loops = False  # cut dependent loops at their heads (induction) instead of failing
+        self.cuts: list[Cut] = []
+        self.checks: list[Check] = []
 
     # ---- expressions ---------------------------------------------------------
 
@@ -414,7 +467,7 @@ class Executor:
         if local in env:
             for lp in self.loops:
                 if local in lp.outer_locals:
-                    raise NotTranslatable(span, f"a loop whose iterations update '{local.name}', "
+                    raise DependentLoop(span, f"a loop whose iterations update '{local.name}', "
                                                 "declared outside it")
             env[local] = z3.If(g, value, env[local])
         else:
@@ -476,6 +529,71 @@ class Executor:
             return
         if any(isinstance(x, P.SReturn) for x in P.walk_stmts(s.body)):
             raise NotTranslatable(s.span, "a loop that returns on some iterations only")
+        saved = self._save()
+        try:
+            self._lambda_loop(s, g, dom)
+        except DependentLoop:
+            if not self.cut_loops or self.loops:
+                raise  # an enclosing loop is cut instead, or none may be
+            self._restore(saved)
+            self._cut_loop(s, g, dom)
+
+    def _save(self) -> tuple:
+        f = self.frame
+        return (dict(self.state), len(self.assumptions), len(self.choices), f, dict(f.env), f.done, f.ret,
+                len(self.cuts), len(self.checks))
+
+    def _restore(self, saved: tuple) -> None:
+        state, n_assume, n_choices, frame, env, done, ret, n_cuts, n_checks = saved
+        self.state = state
+        del self.assumptions[n_assume:], self.choices[n_choices:], self.cuts[n_cuts:], self.checks[n_checks:]
+        self.frame = frame
+        frame.env, frame.done, frame.ret = env, done, ret
+
+    def _cut_loop(self, s: P.SFor, g: z3.BoolRef, dom: z3.ExprRef) -> None:
+        """The loop's head as a cut point (see the module doc)."""
+        line = s.span.line
+        empty = z3.K(dom.sort().domain(), z3.BoolVal(False))
+        self.checks.append(Check(g, dict(self.state), dict(self.frame.env), empty, s, "entry",
+                                 len(self.assumptions), len(self.cuts)))
+        written = _written(self.procs, s.body)
+        updated = [lc for lc in _locals_assigned(s.body) if lc in self.frame.env]
+        before, env_before = dict(self.state), dict(self.frame.env)
+
+        def havoc(tag: str) -> tuple[dict, dict]:
+            state, env = dict(before), dict(env_before)
+            for var in written:
+                state[var] = self.u.fresh(f"{var.name}@{tag}{line}", var.type)
+                self.assumptions.append(self.u.wf(var.type, state[var]))
+            for lc in updated:
+                env[lc] = self.u.fresh(f"{lc.name}@{tag}{line}", lc.type)
+                self.assumptions.append(self.u.wf(lc.type, env[lc]))
+            return state, env
+
+        # one iteration, from a head where the elements `done` were taken, on any other element
+        saved = self._save()
+        head, env = havoc("head")
+        done = z3.Const(f"done@{line}!{next(self.u.names)}", dom.sort())
+        x = self.u.fresh(s.var.name, s.var.type)
+        inside = z3.And(g, z3.Select(dom, x), z3.Not(z3.Select(done, x)))
+        self.assumptions.append(z3.Implies(inside, self.u.wf(s.var.type, x)))
+        self.cuts.append(Cut(inside, head, env, done, s))
+        self.state = dict(head)
+        self.frame.env = dict(env)
+        self.frame.env[s.var] = x
+        self.block(s.body, inside)
+        after = {lc: self.frame.env[lc] for lc in env}
+        self.checks.append(Check(z3.And(inside, z3.Not(self.frame.done)), dict(self.state), after,
+                                 z3.Store(done, x, True), s, "iteration", len(self.assumptions), len(self.cuts)))
+        self.frame.done, self.frame.ret = saved[5], saved[6]
+        # after the loop: from a head where every element was taken (where the loop ran: guard g)
+        head, env = havoc("exit")
+        self.cuts.append(Cut(g, head, env, dom, s))
+        self.state = {v: z3.If(g, head[v], before[v]) if v in written else before[v] for v in before}
+        self.frame.env = {lc: z3.If(g, env[lc], t) if lc in updated else t for lc, t in env_before.items()}
+
+    def _lambda_loop(self, s: P.SFor, g: z3.BoolRef, dom: z3.ExprRef) -> None:
+        """The loop as one lambda update (independent iterations), or DependentLoop."""
         x = self.u.fresh(s.var.name, s.var.type)
         loop = _Loop(x, s.span, set(self.frame.env))
         before = dict(self.state)
@@ -504,7 +622,7 @@ class Executor:
                 continue
             here = {i for i, t in enumerate(idx or ()) if z3.eq(t, loop.var)}
             if not here:
-                raise NotTranslatable(span, f"a loop whose iterations write '{var.name}' at an entry not "
+                raise DependentLoop(span, f"a loop whose iterations write '{var.name}' at an entry not "
                                             f"indexed by the loop variable (line {loop.span.line})")
             positions = here if positions is None else positions & here
         for v, idx, span in loop.reads:
@@ -512,11 +630,33 @@ class Executor:
                 here = {i for i, t in enumerate(idx or ()) if z3.eq(t, loop.var)}
                 positions &= here
                 if not positions:
-                    raise NotTranslatable(span, f"a loop whose iterations read '{var.name}', which they "
+                    raise DependentLoop(span, f"a loop whose iterations read '{var.name}', which they "
                                                 f"write, at another entry (line {loop.span.line})")
         if not positions:
-            raise NotTranslatable(loop.span, f"a loop whose iterations write '{var.name}' at different entries")
+            raise DependentLoop(loop.span, f"a loop whose iterations write '{var.name}' at different entries")
         return min(positions)
+
+
+def _written(procs: dict[str, P.Proc], body: list[P.Stmt]) -> list[P.Var]:
+    """The state variables a block may write, through the procedures it calls too (in a fixed order)."""
+    out: dict[P.Var, None] = {}
+    for st in P.walk_stmts(body):
+        if isinstance(st, P.SAssign) and isinstance(st.target, P.Var):
+            out[st.target] = None
+        elif isinstance(st, P.SCall):
+            for v in sorted(P.globals_written(procs, st.proc), key=lambda v: v.name):
+                out[v] = None
+    return list(out)
+
+
+def _locals_assigned(body: list[P.Stmt]) -> list[P.Local]:
+    """The locals a block assigns (by `:=`, `+=`, `-=` or a call's result), in order."""
+    out: dict[P.Local, None] = {}
+    for st in P.walk_stmts(body):
+        target = st.target if isinstance(st, P.SAssign) else getattr(st, "result", None)
+        if isinstance(target, P.Local):
+            out[target] = None
+    return list(out)
 
 
 def _set_op(op: str, a, b, xs) -> z3.ExprRef:
