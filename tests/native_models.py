@@ -121,6 +121,7 @@ def random_model(rng: random.Random) -> str:
         out.append(f"thread th{k}{count} runs {', '.join(runs)}")
     out += ["invariant inv1: forall x: S :: x in xs ==> x in ys || m[x] != null",
             "invariant inv2: #{x: S | x in xs} <= 2",
+            "invariant inv3 between operations: flag || xs <= ys",
             "cover cov1: exists x: S, y: T :: (x, y) in rel && flag",
             "lockorder order: acyclic"]
     return "\n".join(out) + "\n"

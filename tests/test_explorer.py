@@ -232,3 +232,15 @@ def test_the_closure_of_held_locks_stays_an_option():
         "verify", "tests/models/lockdep_chain.apm", "-q", "--brief", "--lock-edges", "closure").stdout
     assert "circular lock dependency: a -> b -> c -> a" in run_main(
         "verify", "tests/models/lockdep_chain.apm", "-q", "--brief").stdout
+
+
+def test_invariant_between_operations_is_judged_where_every_thread_is_idle():
+    # `work` raises `busy` inside its operation and lowers it before it returns
+    for engine in ("python", "native"):
+        config = VerifyConfig(explore=ExploreConfig(engine=engine), induction=False)
+        res = verify(load_program("tests/models/between_ops.apm"), config)
+        props = {p.name: p for p in res.properties}
+        assert props["idle_between"].verdict == "holds", engine
+        assert props["idle_between"].message == ("holds in all 40 reachable states of the whole system (judged "
+                                                 "where no operation is in progress)")
+        assert props["idle_always"].verdict == "violated" and props["idle_always"].message == "violated after 1 steps"

@@ -251,13 +251,15 @@ class _Assembler:
     def invariant(self, prop: P.Property) -> PropertyResult:
         idx = self.r.invariant_violations.get(prop.name)
         if idx is not None:
+            where = ", where no operation is in progress" if prop.between else ""
             return self.result(prop.name, Kind.INVARIANT, Verdict.VIOLATED,
-                               f"violated after {self.r.depth[idx]} steps", prop.span, self.trace_to(idx))
+                               f"violated after {self.r.depth[idx]} steps{where}", prop.span, self.trace_to(idx))
         if not self.r.complete:
             return self.unknown(prop.name, Kind.INVARIANT, prop.span, "no violation found")
+        where = " (judged where no operation is in progress)" if prop.between else ""
         out = self.result(prop.name, Kind.INVARIANT, Verdict.HOLDS,
                           f"holds in all {len(self.r.states)} reachable states of "
-                          f"{self.where}", prop.span)
+                          f"{self.where}{where}", prop.span)
         out.vacuous = self.vacuity(prop)
         out.trivial = self.triviality(prop)
         if out.vacuous:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from apcheck.diagnostics import UsageError
 from apcheck.explore.budget import Budget, LimitReached
-from apcheck.explore.semantics import Outcome, Semantics
+from apcheck.explore.semantics import IDLE, Outcome, Semantics
 from apcheck.explore.symmetry import canonicalizer, symmetric_sorts
 from apcheck.explore.system import System
 
@@ -277,7 +277,8 @@ def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, 
     Properties read only the state variables, so their values are cached per
     valuation. An invariant with unlocked(...) counts a violation only where no
     thread holds every lock guarding those variables (an update in progress
-    inside its critical section is invisible to the other threads)."""
+    inside its critical section is invisible to the other threads); one
+    `between operations`, only where every thread is idle."""
     g = state[0]
     vals = cache.get(g)
     if vals is None:
@@ -285,7 +286,8 @@ def check_props(state, j, invariants, covers, scratch, inv_bad, cov_hit, cache, 
                            tuple(fn(g, scratch) for _, fn in covers))
     inv_vals, cov_vals = vals
     for k, (prop, _, guards) in enumerate(invariants):
-        if not inv_vals[k] and prop.name not in inv_bad and (not guards or _unlocked(state, guards, inst_class)):
+        if not inv_vals[k] and prop.name not in inv_bad and (not guards or _unlocked(state, guards, inst_class)) \
+                and (not prop.between or all(th[0] == IDLE for th in state[2])):
             inv_bad[prop.name] = j
     for k, (prop, _) in enumerate(covers):
         if cov_vals[k] and prop.name not in cov_hit:

@@ -288,6 +288,7 @@ class Property:
     unlocked: list[Var] = field(default_factory=list)  # invariant: skip states where a thread holds their guards
     auxiliary: bool = False   # invariant declared to strengthen the induction of the others
     needs: dict[str, int] = field(default_factory=dict)  # the least bounds at which it is not trivially true
+    between: bool = False     # invariant `between operations`: judged only where every thread is idle
 
 
 @dataclass

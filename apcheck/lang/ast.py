@@ -305,6 +305,7 @@ class InvariantDecl(Decl):
     unlocked: tuple[str, ...] = ()  # checked only where no thread holds every lock guarding these
     auxiliary: bool = False         # declared to strengthen induction proofs of the others
     needs: Needs | None = None
+    between: bool = False           # `between operations`: only where no thread is inside an operation
 
 
 @dataclass(frozen=True)

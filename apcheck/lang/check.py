@@ -573,7 +573,8 @@ class _Checker:
                 else:
                     needs[sort] = n
             return P.Property(it.name, kind, it.span, expr=expr, unlocked=unlocked,
-                              auxiliary=getattr(it, "auxiliary", False), needs=needs)
+                              auxiliary=getattr(it, "auxiliary", False), needs=needs,
+                              between=getattr(it, "between", False))
         if isinstance(it, A.LockOrderDecl):
             hier = None
             if it.hierarchy is not None:

@@ -158,6 +158,10 @@ _BINOPS = {
 }
 
 
+class _Between:
+    """The `between operations` qualifier of an invariant, while the parser assembles it."""
+
+
 @v_args(meta=True)
 class _Builder(Transformer):
     """Builds AST nodes; never raises semantic errors (those belong to the checker)."""
@@ -252,12 +256,16 @@ class _Builder(Transformer):
     def needs(self, meta, c):
         return A.Needs(tuple((str(c[i]), int(c[i + 1])) for i in range(0, len(c), 2)), span=self._s(meta))
 
+    def between(self, meta, c):
+        return _Between()
+
     def invariant_decl(self, meta, c):
         aux = bool(c) and getattr(c[0], "type", None) == "AUXILIARY"
         c = c[1:] if aux else c
         unlocked = next((x for x in c[1:-1] if isinstance(x, tuple)), ())
         needs = next((x for x in c[1:-1] if isinstance(x, A.Needs)), None)
-        return A.InvariantDecl(str(c[0]), c[-1], unlocked, aux, needs, span=self._s(meta))
+        between = any(isinstance(x, _Between) for x in c[1:-1])
+        return A.InvariantDecl(str(c[0]), c[-1], unlocked, aux, needs, between, span=self._s(meta))
 
     def loop_invariant_decl(self, meta, c):
         return A.LoopInvariantDecl(str(c[0]), str(c[1]), str(c[2]), c[3], span=self._s(meta))

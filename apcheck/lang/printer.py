@@ -131,7 +131,8 @@ class _Printer:
         if isinstance(it, A.InvariantDecl):
             unlocked = f" unlocked({', '.join(it.unlocked)})" if it.unlocked else ""
             aux = "auxiliary " if it.auxiliary else ""
-            return f"{aux}invariant {it.name}{unlocked}{_needs(it.needs)}: {self.expr(it.expr)}"
+            between = " between operations" if it.between else ""
+            return f"{aux}invariant {it.name}{unlocked}{between}{_needs(it.needs)}: {self.expr(it.expr)}"
         if isinstance(it, A.CoverDecl):
             return f"cover {it.name}{_needs(it.needs)}: {self.expr(it.expr)}"
         if isinstance(it, A.LoopInvariantDecl):

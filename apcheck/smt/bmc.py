@@ -377,13 +377,15 @@ class _Bmc:
     # ---- properties and the unrolling ------------------------------------------------
 
     def target(self, s: _Step, prop: P.Property, guards) -> z3.BoolRef:
-        """An invariant violated (outside the critical sections of its unlocked(...) variables), or a
-        cover satisfied."""
+        """An invariant violated (outside the critical sections of its unlocked(...) variables, and
+        for one `between operations` where every thread is idle), or a cover satisfied."""
         ex = Executor(self.u, s.g)
         ex.cut_nulls = False
         if prop.kind == "cover":
             return ex.boolean(prop.expr)
         bad = z3.Not(ex.boolean(prop.expr))
+        if prop.between:
+            bad = z3.And([bad] + [s.pc[t] == IDLE for t in range(self.n_threads)])
         if not guards:
             return bad
         # some thread holds every lock guarding one of the unlocked(...) variables

@@ -468,6 +468,9 @@ class _Interleaved:
                 first, *rest = sorted(classes)
                 somebody_holds.append(z3.And([st.owner[first] != self.nobody]
                                              + [st.owner[c] == st.owner[first] for c in rest]))
+            if prop.between:  # judged only where every thread is idle
+                u = z3.Const(f"idle{next(self.names)}", self.T)
+                somebody_holds.append(z3.Exists([u], z3.And(u != self.nobody, st.pc[u] != IDLE)))
             return z3.Implies(z3.Not(z3.Or(somebody_holds)), body) if somebody_holds else body
         return fn
 

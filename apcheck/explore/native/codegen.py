@@ -450,15 +450,21 @@ class Generator:
         for k, (prop, _) in enumerate(s.covers):
             out.append(f"    case {k}: return ({_Expr(self, scratch, 'sc', null).c(prop.expr)}) != 0;")
         out += ["    }", "    return 0;", "}"]
-        # an invariant with unlocked(...) is not judged where a thread holds every lock of a guard
+        # an invariant with unlocked(...) is not judged where a thread holds every lock of a guard;
+        # one `between operations`, where a thread is not idle
         out += ["static int inv_masked(int k, const V *w) {", "    (void)w;", "    switch (k) {"]
-        for k, (_, _, guards) in enumerate(s.invariants):
-            if not guards:
+        for k, (prop, _, guards) in enumerate(s.invariants):
+            if not guards and not prop.between:
                 continue
-            masks = [sum(1 << cl for cl in g) for g in guards]
-            tests = " || ".join(f"(m & {m}ULL) == {m}ULL" for m in masks)
+            body = ""
+            if prop.between:
+                body += "if (th[0] != IDLE) return 1; "
+            if guards:
+                masks = [sum(1 << cl for cl in g) for g in guards]
+                tests = " || ".join(f"(m & {m}ULL) == {m}ULL" for m in masks)
+                body += f"if (th[1]) {{ uint64_t m = held_classes(th); if ({tests}) return 1; }} "
             out.append(f"    case {k}: for (int t = 0; t < NT; t++) {{ const V *th = w + TOFF0 + t * TW; "
-                       f"if (th[1]) {{ uint64_t m = held_classes(th); if ({tests}) return 1; }} }} return 0;")
+                       f"{body}}} return 0;")
         out += ["    }", "    return 0;", "}"]
         return "\n".join(out)
 
