@@ -26,6 +26,7 @@ remains the verdict and the proof says what holds for every size.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import z3
@@ -157,7 +158,7 @@ class _Induction:
         heads = {id(c.loop): c.loop for op in good for c in op.cuts}
         facts = [_Fact(p, None) for p in alive]
         for loop in heads.values():  # at a loop head: the invariants that hold there, and its own
-            facts += [_Fact(p, loop) for p in alive]
+            facts += [_Fact(p, loop) for p in alive if not p.between]  # mid-operation: no between
             facts += [_Fact(li, loop) for li in self.p.loop_invariants if li.loop is loop]
         for li in self.p.loop_invariants:
             if id(li.loop) not in heads:
@@ -168,8 +169,10 @@ class _Induction:
         while changed:  # Houdini: drop each fact an operation breaks, at once, until none is dropped
             changed = False
             for fact in list(facts):
-                if not all(self.preserved(fact, op, facts, now, by_name) for op in good):
-                    facts.remove(fact)
+                if fact in facts and not all(self.preserved(fact, op, facts, now, by_name) for op in good):
+                    # an invariant that is not one between operations is no loop invariant either
+                    gone = [f for f in facts if f.item is fact.item] if fact.loop is None else [fact]
+                    facts[:] = [f for f in facts if f not in gone]
                     changed = True
         alive = [f.item for f in facts if f.loop is None]
         loops = [f.item for f in facts if isinstance(f.item, P.LoopInvariant)]
@@ -334,20 +337,28 @@ class _Induction:
     # ---- counterexamples, replayed concretely -------------------------------------------
 
     def smallest_model(self, s: z3.Solver) -> z3.ModelRef:
-        """A model of the satisfiable solver with each sort as small as Z3 allows, one sort at a time."""
+        """A model of the satisfiable solver with each sort as small as Z3 allows, one sort at a time
+        (smallest size first; a sort where Z3 gives up keeps the size it has, and the search stops
+        after twice --smt-timeout: the counterexample is as valid, only larger)."""
         model = s.model()
         depth = 0
+        deadline = time.monotonic() + 2 * self.timeout / 1000
         for name, sort in self.u.sorts.items():
             have = len(_Concrete(self.u, model, self.p).elems[name])
             for k in range(1, have):
+                if time.monotonic() > deadline:
+                    break
                 s.push()
                 elems = [z3.Const(f"{name}_{i}!{k}", sort) for i in range(k)]
                 x = self.u.bound([name])[0]
                 s.add(z3.ForAll([x], z3.Or([x == self.u.null[name]] + [x == e for e in elems])))
-                if s.check() == z3.sat:
+                res = s.check()
+                if res == z3.sat:
                     model, depth = s.model(), depth + 1
                     break
                 s.pop()
+                if res == z3.unknown:
+                    break
         for _ in range(depth):
             s.pop()
         return model
