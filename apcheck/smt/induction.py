@@ -52,10 +52,9 @@ class _Op:
     error: NotTranslatable | None = None
     writes: set = field(default_factory=set)
     solver: z3.Solver | None = None
-    post_formula: dict = field(default_factory=dict)   # invariant -> its formula after the operation
     cuts: list[Cut] = field(default_factory=list)       # loop heads where the loop invariant is assumed
     checks: list[Check] = field(default_factory=list)   # points where it must hold
-    at: dict = field(default_factory=dict)              # (invariant, state id) -> formula there
+    at: dict = field(default_factory=dict)              # (fact name, id of a cut or check; None: after) -> formula
 
 
 def operations(program: P.Program) -> list[str]:
