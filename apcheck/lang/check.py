@@ -547,13 +547,9 @@ class _Checker:
 
     def check_property(self, it: A.Decl) -> P.Property | None:
         if isinstance(it, (A.InvariantDecl, A.CoverDecl)):
-            self.scopes = [{}]
-            try:
-                expr = self.bool_expr(it.expr)
-            except _Poison:
+            expr = self.scoped_bool_expr(it.expr, [{}])
+            if expr is None:
                 return None
-            finally:
-                self.scopes = []
             kind = "invariant" if isinstance(it, A.InvariantDecl) else "cover"
             unlocked = []
             for name in getattr(it, "unlocked", ()):
@@ -603,14 +599,19 @@ class _Checker:
                      "would use for the elements the loop has taken", it.span, [("the local", visible["done"].span)])
             return None
         done = P.Local("done", loop.remaining.type, it.span, "hidden")
-        self.scopes = [dict(visible), {"done": done}]
+        expr = self.scoped_bool_expr(it.expr, [dict(visible), {"done": done}])
+        return P.LoopInvariant(it.name, it.proc, loop, done, expr, it.span) if expr is not None else None
+
+    def scoped_bool_expr(self, e: A.Expr, scopes: list[dict[str, P.Local]]) -> P.Expr | None:
+        """A property's boolean expression checked with these locals in scope; None if it was
+        wrong (already reported)."""
+        self.scopes = scopes
         try:
-            expr = self.bool_expr(it.expr)
+            return self.bool_expr(e)
         except _Poison:
             return None
         finally:
             self.scopes = []
-        return P.LoopInvariant(it.name, it.proc, loop, done, expr, it.span)
 
     def check_expects(self, blocks: list[A.ExpectDecl]) -> list[P.Expectation]:
         """Every expectation of every block; one property of one model expected twice is an error

@@ -459,19 +459,19 @@ class _Interleaved:
             ex = Executor(self.u, st.globals)
             ex.cut_nulls = False
             body = ex.boolean(prop.expr)
-            somebody_holds = []
+            masked = []  # where it is not judged: a thread holds all the guards, or is not idle
             for classes in unlocked:
                 for c in classes:
                     if self.low.locks[c].per is not None or self.low.locks[c].kind == "rwsem":
                         raise NotTranslatable(prop.span, f"unlocked() over {self.low.locks[c].name}, which is "
                                                          "not a single mutex")
                 first, *rest = sorted(classes)
-                somebody_holds.append(z3.And([st.owner[first] != self.nobody]
-                                             + [st.owner[c] == st.owner[first] for c in rest]))
+                masked.append(z3.And([st.owner[first] != self.nobody]
+                                     + [st.owner[c] == st.owner[first] for c in rest]))
             if prop.between:  # judged only where every thread is idle
                 u = z3.Const(f"idle{next(self.names)}", self.T)
-                somebody_holds.append(z3.Exists([u], z3.And(u != self.nobody, st.pc[u] != IDLE)))
-            return z3.Implies(z3.Not(z3.Or(somebody_holds)), body) if somebody_holds else body
+                masked.append(z3.Exists([u], z3.And(u != self.nobody, st.pc[u] != IDLE)))
+            return z3.Implies(z3.Not(z3.Or(masked)), body) if masked else body
         return fn
 
     def _owns_only_at(self, c: int, may: list[int]):

@@ -571,7 +571,7 @@ class Executor:
             return state, env
 
         # one iteration, from a head where the elements `done` were taken, on any other element
-        saved = self._save()
+        returned, ret = self.frame.done, self.frame.ret
         head, env = havoc("head")
         done = z3.Const(f"done@{line}!{next(self.u.names)}", dom.sort())
         x = self.u.fresh(s.var.name, s.var.type)
@@ -585,7 +585,7 @@ class Executor:
         after = {lc: self.frame.env[lc] for lc in env}
         self.checks.append(Check(z3.And(inside, z3.Not(self.frame.done)), dict(self.state), after,
                                  z3.Store(done, x, True), s, "iteration", len(self.assumptions), len(self.cuts)))
-        self.frame.done, self.frame.ret = saved[5], saved[6]
+        self.frame.done, self.frame.ret = returned, ret
         # after the loop: from a head where every element was taken (where the loop ran: guard g)
         head, env = havoc("exit")
         self.cuts.append(Cut(g, head, env, dom, s))
