@@ -55,6 +55,24 @@ def test_one_thread_holding_is_not_a_proof_for_any_number():
         "steps)" in same.notes
 
 
+def test_a_serial_thread_is_one_thread_in_the_proof_for_any_number():
+    """`serial`: the kernel runs one instance of the thread at a time (the AP bus's work). The racy
+    flip is then safe for any number of threads of every other declaration, and the proof says
+    it counted one of the serial one; with two declarations running flip, it is not proved."""
+    racy = open("tests/models/racy_flip.apm").read()
+    p, _ = results(racy.replace("thread w[2] runs flip", "thread w serial runs flip"))
+    same = p["same"]
+    assert same.verdict == "proved" and same.method.engine == "z3-interleaved"
+    assert same.message.startswith("inductive for every size and any number of threads (interleaved steps; "
+                                   "one thread of each serial declaration: w)")
+    p, _ = results(racy.replace("thread w[2] runs flip", "thread w serial runs flip\nthread v runs flip"))
+    assert p["same"].verdict == "violated"
+    p, _ = results(racy.replace("thread w[2] runs flip", "thread w serial runs flip\nthread v runs flip")
+                   .replace("op flip() {", "op other() {\n}\n\nop flip() {").replace("thread v runs flip",
+                                                                                    "thread v runs other"))
+    assert p["same"].verdict == "proved"
+
+
 class _GivingUp:
     """A Z3 solver that gives up on every query asked inside a push (the steps; not the initial
     state), or on every query (`always`)."""

@@ -257,6 +257,7 @@ class Thread:
     count: int
     ops: list[str]
     span: Span
+    serial: bool = False   # one instance, also where a proof covers any number of threads
 
 
 @dataclass

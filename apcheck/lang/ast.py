@@ -280,6 +280,7 @@ class ThreadDecl(Decl):
     name: str
     count: int
     ops: tuple[str, ...]
+    serial: bool = False   # the kernel runs one instance at a time: never more in a proof either
 
 
 @dataclass(frozen=True)

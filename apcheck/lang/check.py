@@ -529,13 +529,17 @@ class _Checker:
             if op not in whole.ops:
                 self.err("E306", f"thread '{it.name}' of scenario '{scenario}' runs '{op}', which the whole "
                          f"system's thread '{it.name}' does not run", it.span)
-        return P.Thread(it.name, min(count, whole.count), [o for o in ops if o in whole.ops], it.span)
+        return P.Thread(it.name, min(count, whole.count), [o for o in ops if o in whole.ops], it.span,
+                        whole.serial)
 
     def check_thread(self, it: A.ThreadDecl, declare: bool = True) -> P.Thread | None:
         if declare and not self.declare(it.name, "thread", it.span):
             return None
         if it.count < 1:
             self.err("E305", f"thread '{it.name}' needs at least one instance", it.span)
+        elif it.serial and it.count > 1:
+            self.err("E305", f"thread '{it.name}' is serial: the kernel runs one instance of it at a time, "
+                     f"so it has one instance, not {it.count}", it.span)
         for op in it.ops:
             decl = self.proc_decls.get(op)
             if decl is None:
@@ -543,7 +547,7 @@ class _Checker:
             elif not decl[0].is_op:
                 self.err("E203", f"'{op}' is a procedure; a thread runs operations (declare it with 'op')",
                          it.span)
-        return P.Thread(it.name, max(it.count, 1), list(it.ops), it.span)
+        return P.Thread(it.name, max(it.count, 1), list(it.ops), it.span, it.serial)
 
     def check_property(self, it: A.Decl) -> P.Property | None:
         if isinstance(it, (A.InvariantDecl, A.CoverDecl)):

@@ -238,7 +238,9 @@ class _Builder(Transformer):
         ints = [x for x in c if x.type == "INT"]
         if ints:
             count = int(ints[0])
-        return A.ThreadDecl(str(names[0]), count, tuple(str(n) for n in names[1:]), span=self._s(meta))
+        serial = any(x.type == "SERIAL" for x in c)
+        return A.ThreadDecl(str(names[0]), count, tuple(str(n) for n in names[1:]), serial=serial,
+                            span=self._s(meta))
 
     def scenario_thread(self, meta, c):
         """A thread of the whole system in a scenario: its count and operations default to the system's (0, ())."""

@@ -107,7 +107,8 @@ class _Printer:
 
     def thread(self, t: A.ThreadDecl) -> str:
         count = f"[{t.count}]" if t.count not in (0, 1) else ""   # 0: a scenario's thread, the system's count
-        return f"thread {t.name}{count}" + (f" runs {', '.join(t.ops)}" if t.ops else "")
+        return f"thread {t.name}{count}" + (" serial" if t.serial else "") + \
+            (f" runs {', '.join(t.ops)}" if t.ops else "")
 
     def simple_item(self, it: A.Decl) -> str:
         if isinstance(it, A.Import):

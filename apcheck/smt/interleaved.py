@@ -16,10 +16,14 @@ A step is one thread's run from its scheduling point (or from the entry of
 any operation, when idle, with any arguments) to the next scheduling point or
 its return, exactly as the explorer takes it (explore/semantics.py): an
 acquire waits for a free lock, a wait for its condition, a trylock takes the
-lock if it is free and fails otherwise. Any idle thread may start any
-operation of the system, so the proof covers every number of instances of
-every thread, each running its operations any number of times. Each step is
-enumerated path by path from the lowered instructions.
+lock if it is free and fails otherwise. Each thread belongs to one thread
+declaration of the whole system (`ctx: Thread -> Int`, fixed), and an idle
+thread may start any operation its declaration runs, with any arguments. A
+declaration marked `serial` (the kernel runs one instance at a time) has
+exactly one thread, a constant; every other declaration any number. So the
+proof covers every number of instances of every non-serial thread, each
+running its operations any number of times. Each step is enumerated path by
+path from the lowered instructions.
 
 Defects: a defect at the scheduling point that begins a step (a lock taken
 again, released unheld, a null instance there, sleeping with a spinlock held) leaves the state as it was,
@@ -33,10 +37,10 @@ one step per round, which only adds interleavings (so a proof still holds for
 the explorer's steps); a `for` loop takes any remaining element next, as the
 explorer does.
 
-Candidates, kept by a Houdini fixpoint (one query per step path and round,
-every candidate the model falsifies dropped at once; where Z3 gives up, the
-candidates are asked again in halves, and one it still gives up on is dropped
-as "unknown", never as "not inductive"): the model's invariants
+Candidates, kept by a Houdini fixpoint (per step path and round, one query for
+each candidate whose inputs the path changes, and the others it keeps as they
+were; every candidate a counterexample falsifies is dropped at once, and one
+Z3 gives up on is dropped as "unknown", never as "not inductive"): the model's invariants
 (`unlocked(...)` as "no thread holds all the guards", for single-instance
 mutexes), ownership facts (a thread at a point where every static path holds
 lock L owns L; a thread owns L only at points where some path holds it),
@@ -85,12 +89,24 @@ class Path:
     end: int
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What a candidate's truth depends on: a step that changes none of it keeps the candidate
+    (it is among the hypotheses, at the same threads), so the step need not re-establish it."""
+
+    globals: frozenset = frozenset()   # state variables
+    locks: frozenset = frozenset()     # lock classes (owners and readers)
+    point: int | None = None           # a thread's fact at this label: read through its pc and locals
+    pcs: bool = False                  # reads the program points of threads other than its own
+
+
 @dataclass
 class Candidate:
     text: str
     fn: object                 # (state, thread term) -> BoolRef; thread None for a global candidate
     threaded: bool
     prop: str | None = None    # the model's invariant it is
+    reads: Reads = Reads(pcs=True)
 
 
 @dataclass
@@ -134,6 +150,10 @@ class _Interleaved:
         self.labels = [IDLE] + [pc for pc, ins in enumerate(self.code)  # no thread ever waits there
                                 if (ins.kind in SCHED or pc in self.heads) and pc not in entries]
         self.pre = self._fresh_state("pre")
+        self.decls = self.p.system.threads
+        self.ctx = z3.Function("ctx", self.T, z3.IntSort())   # a thread's declaration
+        self.serial = {k: z3.Const(f"serial_{d.name}", self.T) for k, d in enumerate(self.decls) if d.serial}
+        self.decls_of = [[k for k, d in enumerate(self.decls) if op.name in d.ops] for op in lowered.ops]
 
     # ---- layout ----------------------------------------------------------------------
 
@@ -189,8 +209,11 @@ class _Interleaved:
         out: list[Path] = []
         if start == IDLE:
             for i, op in enumerate(self.low.ops):
+                if not self.decls_of[i]:
+                    continue  # no thread runs it
                 slots = {s: self._arg(i, s) for s in self.slot_types[i]}
                 args = [self.u.wf(t, slots[s]) for (_, t), s in zip(op.params, op.param_slots)]
+                args.append(z3.Or([self.ctx(self.t0) == k for k in self.decls_of[i]]))
                 self._walk(op.entry, True, i, start, args, [], dict(self.pre.globals), slots,
                            dict(self.pre.owner), dict(self.pre.readers), out, set(), False)
         else:
@@ -412,7 +435,8 @@ class _Interleaved:
     def candidates(self) -> list[Candidate]:
         out: list[Candidate] = []
         for prop, unlocked in self.low.invariants:
-            out.append(Candidate(prop.name, self._invariant(prop, unlocked), False, prop.name))
+            reads = Reads(_globals(prop.expr), frozenset(c for cl in unlocked for c in cl), pcs=prop.between)
+            out.append(Candidate(prop.name, self._invariant(prop, unlocked), False, prop.name, reads))
         for c, cls in enumerate(self.low.locks):
             may = [pc for pc in self.labels[1:] if c in self.held[pc][1]]
             out.append(Candidate(f"a thread owns {cls.name} only where a path holds it",
@@ -421,7 +445,7 @@ class _Interleaved:
                 for pc in self.labels[1:]:
                     if c in self.held[pc][0]:
                         out.append(Candidate(f"a thread at line {self.code[pc].span.line} owns {cls.name}",
-                                             self._owns_at(c, pc), True))
+                                             self._owns_at(c, pc), True, reads=Reads(locks=frozenset({c}), point=pc)))
         facts = self._facts()
         writers = self._writers([prop for prop, _ in self.low.invariants])
         for prop, unlocked in self.low.invariants:   # a thread that holds every guard of an unlocked()
@@ -430,15 +454,15 @@ class _Interleaved:
             for pc in self.labels[1:]:
                 if self.low.op_of_pc[pc] not in own and any(cl <= self.held[pc][0] for cl in unlocked):
                     out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {prop.name}",
-                                         self._at(pc, whole), True))
+                                         self._at(pc, whole), True, reads=Reads(_globals(prop.expr), point=pc)))
         for pc in self.labels[1:]:
             op = self.low.op_of_pc[pc]
             if op not in writers:  # its threads keep what the invariants read as it was
                 continue
-            for text, fn, fop in facts:
+            for text, fn, fop, read in facts:
                 if fop is None or fop == op:
                     out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
-                                         self._at(pc, fn), True))
+                                         self._at(pc, fn), True, reads=Reads(read, point=pc)))
         return out
 
     def _writers(self, props: list[P.Property]) -> set[int]:
@@ -504,26 +528,35 @@ class _Interleaved:
             return z3.Implies(st.pc[t] == pc, fact(st, t))
         return fn
 
-    def _facts(self) -> list[tuple[str, object, int | None]]:
-        """Facts a thread may keep at a point: (text, fn(state, thread), operation or None)."""
+    def _facts(self) -> list[tuple[str, object, int | None, frozenset]]:
+        """Facts a thread may keep at a point: (text, fn(state, thread), operation or None, the state
+        variables it reads)."""
         out = []
         for prop, _ in self.low.invariants:
             for part in _conjuncts(prop.expr):
                 text = self.p.sources.snippet(part.span) if hasattr(self.p, "sources") else prop.name
-                out.append((text, self._global_fact(part, True), None))
-                out.append((f"not {text}", self._global_fact(part, False), None))
+                out.append((text, self._global_fact(part, True), None, _globals(part)))
+                out.append((f"not {text}", self._global_fact(part, False), None, _globals(part)))
         for pc, ins in enumerate(self.code):
             op = self.low.op_of_pc[pc]
             if ins.kind == BRANCH and ins.cond is not None:
                 text = self.p.sources.snippet(ins.cond.span)
-                out.append((text, self._local_fact(ins, ins.cond, True, op), op))
-                out.append((f"not {text}", self._local_fact(ins, ins.cond, False, op), op))
+                out.append((text, self._local_fact(ins, ins.cond, True, op), op, _globals(ins.cond)))
+                out.append((f"not {text}", self._local_fact(ins, ins.cond, False, op), op, _globals(ins.cond)))
             if ins.kind == EXEC and isinstance(ins.effect, Store) and ins.effect.value is not None \
                     and isinstance(self.slot_types[op].get(ins.effect.slot), (ElemT, BoolT)):
                 local = next((lc for lc, s in ins.env.items() if s == ins.effect.slot), None)
                 name = local.name if local is not None else f"slot {ins.effect.slot}"
                 text = f"{name} == {self.p.sources.snippet(ins.effect.value.span)}"
-                out.append((text, self._copy_fact(ins, op), op))
+                out.append((text, self._copy_fact(ins, ins.effect.slot, ins.effect.value, op), op,
+                            _globals(ins.effect.value)))
+            eff = ins.effect
+            if ins.kind == EXEC and isinstance(eff, Assign) and isinstance(eff.stmt.target, P.Local) \
+                    and eff.stmt.op == ":=" and not eff.stmt.indices \
+                    and isinstance(eff.stmt.target.type, (ElemT, BoolT)) and eff.stmt.target in ins.env:
+                s = eff.stmt
+                text = f"{s.target.name} == {self.p.sources.snippet(s.value.span)}"
+                out.append((text, self._copy_fact(ins, ins.env[s.target], s.value, op), op, _globals(s.value)))
         return out
 
     def _global_fact(self, e: P.Expr, positive: bool):
@@ -547,13 +580,13 @@ class _Interleaved:
             return b if positive else z3.Not(b)
         return fn
 
-    def _copy_fact(self, ins, op: int):
-        slot = ins.effect.slot
+    def _copy_fact(self, ins, slot: int, value: P.Expr, op: int):
+        """The local in `slot` still equals `value` (a `let` or a store of it, read again)."""
         t_slot = self.slot_types[op][slot]
 
         def fn(st: _State, t):
             ex = self._thread_executor(ins, st, t, op)
-            return z3.Select(st.slots[(op, slot)], t) == ex.expr(ins.effect.value, t_slot)
+            return z3.Select(st.slots[(op, slot)], t) == ex.expr(value, t_slot)
         return fn
 
     # ---- the fixpoint ----------------------------------------------------------------------
@@ -604,9 +637,11 @@ class _Interleaved:
                         status="not-proved", message=f"a defect may be reachable in {self._step(path.start)}: "
                         f"{what} is not implied by the invariants",
                         kept=[c.text for c in alive], dropped=dropped)
+        serial = ", ".join(self.decls[k].name for k in self.serial)
+        one = f"; one thread of each serial declaration: {serial}" if serial else ""
         return InterleavedResult(status="proved", message="inductive for every size and any number of "
-                                 "threads (interleaved steps)", proved=proved, kept=[c.text for c in alive],
-                                 dropped=dropped)
+                                 f"threads (interleaved steps{one})", proved=proved,
+                                 kept=[c.text for c in alive], dropped=dropped)
 
     def _step(self, label: int) -> str:
         return "a step that starts an operation" if label == IDLE else \
@@ -620,6 +655,10 @@ class _Interleaved:
             s.add(z3.Exists([x], self.u.real(sort, x)))
         s.add([self.u.wf(v.type, self.pre.globals[v]) for v in self.p.vars])
         s.add(self.t0 != self.nobody, self.t1 != self.nobody)
+        for k, one in self.serial.items():
+            u = z3.Const(f"u{k}", self.T)
+            s.add(one != self.nobody, self.ctx(one) == k,
+                  z3.ForAll([u], z3.Implies(self.ctx(u) == k, u == one), patterns=[self.ctx(u)]))
         return s
 
     def _initial(self) -> _State:
@@ -640,11 +679,11 @@ class _Interleaved:
         return s.check()
 
     def _hypothesis(self, alive: list[Candidate], path: Path) -> list:
-        threads = [self.t0, self.t1]
+        threads = [self.t0, self.t1, *self.serial.values()]
         for c, o in self.pre.owner.items():
             if self.low.locks[c].per is None:
                 threads.append(o)
-        out = []
+        out = [self._in_its_declaration(t) for t in threads]
         for cand in alive:  # the pre-state is the same for every path: translated once
             for t in (threads if cand.threaded else [None]):
                 key = (id(cand), None if t is None else t.get_id())
@@ -653,6 +692,21 @@ class _Interleaved:
                     self._pre_cache[key] = f if t is None else z3.Implies(t != self.nobody, f)
                 out.append(self._pre_cache[key])
         return out
+
+    def _in_its_declaration(self, t) -> z3.BoolRef:
+        """A thread inside an operation belongs to a declaration that runs it: true in every
+        reachable state (`ctx` is fixed, a thread enters an operation only from its entry, which
+        checks it, and its steps stay inside), so a lemma, not a candidate."""
+        key = ("ctx", t.get_id())
+        if key not in self._pre_cache:
+            by_op: dict[int, list[int]] = {}
+            for pc in self.labels[1:]:
+                by_op.setdefault(self.low.op_of_pc[pc], []).append(pc)
+            self._pre_cache[key] = z3.And([
+                z3.Implies(z3.Or([self.pre.pc[t] == pc for pc in pcs]),
+                           z3.Or([self.ctx(t) == k for k in self.decls_of[op]]))
+                for op, pcs in sorted(by_op.items())])
+        return self._pre_cache[key]
 
     def _post(self, path: Path) -> _State:
         pc = z3.Store(self.pre.pc, self.t0, path.end)
@@ -665,44 +719,46 @@ class _Interleaved:
 
     def _broken(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> dict[int, bool]:
         """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
-        on it (False: dropped all the same, but not shown to be broken). One query for all; where Z3
-        gives up, or its model does not evaluate a broken one to false (quantifiers), the candidates
-        are split in halves and asked again, until the deadline (then the rest count as given up)."""
+        on it (False: dropped all the same, but not shown to be broken). Only the candidates whose
+        inputs the path changes are asked (`_affected`), one query each on the path's solver: one
+        query for their disjunction made Z3 give up on merged_2026's steps where each alone takes
+        milliseconds. A model that breaks one is searched for others it breaks too; past the
+        deadline, the rest count as given up."""
         s = self._solver()
         s.add(self.pre.pc[self.t0] == path.start)
         s.add(self._hypothesis(alive, path))
         s.add(path.cond)
         s.add([f for f, _ in path.obligations])
         post = self._post(path)
-        after = [c.fn(post, self.t1 if c.threaded else None) for c in alive]
+        changed = self._changed(path)
+        after = {i: c.fn(post, self.t1 if c.threaded else None) for i, c in enumerate(alive)
+                 if _affected(c.reads, path, changed)}
         out: dict[int, bool] = {}
-
-        def ask(idx: list[int]) -> None:
-            if not idx:
-                return
+        for i in sorted(after):
+            if i in out:
+                continue
             if time.monotonic() > deadline:
-                out.update((i, False) for i in idx)
-                return
+                out[i] = False
+                continue
             s.push()
-            s.add(z3.Or([z3.Not(after[i]) for i in idx]))
+            s.add(z3.Not(after[i]))
             res = s.check()
             if res == z3.sat:
                 m = s.model()
-                found = [i for i in idx if z3.is_false(m.eval(after[i], model_completion=True))]
+                out.update((j, True) for j, f in after.items()
+                           if j not in out and z3.is_false(m.eval(f, model_completion=True)))
+                out[i] = True
+            elif res == z3.unknown:
+                out[i] = False
             s.pop()
-            if res == z3.unsat:
-                return
-            if res == z3.sat and found:
-                out.update((i, True) for i in found)
-                return
-            if len(idx) == 1:
-                out[idx[0]] = res == z3.sat
-                return
-            ask(idx[:len(idx) // 2])
-            ask(idx[len(idx) // 2:])
-
-        ask(list(range(len(alive))))
         return out
+
+    def _changed(self, path: Path) -> tuple[set, set]:
+        """The state variables and lock classes whose post terms on this path are not their pre
+        terms (syntactically: a term rebuilt to the same value counts as changed)."""
+        return ({v for v, term in path.globals.items() if not term.eq(self.pre.globals[v])},
+                {c for c, term in path.owner.items() if not term.eq(self.pre.owner[c])}
+                | {c for c, term in path.readers.items() if not term.eq(self.pre.readers[c])})
 
     def _discharged(self, path: Path, alive: list[Candidate], formula) -> bool:
         s = self._solver()
@@ -711,6 +767,20 @@ class _Interleaved:
         s.add(path.cond)
         s.add(z3.Not(formula))
         return s.check() == z3.unsat
+
+
+def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
+    """Can this step path change the candidate's truth (at the thread it is instantiated at after
+    the step, t1)? Only through what it reads: for a fact at a point, when t1 is the stepping
+    thread that lands there (elsewhere its implication is vacuous, and another thread's point and
+    locals are as they were)."""
+    if reads.pcs or reads.globals & changed[0] or reads.locks & changed[1]:
+        return True
+    return reads.point is not None and reads.point == path.end
+
+
+def _globals(e: P.Expr) -> frozenset:
+    return frozenset(P.globals_read(e))
 
 
 def _conjuncts(e: P.Expr) -> list[P.Expr]:
