@@ -492,9 +492,8 @@ class _Interleaved:
                 first, *rest = sorted(classes)
                 masked.append(z3.And([st.owner[first] != self.nobody]
                                      + [st.owner[c] == st.owner[first] for c in rest]))
-            if prop.between:  # judged only where every thread is idle
-                u = z3.Const(f"idle{next(self.names)}", self.T)
-                masked.append(z3.Exists([u], z3.And(u != self.nobody, st.pc[u] != IDLE)))
+            if prop.between:  # judged only where every thread is idle (`nobody` always is: see _solver)
+                masked.append(st.pc != z3.K(self.T, z3.IntVal(IDLE)))
             return z3.Implies(z3.Not(z3.Or(masked)), body) if masked else body
         return fn
 
@@ -655,6 +654,7 @@ class _Interleaved:
             s.add(z3.Exists([x], self.u.real(sort, x)))
         s.add([self.u.wf(v.type, self.pre.globals[v]) for v in self.p.vars])
         s.add(self.t0 != self.nobody, self.t1 != self.nobody)
+        s.add(self.pre.pc[self.nobody] == IDLE)  # no step is nobody's: "every thread idle" is pc == K(IDLE)
         for k, one in self.serial.items():
             u = z3.Const(f"u{k}", self.T)
             s.add(one != self.nobody, self.ctx(one) == k,
@@ -679,19 +679,36 @@ class _Interleaved:
         return s.check()
 
     def _hypothesis(self, alive: list[Candidate], path: Path) -> list:
-        threads = [self.t0, self.t1, *self.serial.values()]
-        for c, o in self.pre.owner.items():
-            if self.low.locks[c].per is None:
-                threads.append(o)
+        """The candidates in the pre-state, instantiated where they can matter (fewer hypotheses
+        only weaken it: a proof stays a proof): the global ones; the stepping thread's facts at
+        its point (its others are vacuous there); every fact of each serial thread; the
+        ownership facts of each lock's owner; and t1's facts at no particular point (its facts
+        at a point are added with the goals at that point, `_broken`)."""
+        owners = [o for c, o in self.pre.owner.items() if self.low.locks[c].per is None]
+        threads = [self.t0, self.t1, *self.serial.values(), *owners]
         out = [self._in_its_declaration(t) for t in threads]
-        for cand in alive:  # the pre-state is the same for every path: translated once
-            for t in (threads if cand.threaded else [None]):
-                key = (id(cand), None if t is None else t.get_id())
-                if key not in self._pre_cache:
-                    f = cand.fn(self.pre, t)
-                    self._pre_cache[key] = f if t is None else z3.Implies(t != self.nobody, f)
-                out.append(self._pre_cache[key])
+        for cand in alive:
+            if not cand.threaded:
+                out.append(self._pre_fact(cand, None))
+                continue
+            point = cand.reads.point
+            at = [*self.serial.values()]
+            if point is None or point == path.start:
+                at.append(self.t0)
+            if point is None:
+                at.append(self.t1)
+            if point is None or cand.reads.locks:
+                at.extend(owners)
+            out.extend(self._pre_fact(cand, t) for t in at)
         return out
+
+    def _pre_fact(self, cand: Candidate, t) -> z3.BoolRef:
+        """The candidate in the pre-state at thread t (None: a global one), translated once."""
+        key = (id(cand), None if t is None else t.get_id())
+        if key not in self._pre_cache:
+            f = cand.fn(self.pre, t)
+            self._pre_cache[key] = f if t is None else z3.Implies(t != self.nobody, f)
+        return self._pre_cache[key]
 
     def _in_its_declaration(self, t) -> z3.BoolRef:
         """A thread inside an operation belongs to a declaration that runs it: true in every
@@ -720,10 +737,11 @@ class _Interleaved:
     def _broken(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> dict[int, bool]:
         """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
         on it (False: dropped all the same, but not shown to be broken). Only the candidates whose
-        inputs the path changes are asked (`_affected`), one query each on the path's solver: one
-        query for their disjunction made Z3 give up on merged_2026's steps where each alone takes
-        milliseconds. A model that breaks one is searched for others it breaks too; past the
-        deadline, the rest count as given up."""
+        inputs the path changes are asked (`_affected`), one query each on the path's solver, with
+        t1's facts at the goal's point: one query for their disjunction made Z3 give up on
+        merged_2026's steps where each alone takes milliseconds. A model that breaks one is
+        searched for others of its point it breaks too; past the deadline, the rest count as
+        given up."""
         s = self._solver()
         s.add(self.pre.pc[self.t0] == path.start)
         s.add(self._hypothesis(alive, path))
@@ -733,23 +751,34 @@ class _Interleaved:
         changed = self._changed(path)
         after = {i: c.fn(post, self.t1 if c.threaded else None) for i, c in enumerate(alive)
                  if _affected(c.reads, path, changed)}
+        groups: dict[int | None, list[int]] = {}   # the goals by the point whose facts t1 gets
+        for i in after:
+            groups.setdefault(alive[i].reads.point if alive[i].threaded else None, []).append(i)
+        at: dict[int, list[int]] = {}
+        for j, c in enumerate(alive):
+            if c.threaded and c.reads.point in groups:
+                at.setdefault(c.reads.point, []).append(j)
         out: dict[int, bool] = {}
-        for i in sorted(after):
-            if i in out:
-                continue
-            if time.monotonic() > deadline:
-                out[i] = False
-                continue
+        for point, goals in groups.items():
             s.push()
-            s.add(z3.Not(after[i]))
-            res = s.check()
-            if res == z3.sat:
-                m = s.model()
-                out.update((j, True) for j, f in after.items()
-                           if j not in out and z3.is_false(m.eval(f, model_completion=True)))
-                out[i] = True
-            elif res == z3.unknown:
-                out[i] = False
+            s.add([self._pre_fact(alive[j], self.t1) for j in at.get(point, [])])
+            for i in goals:
+                if i in out:
+                    continue
+                if time.monotonic() > deadline:
+                    out[i] = False
+                    continue
+                s.push()
+                s.add(z3.Not(after[i]))
+                res = s.check()
+                if res == z3.sat:
+                    m = s.model()
+                    out.update((j, True) for j in goals
+                               if j not in out and z3.is_false(m.eval(after[j], model_completion=True)))
+                    out[i] = True
+                elif res == z3.unknown:
+                    out[i] = False
+                s.pop()
             s.pop()
         return out
 
