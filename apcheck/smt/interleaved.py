@@ -51,8 +51,12 @@ what an invariant reads); and, at each point of another operation where a
 thread holds every lock of an invariant's `unlocked(...)` set, the invariant
 itself (it may be false while a lock of it is held, but not through a
 thread that writes none of its variables). The hypothesis is instantiated
-at the threads a step involves (the stepping thread, the witness of a broken
-candidate, and the lock owners), which only weakens it: a proof stays a proof.
+at the threads a step involves, with the facts that can matter there (the
+stepping thread's at its point, the witness t1's at the goal's point, each
+serial thread's, the lock owners' ownership facts), which only weakens it: a
+proof stays a proof. Lemmas true in every reachable state, not candidates: a
+thread inside an operation belongs to a declaration that runs it, and
+`nobody` is idle (so "every thread idle" is `pc == K(idle)`).
 """
 from __future__ import annotations
 
