@@ -758,9 +758,9 @@ class _Interleaved:
         groups: dict[int | None, list[int]] = {}   # the goals by the point whose facts t1 gets
         for i in after:
             groups.setdefault(alive[i].reads.point if alive[i].threaded else None, []).append(i)
-        at: dict[int, list[int]] = {}
+        at: dict[int, list[int]] = {}   # t1's facts at each goal's point (the others are in `s`)
         for j, c in enumerate(alive):
-            if c.threaded and c.reads.point in groups:
+            if c.threaded and c.reads.point is not None and c.reads.point in groups:
                 at.setdefault(c.reads.point, []).append(j)
         out: dict[int, bool] = {}
         for point, goals in groups.items():
