@@ -774,7 +774,7 @@ class _Interleaved:
                     continue
                 s.push()
                 s.add(z3.Not(after[i]))
-                res = s.check()
+                res = self._check(s, alive[i].prop is not None)
                 if res == z3.sat:
                     m = s.model()
                     out.update((j, True) for j in goals
@@ -785,6 +785,21 @@ class _Interleaved:
                 s.pop()
             s.pop()
         return out
+
+    def _check(self, s: z3.Solver, thorough: bool):
+        """Z3's answer with quantifiers instantiated by E-matching only (MBQI off): where the
+        candidate is inductive that proves it as fast, and where it is not Z3 says "unknown" at
+        once instead of searching the whole timeout for a model of the quantified hypotheses
+        (merged_2026's steps: 0.3 s instead of 15 s). A model invariant (`thorough`) is asked
+        again with MBQI, so that its message can say "not inductive" with the step that breaks
+        it where Z3 finds the counterexample."""
+        s.set("smt.mbqi", False)
+        res = s.check()
+        if res == z3.unknown and thorough:
+            s.set("smt.mbqi", True)
+            res = s.check()
+            s.set("smt.mbqi", False)
+        return res
 
     def _changed(self, path: Path) -> tuple[set, set]:
         """The state variables and lock classes whose post terms on this path are not their pre
