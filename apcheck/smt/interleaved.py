@@ -450,7 +450,6 @@ class _Interleaved:
                     if c in self.held[pc][0]:
                         out.append(Candidate(f"a thread at line {self.code[pc].span.line} owns {cls.name}",
                                              self._owns_at(c, pc), True, reads=Reads(locks=frozenset({c}), point=pc)))
-        facts = self._facts()
         writers = self._writers([prop for prop, _ in self.low.invariants])
         for prop, unlocked in self.low.invariants:   # a thread that holds every guard of an unlocked()
             own = self._writers([prop])                 # set, in an operation that writes nothing the
@@ -459,14 +458,12 @@ class _Interleaved:
                 if self.low.op_of_pc[pc] not in own and any(cl <= self.held[pc][0] for cl in unlocked):
                     out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {prop.name}",
                                          self._at(pc, whole), True, reads=Reads(_globals(prop.expr), point=pc)))
-        for pc in self.labels[1:]:
-            op = self.low.op_of_pc[pc]
-            if op not in writers:  # its threads keep what the invariants read as it was
+        for pc, facts in self._flow_facts().items():
+            if self.low.op_of_pc[pc] not in writers:  # its threads keep what the invariants read as it was
                 continue
-            for text, fn, fop, read in facts:
-                if fop is None or fop == op:
-                    out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
-                                         self._at(pc, fn), True, reads=Reads(read, point=pc)))
+            for text, fn, read in facts:
+                out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
+                                     self._at(pc, fn), True, reads=Reads(read, point=pc)))
         return out
 
     def _writers(self, props: list[P.Property]) -> set[int]:
@@ -531,36 +528,116 @@ class _Interleaved:
             return z3.Implies(st.pc[t] == pc, fact(st, t))
         return fn
 
-    def _facts(self) -> list[tuple[str, object, int | None, frozenset]]:
-        """Facts a thread may keep at a point: (text, fn(state, thread), operation or None, the state
-        variables it reads)."""
-        out = []
+    def _flow_facts(self) -> dict[int, list[tuple[str, object, frozenset]]]:
+        """Per label: the facts a thread there may keep, (text, fn(state, thread), the state
+        variables it reads): what some path of its operation from the entry to the label
+        establishes, and no write of a local it reads has undone since (a forward data flow over
+        the operation's instructions, so a label gets only the facts of the code before it).
+        Established: at the entry, each conjunct of the `between operations` invariants (they
+        held where the thread was idle); after a branch, its condition or its negation; after a
+        `let` or a store of a local, `x == e`; after an assignment to a state variable, that it
+        is still in effect (doing it again would change nothing: `bound[a, d] := vfio` gives
+        `bound[a, d] == vfio`, `linked -= {(a, d)}` that (a, d) is not in `linked`), and each
+        conjunct of the model's invariants that reads the variable, and its negation; after
+        taking a lock of an invariant's `unlocked(...)` set, each conjunct of it (it held while
+        the lock was free)."""
+        facts: list[tuple[str, object, frozenset, frozenset]] = []   # (text, fn, globals, local slots)
+
+        def add(text, fn, reads, slots) -> frozenset[int]:
+            facts.append((text, fn, reads, frozenset(slots)))
+            return frozenset([len(facts) - 1])
+
+        entry = frozenset()
+        conjuncts = [part for prop, _ in self.low.invariants for part in _conjuncts(prop.expr)]
         for prop, _ in self.low.invariants:
-            for part in _conjuncts(prop.expr):
-                text = self.p.sources.snippet(part.span) if hasattr(self.p, "sources") else prop.name
-                out.append((text, self._global_fact(part, True), None, _globals(part)))
-                out.append((f"not {text}", self._global_fact(part, False), None, _globals(part)))
+            if prop.between:
+                for part in _conjuncts(prop.expr):
+                    entry |= add(self.p.sources.snippet(part.span), self._global_fact(part, True),
+                                 _globals(part), ())
+        edges: dict[int, list[tuple[int, frozenset[int]]]] = {}   # pc -> (successor, facts established)
+        writes: dict[int, set[int]] = {}                          # pc -> local slots it writes
         for pc, ins in enumerate(self.code):
-            op = self.low.op_of_pc[pc]
-            if ins.kind == BRANCH and ins.cond is not None:
+            op, k, eff = self.low.op_of_pc[pc], ins.kind, ins.effect
+            gen: frozenset[int] = frozenset()
+            wr = {slot for slot, _ in ins.dead}
+            if k == EXEC and isinstance(eff, Store):
+                wr.add(eff.slot)
+                if eff.value is not None and isinstance(self.slot_types[op].get(eff.slot), (ElemT, BoolT)):
+                    local = next((lc for lc, sl in ins.env.items() if sl == eff.slot), None)
+                    name = local.name if local is not None else f"slot {eff.slot}"
+                    gen = add(f"{name} == {self.p.sources.snippet(eff.value.span)}",
+                              self._copy_fact(ins, eff.slot, eff.value, op), _globals(eff.value),
+                              ins.reads | {eff.slot})
+            elif k == EXEC and isinstance(eff, Assign) and isinstance(eff.stmt.target, P.Local):
+                st = eff.stmt
+                slot = ins.env.get(st.target)
+                if slot is not None:
+                    wr.add(slot)
+                if slot is not None and st.op == ":=" and not st.indices \
+                        and isinstance(st.target.type, (ElemT, BoolT)):
+                    gen = add(f"{st.target.name} == {self.p.sources.snippet(st.value.span)}",
+                              self._copy_fact(ins, slot, st.value, op), _globals(st.value), ins.reads | {slot})
+            elif k == EXEC and isinstance(eff, Assign):
+                st = eff.stmt
+                read = _globals(st.value) | {st.target} | {v for i in st.indices for v in _globals(i)}
+                gen = add(f"{self.p.sources.snippet(st.span)} still in effect", self._in_effect(ins, op),
+                          frozenset(read), ins.reads)
+                for part in conjuncts:
+                    if st.target in _globals(part):
+                        text = self.p.sources.snippet(part.span)
+                        gen |= add(text, self._global_fact(part, True), _globals(part), ())
+                        gen |= add(f"not {text}", self._global_fact(part, False), _globals(part), ())
+            elif k == FOR:
+                wr |= {ins.slot, ins.rem}
+            elif k in (ACQUIRE, TRY):
+                for prop, unlocked in self.low.invariants:
+                    if any(ins.lock in classes for classes in unlocked):
+                        for part in _conjuncts(prop.expr):
+                            gen |= add(self.p.sources.snippet(part.span), self._global_fact(part, True),
+                                       _globals(part), ())
+            writes[pc] = wr
+            if k == BRANCH and ins.cond is not None:
                 text = self.p.sources.snippet(ins.cond.span)
-                out.append((text, self._local_fact(ins, ins.cond, True, op), op, _globals(ins.cond)))
-                out.append((f"not {text}", self._local_fact(ins, ins.cond, False, op), op, _globals(ins.cond)))
-            if ins.kind == EXEC and isinstance(ins.effect, Store) and ins.effect.value is not None \
-                    and isinstance(self.slot_types[op].get(ins.effect.slot), (ElemT, BoolT)):
-                local = next((lc for lc, s in ins.env.items() if s == ins.effect.slot), None)
-                name = local.name if local is not None else f"slot {ins.effect.slot}"
-                text = f"{name} == {self.p.sources.snippet(ins.effect.value.span)}"
-                out.append((text, self._copy_fact(ins, ins.effect.slot, ins.effect.value, op), op,
-                            _globals(ins.effect.value)))
-            eff = ins.effect
-            if ins.kind == EXEC and isinstance(eff, Assign) and isinstance(eff.stmt.target, P.Local) \
-                    and eff.stmt.op == ":=" and not eff.stmt.indices \
-                    and isinstance(eff.stmt.target.type, (ElemT, BoolT)) and eff.stmt.target in ins.env:
-                s = eff.stmt
-                text = f"{s.target.name} == {self.p.sources.snippet(s.value.span)}"
-                out.append((text, self._copy_fact(ins, ins.env[s.target], s.value, op), op, _globals(s.value)))
+                yes = add(text, self._local_fact(ins, ins.cond, True, op), _globals(ins.cond), ins.reads)
+                no = add(f"not {text}", self._local_fact(ins, ins.cond, False, op), _globals(ins.cond), ins.reads)
+                edges[pc] = [(pc + 1, yes), (ins.target, no)]
+            elif k == JUMP:
+                edges[pc] = [(ins.target, gen)]
+            elif k == TRY:
+                edges[pc] = [(pc + 1, gen), (ins.target, frozenset())]
+            elif k in (BRANCH, FOR):
+                edges[pc] = [(pc + 1, gen), (ins.target, gen)]
+            elif k == RETURN:
+                edges[pc] = []
+            else:
+                edges[pc] = [(pc + 1, gen)]
+        held: dict[int, frozenset[int]] = {op.entry: entry for op in self.low.ops}
+        work = list(held)
+        while work:
+            pc = work.pop()
+            kept = frozenset(i for i in held[pc] if not facts[i][3] & writes[pc])
+            for succ, gen in edges[pc]:
+                new = kept | gen
+                if succ not in held or not new <= held[succ]:
+                    held[succ] = held.get(succ, frozenset()) | new
+                    work.append(succ)
+        out = {}
+        for pc in self.labels[1:]:
+            texts = {}   # one fact per text (two branches may test the same condition)
+            for i in sorted(held.get(pc, ())):
+                texts.setdefault(facts[i][0], facts[i][:3])
+            out[pc] = list(texts.values())
         return out
+
+    def _in_effect(self, ins, op: int):
+        """Doing the assignment of `ins` again would leave its state variable as it is."""
+        st = ins.effect.stmt
+
+        def fn(state: _State, t):
+            ex = self._thread_executor(ins, state, t, op)
+            ex.assign(st, z3.BoolVal(True))
+            return ex.state[st.target] == state.globals[st.target]
+        return fn
 
     def _global_fact(self, e: P.Expr, positive: bool):
         def fn(st: _State, t):
