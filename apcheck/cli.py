@@ -186,6 +186,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory", type=float, default=None, metavar="MIB",
                    help="memory for the whole run, in MiB (default: 80%% of the memory available at the start)")
     p.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
+    p.add_argument("--interleaved-budget", type=float, default=None, metavar="SECONDS",
+                   help="seconds for the induction over the interleaved steps (any number of threads), "
+                        "tried at any size (default: three --smt-timeouts, on small models only)")
     p.add_argument("--no-induction", action="store_true",
                    help="skip Z3's induction proofs of the invariants for every size")
     p.add_argument("--bmc", type=int, default=0, metavar="DEPTH",
@@ -251,6 +254,8 @@ def run_config(args):
                             progress=progress, cluster=args.cluster, workers=args.workers)
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")
+    if args.interleaved_budget is not None and args.interleaved_budget <= 0:
+        raise UsageError("--interleaved-budget must be positive")
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
     if not 0 <= args.threads <= 64:
@@ -267,7 +272,8 @@ def run_config(args):
         memory = _default_memory()
     return VerifyConfig(bounds=parse_bounds(args.bound), explore=explore, smt_timeout=args.smt_timeout,
                         scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc,
-                        max_memory_mb=memory)
+                        max_memory_mb=memory, interleaved_budget=args.interleaved_budget,
+                        smt_progress=None if args.quiet else _smt_progress)
 
 
 def _default_memory() -> float | None:
@@ -284,6 +290,10 @@ def _progress(p) -> None:
         workers = ", workers " + " ".join(f"{w.rss / 2 ** 30:.1f}" for w in p.workers) + " GiB"
     print(f"apcheck: {exploration_title(p.scenario)}: {p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
           f"frontier {p.frontier:,}, {rate:,.0f} states/s, {p.seconds:.0f} s{workers}", file=sys.stderr, flush=True)
+
+
+def _smt_progress(text: str) -> None:
+    print(f"apcheck: {text}", file=sys.stderr, flush=True)
 
 
 def cmd_check(args) -> int:

@@ -27,7 +27,7 @@ def test_a_mutex_held_across_both_writes_is_proved_for_any_number_of_threads():
     p, _ = results("tests/models/locked_flip.apm")
     same = p["same"]
     assert same.verdict == "proved" and same.method.engine == "z3-interleaved"
-    assert same.message.startswith("inductive for every size and any number of threads (interleaved steps)")
+    assert same.message.startswith("inductive for every size and any number of threads (interleaved steps; Z3 ")
     assert str(same.method).startswith("Z3 induction over interleaved steps (every size, any number of threads)")
 
 
@@ -64,7 +64,7 @@ def test_a_serial_thread_is_one_thread_in_the_proof_for_any_number():
     same = p["same"]
     assert same.verdict == "proved" and same.method.engine == "z3-interleaved"
     assert same.message.startswith("inductive for every size and any number of threads (interleaved steps; "
-                                   "one thread of each serial declaration: w)")
+                                   "one thread of each serial declaration: w; Z3 ")
     p, _ = results(racy.replace("thread w[2] runs flip", "thread w serial runs flip\nthread v runs flip"))
     assert p["same"].verdict == "violated"
     p, _ = results(racy.replace("thread w[2] runs flip", "thread w serial runs flip\nthread v runs flip")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
 from apcheck.explore.engine import ExploreConfig
@@ -29,6 +30,8 @@ class VerifyConfig:
     induction: bool = True        # try Z3 induction proofs of the invariants for every size
     bmc_depth: int = 0            # > 0: cross-check the explorer with Z3 BMC to this depth
     max_memory_mb: float | None = None  # for the whole run
+    interleaved_budget: float | None = None  # seconds for the interleaved induction (None: its default)
+    smt_progress: Callable[[str], None] | None = None  # told of each round of the interleaved induction
     locks_only: bool = False      # explore for lock-order edges and deadlocks only: no invariants or covers
     properties: tuple[str, ...] | None = None  # only these invariants and covers, each on the slice of the
                                                # system that can affect them (explore/slicing.py): exact

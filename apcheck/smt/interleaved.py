@@ -40,13 +40,15 @@ explorer does.
 Candidates, kept by a Houdini fixpoint (per step path and round, one query for
 each candidate whose inputs the path changes, and the others it keeps as they
 were; every candidate a counterexample falsifies is dropped at once, and one
-Z3 gives up on is dropped as "unknown", never as "not inductive"): the model's invariants
+Z3 gives up on is dropped as "unknown", never as "not inductive"; quantifiers by E-matching,
+and MBQI only for the model's invariants, `_check`): the model's invariants
 (`unlocked(...)` as "no thread holds all the guards", for single-instance
 mutexes), ownership facts (a thread at a point where every static path holds
 lock L owns L; a thread owns L only at points where some path holds it),
-and per program point the facts a thread there keeps: each invariant, its
-conjuncts and their negations, the conditions of the operation's branches,
-and `x == e` for the locals its `let`s set (for the operations that write
+and per program point the facts a thread there may keep, those the code
+before the point establishes (`_flow_facts`: branch conditions, the values
+of `let`s, assignments still in effect, invariant conjuncts and their
+negations after a write of what they read; for the operations that write
 what an invariant reads); and, at each point of another operation where a
 thread holds every lock of an invariant's `unlocked(...)` set, the invariant
 itself (it may be false while a lock of it is held, but not through a
@@ -63,6 +65,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from itertools import count
+from typing import Callable
 
 import z3
 
@@ -129,10 +132,13 @@ class _State:
         self.globals, self.pc, self.slots, self.owner, self.readers = globals_, pc, slots, owner, readers
 
 
-def prove_interleaved(lowered: Lowered, timeout_s: float = 10.0) -> InterleavedResult:
-    """Z3's induction over the interleaved system for any number of threads (see the module doc)."""
+def prove_interleaved(lowered: Lowered, timeout_s: float = 10.0, budget_s: float | None = None,
+                      progress: Callable[[str], None] | None = None) -> InterleavedResult:
+    """Z3's induction over the interleaved system for any number of threads (see the module doc).
+    `budget_s`: seconds for the whole fixpoint, tried at any size (default: BUDGET_FACTOR times the
+    query timeout, and not tried beyond MAX_WORK); `progress` is told of each round."""
     try:
-        return _Interleaved(lowered, int(timeout_s * 1000)).run()
+        return _Interleaved(lowered, int(timeout_s * 1000)).run(budget_s, progress)
     except NotTranslatable as err:
         return InterleavedResult(status="untranslatable", message=str(err))
 
@@ -640,10 +646,15 @@ class _Interleaved:
         return fn
 
     def _global_fact(self, e: P.Expr, positive: bool):
+        """A fact of the state variables alone: translated once per state (the same conjunct is a
+        candidate at many points)."""
         def fn(st: _State, t):
-            ex = Executor(self.u, st.globals)
-            ex.cut_nulls = False
-            b = ex.boolean(e)
+            memo = st.__dict__.setdefault("memo", {})
+            if id(e) not in memo:
+                ex = Executor(self.u, st.globals)
+                ex.cut_nulls = False
+                memo[id(e)] = ex.boolean(e)
+            b = memo[id(e)]
             return b if positive else z3.Not(b)
         return fn
 
@@ -671,7 +682,7 @@ class _Interleaved:
 
     # ---- the fixpoint ----------------------------------------------------------------------
 
-    def run(self) -> InterleavedResult:
+    def run(self, budget_s: float | None = None, progress: Callable[[str], None] | None = None) -> InterleavedResult:
         self._pre_cache: dict[tuple, z3.BoolRef] = {}
         self.t0 = z3.Const("t0", self.T)
         self.t1 = z3.Const("t1", self.T)
@@ -680,29 +691,39 @@ class _Interleaved:
             return InterleavedResult(status="not-proved", message="no invariants")
         cands = self.candidates()
         paths = [p for label in self.labels for p in self.paths(label)]
-        if len(cands) * len(paths) > MAX_WORK:
+        if budget_s is None and len(cands) * len(paths) > MAX_WORK:
             return InterleavedResult(status="unknown", message=f"not tried: {len(cands):,} candidate facts "
                                      f"over {len(paths):,} step paths, more than this induction takes on "
-                                     f"({MAX_WORK:,} pairs)")
-        deadline = time.monotonic() + BUDGET_FACTOR * self.timeout / 1000
+                                     f"({MAX_WORK:,} pairs) within its default budget (--interleaved-budget)")
+        started = time.monotonic()
+        budget = f"{BUDGET_FACTOR} times the --smt-timeout" if budget_s is None else \
+            f"the --interleaved-budget of {budget_s:g} s"
+        deadline = started + (BUDGET_FACTOR * self.timeout / 1000 if budget_s is None else budget_s)
+        if progress:
+            progress(f"interleaved induction: {len(cands):,} candidate facts over {len(paths):,} step paths")
         init = self._initial()
         initially = [self._initially(c, init) if time.monotonic() <= deadline else z3.unknown for c in cands]
         alive = [c for c, res in zip(cands, initially) if res == z3.unsat]
         dropped: dict[str, str] = {c.prop: "false in the initial state" if res == z3.sat else
                                    "unknown: Z3 gave up on the initial state (--smt-timeout)"
                                    for c, res in zip(cands, initially) if c.prop and res != z3.unsat}
+        rounds = 0
         while True:
             broken: set[int] = set()
             for path in paths:
                 if time.monotonic() > deadline:
-                    return InterleavedResult(status="unknown", message=f"stopped after {BUDGET_FACTOR} times "
-                                             "the --smt-timeout, before the fixpoint", dropped=dropped)
+                    return InterleavedResult(status="unknown", message=f"stopped after {budget}, before "
+                                             "the fixpoint", dropped=dropped)
                 for i, shown in self._broken(path, alive, deadline).items():
                     broken.add(i)
                     c = alive[i]
                     if c.prop and c.prop not in dropped:
                         dropped[c.prop] = (f"not inductive: {self._step(path.start)} breaks it" if shown else
                                            f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)")
+            rounds += 1
+            if progress:
+                progress(f"interleaved induction: round {rounds}: {len(broken):,} of {len(alive):,} facts "
+                         f"dropped, {time.monotonic() - started:.0f} s")
             if not broken:
                 break
             alive = [c for i, c in enumerate(alive) if i not in broken]
@@ -720,7 +741,8 @@ class _Interleaved:
         serial = ", ".join(self.decls[k].name for k in self.serial)
         one = f"; one thread of each serial declaration: {serial}" if serial else ""
         return InterleavedResult(status="proved", message="inductive for every size and any number of "
-                                 f"threads (interleaved steps{one})", proved=proved,
+                                 f"threads (interleaved steps{one}; Z3 {time.monotonic() - started:.0f} s)",
+                                 proved=proved,
                                  kept=[c.text for c in alive], dropped=dropped)
 
     def _step(self, label: int) -> str:
@@ -843,6 +865,14 @@ class _Interleaved:
         for point, goals in groups.items():
             s.push()
             s.add([self._pre_fact(alive[j], self.t1) for j in at.get(point, [])])
+            if len(goals) > 1 and time.monotonic() <= deadline:   # all at once: one check where none breaks
+                s.push()
+                s.add(z3.Or([z3.Not(after[i]) for i in goals]))
+                whole = self._check(s, False)
+                s.pop()
+                if whole == z3.unsat:
+                    s.pop()
+                    continue
             for i in goals:
                 if i in out:
                     continue
