@@ -48,8 +48,7 @@ lock L owns L; a thread owns L only at points where some path holds it),
 and per program point the facts a thread there may keep, those the code
 before the point establishes (`_flow_facts`: branch conditions, the values
 of `let`s, assignments still in effect, invariant conjuncts and their
-negations after a write of what they read; for the operations that write
-what an invariant reads); and, at each point of another operation where a
+negations after a write of what they read); and, at each point of another operation where a
 thread holds every lock of an invariant's `unlocked(...)` set, the invariant
 itself (it may be false while a lock of it is held, but not through a
 thread that writes none of its variables). The hypothesis is instantiated
@@ -456,7 +455,6 @@ class _Interleaved:
                     if c in self.held[pc][0]:
                         out.append(Candidate(f"a thread at line {self.code[pc].span.line} owns {cls.name}",
                                              self._owns_at(c, pc), True, reads=Reads(locks=frozenset({c}), point=pc)))
-        writers = self._writers([prop for prop, _ in self.low.invariants])
         for prop, unlocked in self.low.invariants:   # a thread that holds every guard of an unlocked()
             own = self._writers([prop])                 # set, in an operation that writes nothing the
             whole = self._global_fact(prop.expr, True)   # invariant reads, keeps it true there
@@ -465,16 +463,13 @@ class _Interleaved:
                     out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {prop.name}",
                                          self._at(pc, whole), True, reads=Reads(_globals(prop.expr), point=pc)))
         for pc, facts in self._flow_facts().items():
-            if self.low.op_of_pc[pc] not in writers:  # its threads keep what the invariants read as it was
-                continue
             for text, fn, read in facts:
                 out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
                                      self._at(pc, fn), True, reads=Reads(read, point=pc)))
         return out
 
     def _writers(self, props: list[P.Property]) -> set[int]:
-        """The operations that write a state variable one of these invariants reads (for all of the
-        model's: the operations whose program points get facts of their own)."""
+        """The operations that write a state variable one of these invariants reads."""
         reads = set()
         for prop in props:
             reads |= {v.name for v in P.globals_read(prop.expr)}
@@ -561,13 +556,17 @@ class _Interleaved:
                     entry |= add(self.p.sources.snippet(part.span), self._global_fact(part, True),
                                  _globals(part), ())
         edges: dict[int, list[tuple[int, frozenset[int]]]] = {}   # pc -> (successor, facts established)
+        domains: dict[int, tuple] = {}   # slot -> (the instruction storing a loop's set there, the set)
         writes: dict[int, set[int]] = {}                          # pc -> local slots it writes
         for pc, ins in enumerate(self.code):
             op, k, eff = self.low.op_of_pc[pc], ins.kind, ins.effect
             gen: frozenset[int] = frozenset()
-            wr = {slot for slot, _ in ins.dead}
+            wr: set[int] = set()   # a dead slot keeps its value here (no reset, unlike the explorer)
+            taken: frozenset[int] = frozenset()
             if k == EXEC and isinstance(eff, Store):
                 wr.add(eff.slot)
+                if eff.value is not None:
+                    domains[eff.slot] = (ins, eff.value)
                 if eff.value is not None and isinstance(self.slot_types[op].get(eff.slot), (ElemT, BoolT)):
                     local = next((lc for lc, sl in ins.env.items() if sl == eff.slot), None)
                     name = local.name if local is not None else f"slot {eff.slot}"
@@ -595,6 +594,13 @@ class _Interleaved:
                         gen |= add(f"not {text}", self._global_fact(part, False), _globals(part), ())
             elif k == FOR:
                 wr |= {ins.slot, ins.rem}
+                if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
+                    # the loop's set (read again)
+                    at, dom = domains[ins.rem]
+                    local = next((lc for lc, sl in ins.env.items() if sl == ins.slot), None)
+                    name = local.name if local is not None else f"slot {ins.slot}"
+                    taken = add(f"{name} in {self.p.sources.snippet(dom.span)}",
+                                self._member_fact(at, dom, ins.slot, op), _globals(dom), at.reads | {ins.slot})
             elif k in (ACQUIRE, TRY):
                 for prop, unlocked in self.low.invariants:
                     if any(ins.lock in classes for classes in unlocked):
@@ -611,7 +617,9 @@ class _Interleaved:
                 edges[pc] = [(ins.target, gen)]
             elif k == TRY:
                 edges[pc] = [(pc + 1, gen), (ins.target, frozenset())]
-            elif k in (BRANCH, FOR):
+            elif k == FOR:
+                edges[pc] = [(pc + 1, gen | taken), (ins.target, gen)]
+            elif k == BRANCH:
                 edges[pc] = [(pc + 1, gen), (ins.target, gen)]
             elif k == RETURN:
                 edges[pc] = []
@@ -634,6 +642,13 @@ class _Interleaved:
                 texts.setdefault(facts[i][0], facts[i][:3])
             out[pc] = list(texts.values())
         return out
+
+    def _member_fact(self, at, dom: P.Expr, slot: int, op: int):
+        """The element in `slot` is in the set `dom` (read by the instruction `at`)."""
+        def fn(st: _State, t):
+            ex = self._thread_executor(at, st, t, op)
+            return z3.Select(ex.expr(dom), z3.Select(st.slots[(op, slot)], t))
+        return fn
 
     def _in_effect(self, ins, op: int):
         """Doing the assignment of `ins` again would leave its state variable as it is."""
