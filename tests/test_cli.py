@@ -31,7 +31,8 @@ def test_bad_bound_is_a_usage_error():
 def test_limits_must_be_positive():
     from conftest import run_main
     for option, message in (("--timeout", "--timeout must be positive"), ("--smt-timeout", "--smt-timeout must be positive"),
-                            ("--max-memory", "--max-memory must be positive")):
+                            ("--max-memory", "--max-memory must be positive"),
+                            ("--interleaved-budget", "--interleaved-budget must be positive")):
         done = run_main("verify", "tests/models/tutorial.apm", option, "0")
         assert done.returncode == 2 and done.stderr.strip() == f"apcheck: error: {message}"
 

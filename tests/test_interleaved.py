@@ -172,3 +172,20 @@ def test_never_a_proof_the_explorer_refutes_on_random_models():
         proved += len(r.proved)
         violated += sum(1 for n in ("sub", "same", "keyed") if verdicts[n] == "violated")
     assert proved >= 3 and violated >= 5
+
+
+def test_beyond_its_default_size_the_induction_is_tried_only_with_a_budget(monkeypatch):
+    """By default the fixpoint is not tried beyond MAX_WORK candidate-path pairs (the note says so);
+    `--interleaved-budget` tries it at any size, and tells the progress of each round."""
+    import apcheck.smt.interleaved as interleaved
+    monkeypatch.setattr(interleaved, "MAX_WORK", 1)
+    p, res = results("tests/models/locked_flip.apm")
+    assert p["same"].verdict == "holds"
+    assert "induction over the interleaved steps (any number of threads): not tried: 11 candidate facts over " \
+        "3 step paths, more than this induction takes on (1 pairs) within its default budget " \
+        "(--interleaved-budget)" in res.stats.notes
+    told: list[str] = []
+    p, res = results("tests/models/locked_flip.apm", interleaved_budget=60.0, smt_progress=told.append)
+    assert p["same"].verdict == "proved" and p["same"].method.engine == "z3-interleaved"
+    assert told[0].startswith("interleaved induction: ") and " candidate facts over " in told[0]
+    assert told[-1].startswith("interleaved induction: round ") and " 0 of " in told[-1]
