@@ -71,7 +71,7 @@ import z3
 from apcheck.ir import program as P
 from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
                                 TRY, WAIT, YIELD, Assert, Assign, Lowered, Store)
-from apcheck.ir.types import BoolT, ElemT, Type
+from apcheck.ir.types import BoolT, ElemT, SetT, Type
 from apcheck.locks.static import loop_heads, static_edges
 from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state
 
@@ -555,21 +555,22 @@ class _Interleaved:
                 for part in _conjuncts(prop.expr):
                     entry |= add(self.p.sources.snippet(part.span), self._global_fact(part, True),
                                  _globals(part), ())
-        edges: dict[int, list[tuple[int, frozenset[int]]]] = {}   # pc -> (successor, facts established)
+        edges: dict[int, list[tuple]] = {}   # pc -> (successor, facts established, local slots written)
         domains: dict[int, tuple] = {}   # slot -> (the instruction storing a loop's set there, the set)
-        writes: dict[int, set[int]] = {}                          # pc -> local slots it writes
         for pc, ins in enumerate(self.code):
             op, k, eff = self.low.op_of_pc[pc], ins.kind, ins.effect
             gen: frozenset[int] = frozenset()
             wr: set[int] = set()   # a dead slot keeps its value here (no reset, unlike the explorer)
-            taken: frozenset[int] = frozenset()
+            taken = used_up = frozenset()
             if k == EXEC and isinstance(eff, Store):
                 wr.add(eff.slot)
                 if eff.value is not None:
                     domains[eff.slot] = (ins, eff.value)
-                if eff.value is not None and isinstance(self.slot_types[op].get(eff.slot), (ElemT, BoolT)):
+                if eff.value is not None and isinstance(self.slot_types[op].get(eff.slot), (ElemT, BoolT, SetT)) \
+                        and (op, eff.slot) in self.pre.slots:
                     local = next((lc for lc, sl in ins.env.items() if sl == eff.slot), None)
-                    name = local.name if local is not None else f"slot {eff.slot}"
+                    name = local.name.replace("$rest", " (the loop's set)") if local is not None \
+                        else f"slot {eff.slot}"
                     gen = add(f"{name} == {self.p.sources.snippet(eff.value.span)}",
                               self._copy_fact(ins, eff.slot, eff.value, op), _globals(eff.value),
                               ins.reads | {eff.slot})
@@ -592,8 +593,10 @@ class _Interleaved:
                         text = self.p.sources.snippet(part.span)
                         gen |= add(text, self._global_fact(part, True), _globals(part), ())
                         gen |= add(f"not {text}", self._global_fact(part, False), _globals(part), ())
-            elif k == FOR:
-                wr |= {ins.slot, ins.rem}
+            elif k == FOR:   # the element taken writes its slot and the remaining set: `edges`
+                if (op, ins.rem) in self.pre.slots:
+                    used_up = add(f"the loop at line {ins.span.line} has taken every element",
+                                  self._used_up(ins.rem, op), frozenset(), {ins.rem})
                 if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
                     # the loop's set (read again)
                     at, dom = domains[ins.rem]
@@ -607,31 +610,29 @@ class _Interleaved:
                         for part in _conjuncts(prop.expr):
                             gen |= add(self.p.sources.snippet(part.span), self._global_fact(part, True),
                                        _globals(part), ())
-            writes[pc] = wr
             if k == BRANCH and ins.cond is not None:
                 text = self.p.sources.snippet(ins.cond.span)
                 yes = add(text, self._local_fact(ins, ins.cond, True, op), _globals(ins.cond), ins.reads)
                 no = add(f"not {text}", self._local_fact(ins, ins.cond, False, op), _globals(ins.cond), ins.reads)
-                edges[pc] = [(pc + 1, yes), (ins.target, no)]
+                edges[pc] = [(pc + 1, yes, wr), (ins.target, no, wr)]
             elif k == JUMP:
-                edges[pc] = [(ins.target, gen)]
+                edges[pc] = [(ins.target, gen, wr)]
             elif k == TRY:
-                edges[pc] = [(pc + 1, gen), (ins.target, frozenset())]
+                edges[pc] = [(pc + 1, gen, wr), (ins.target, frozenset(), wr)]
             elif k == FOR:
-                edges[pc] = [(pc + 1, gen | taken), (ins.target, gen)]
+                edges[pc] = [(pc + 1, taken, wr | {ins.slot, ins.rem}), (ins.target, used_up, wr)]
             elif k == BRANCH:
-                edges[pc] = [(pc + 1, gen), (ins.target, gen)]
+                edges[pc] = [(pc + 1, gen, wr), (ins.target, gen, wr)]
             elif k == RETURN:
                 edges[pc] = []
             else:
-                edges[pc] = [(pc + 1, gen)]
+                edges[pc] = [(pc + 1, gen, wr)]
         held: dict[int, frozenset[int]] = {op.entry: entry for op in self.low.ops}
         work = list(held)
         while work:
             pc = work.pop()
-            kept = frozenset(i for i in held[pc] if not facts[i][3] & writes[pc])
-            for succ, gen in edges[pc]:
-                new = kept | gen
+            for succ, gen, written in edges[pc]:
+                new = frozenset(i for i in held[pc] if not facts[i][3] & written) | gen
                 if succ not in held or not new <= held[succ]:
                     held[succ] = held.get(succ, frozenset()) | new
                     work.append(succ)
@@ -642,6 +643,14 @@ class _Interleaved:
                 texts.setdefault(facts[i][0], facts[i][:3])
             out[pc] = list(texts.values())
         return out
+
+    def _used_up(self, rem: int, op: int):
+        """A for loop's remaining set (in slot `rem`) is empty."""
+        sort = self.pre.slots[(op, rem)].sort().range()
+
+        def fn(st: _State, t):
+            return z3.Select(st.slots[(op, rem)], t) == z3.K(sort.domain(), z3.BoolVal(False))
+        return fn
 
     def _member_fact(self, at, dom: P.Expr, slot: int, op: int):
         """The element in `slot` is in the set `dom` (read by the instruction `at`)."""
