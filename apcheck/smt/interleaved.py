@@ -48,7 +48,7 @@ lock L owns L; a thread owns L only at points where some path holds it),
 and per program point the facts a thread there may keep, those the code
 before the point establishes (`_flow_facts`: branch conditions, the values
 of `let`s, assignments still in effect, invariant conjuncts and their
-negations after a write of what they read); and, at each point of another operation where a
+negations after a write of what they read, a loop's element in its set); and, at each point of another operation where a
 thread holds every lock of an invariant's `unlocked(...)` set, the invariant
 itself (it may be false while a lock of it is held, but not through a
 thread that writes none of its variables). The hypothesis is instantiated
@@ -541,7 +541,11 @@ class _Interleaved:
         `bound[a, d] == vfio`, `linked -= {(a, d)}` that (a, d) is not in `linked`), and each
         conjunct of the model's invariants that reads the variable, and its negation; after
         taking a lock of an invariant's `unlocked(...)` set, each conjunct of it (it held while
-        the lock was free)."""
+        the lock was free); after a `for` loop takes an element, that it is in the loop's set,
+        and where the loop ends, that it took every element (with the copy of the set made at
+        its entry, a loop that returns from its first round ends only where the set was empty).
+        A local keeps its facts where it is dead: the induction, unlike the explorer, does not
+        reset it."""
         facts: list[tuple[str, object, frozenset, frozenset]] = []   # (text, fn, globals, local slots)
 
         def add(text, fn, reads, slots) -> frozenset[int]:
