@@ -189,3 +189,12 @@ def test_beyond_its_default_size_the_induction_is_tried_only_with_a_budget(monke
     assert p["same"].verdict == "proved" and p["same"].method.engine == "z3-interleaved"
     assert told[0].startswith("interleaved induction: ") and " candidate facts over " in told[0]
     assert told[-1].startswith("interleaved induction: round ") and " 0 of " in told[-1]
+
+
+def test_a_serial_thread_when_idle_keeps_what_only_it_changes():
+    """The flag a serial thread raises for the length of an operation is down whenever every thread is
+    idle: proved with the fact that the serial thread, idle, left it down (tests/models/serial_busy.apm)."""
+    p, _ = results("tests/models/serial_busy.apm")
+    assert p["quiet"].verdict == "proved" and p["quiet"].method.engine == "z3-interleaved"
+    assert p["quiet"].message.startswith("inductive for every size and any number of threads (interleaved "
+                                         "steps; one thread of each serial declaration: bus; Z3 ")

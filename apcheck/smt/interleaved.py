@@ -51,7 +51,8 @@ of `let`s, assignments still in effect, invariant conjuncts and their
 negations after a write of what they read, a loop's element in its set); and, at each point of another operation where a
 thread holds every lock of an invariant's `unlocked(...)` set, the invariant
 itself (it may be false while a lock of it is held, but not through a
-thread that writes none of its variables). The hypothesis is instantiated
+thread that writes none of its variables); and, for each serial thread
+while it is idle, the `between operations` invariants (what only it changes). The hypothesis is instantiated
 at the threads a step involves, with the facts that can matter there (the
 stepping thread's at its point, the witness t1's at the goal's point, each
 serial thread's, the lock owners' ownership facts), which only weakens it: a
@@ -462,6 +463,13 @@ class _Interleaved:
                 if self.low.op_of_pc[pc] not in own and any(cl <= self.held[pc][0] for cl in unlocked):
                     out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {prop.name}",
                                          self._at(pc, whole), True, reads=Reads(_globals(prop.expr), point=pc)))
+        for k, one in self.serial.items():   # a serial thread between its operations: what held when
+            for prop, _ in self.low.invariants:   # every thread was idle, for what only it changes
+                if prop.between:
+                    for part in _conjuncts(prop.expr):
+                        out.append(Candidate(f"{self.decls[k].name} when idle: {self.p.sources.snippet(part.span)}",
+                                             self._idle(one, self._global_fact(part, True)), True,
+                                             reads=Reads(_globals(part), point=IDLE)))
         for pc, facts in self._flow_facts().items():
             for text, fn, read in facts:
                 out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
@@ -522,6 +530,11 @@ class _Interleaved:
             if c in st.readers:
                 owns = z3.Or(owns, z3.Select(st.readers[c], t))
             return z3.Implies(st.pc[t] == pc, owns)
+        return fn
+
+    def _idle(self, one, fact):
+        def fn(st: _State, t):
+            return z3.Implies(z3.And(t == one, st.pc[t] == IDLE), fact(st, t))
         return fn
 
     def _at(self, pc: int, fact):
