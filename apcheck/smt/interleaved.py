@@ -164,6 +164,10 @@ class _Interleaved:
         self.ctx = z3.Function("ctx", self.T, z3.IntSort())   # a thread's declaration
         self.serial = {k: z3.Const(f"serial_{d.name}", self.T) for k, d in enumerate(self.decls) if d.serial}
         self.decls_of = [[k for k, d in enumerate(self.decls) if op.name in d.ops] for op in lowered.ops]
+        self._pre_cache: dict[tuple, z3.BoolRef] = {}   # (candidate, thread) -> its pre-state hypothesis
+        self._lits: dict[int, z3.BoolRef] = {}    # candidate -> the literal of its hypotheses
+        self._cand_of: dict[str, int] = {}        # and back, by the literal's name
+        self._proofs: dict[tuple, set[int]] = {}  # (step path, point) -> the candidates its proof used
 
     # ---- layout ----------------------------------------------------------------------
 
@@ -724,7 +728,6 @@ class _Interleaved:
     # ---- the fixpoint ----------------------------------------------------------------------
 
     def run(self, budget_s: float | None = None, progress: Callable[[str], None] | None = None) -> InterleavedResult:
-        self._pre_cache: dict[tuple, z3.BoolRef] = {}
         self.t0 = z3.Const("t0", self.T)
         self.t1 = z3.Const("t1", self.T)
         own = [p.name for p, _ in self.low.invariants]
@@ -851,7 +854,8 @@ class _Interleaved:
         key = (id(cand), None if t is None else t.get_id())
         if key not in self._pre_cache:
             f = cand.fn(self.pre, t)
-            self._pre_cache[key] = f if t is None else z3.Implies(t != self.nobody, f)
+            f = f if t is None else z3.Implies(t != self.nobody, f)
+            self._pre_cache[key] = z3.Implies(self._lit(cand), f)
         return self._pre_cache[key]
 
     def _in_its_declaration(self, t) -> z3.BoolRef:
@@ -881,40 +885,49 @@ class _Interleaved:
     def _broken(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> dict[int, bool]:
         """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
         on it (False: dropped all the same, but not shown to be broken). Only the candidates whose
-        inputs the path changes are asked (`_affected`), one query each on the path's solver, with
-        t1's facts at the goal's point: one query for their disjunction made Z3 give up on
-        merged_2026's steps where each alone takes milliseconds. A model that breaks one is
-        searched for others of its point it breaks too; past the deadline, the rest count as
-        given up."""
+        inputs the path changes are asked (`_affected`), by the point whose facts t1 gets: first
+        all of a point's at once, then, where that fails, one query each (a model that breaks one
+        is searched for others it breaks too). Where the query for a point's goals was unsat, its
+        unsat core (the candidates the proof used) is kept: in a later round, while every one of
+        them is still a candidate, the proof stands and the point is not asked again (the goals
+        are fewer, the hypotheses the same). Past the deadline, the rest count as given up."""
+        changed = self._changed(path)
+        groups: dict[int | None, list[int]] = {}   # the goals by the point whose facts t1 gets
+        for i, c in enumerate(alive):
+            if _affected(c.reads, path, changed):
+                groups.setdefault(c.reads.point if c.threaded else None, []).append(i)
+        here = {id(c) for c in alive}
+        groups = {point: goals for point, goals in groups.items()
+                  if not self._proofs.get((id(path), point), {None}) <= here}
+        if not groups:
+            return {}
         s = self._solver()
         s.add(self.pre.pc[self.t0] == path.start)
         s.add(self._hypothesis(alive, path))
         s.add(path.cond)
         s.add([f for f, _ in path.obligations])
         post = self._post(path)
-        changed = self._changed(path)
-        after = {i: c.fn(post, self.t1 if c.threaded else None) for i, c in enumerate(alive)
-                 if _affected(c.reads, path, changed)}
-        groups: dict[int | None, list[int]] = {}   # the goals by the point whose facts t1 gets
-        for i in after:
-            groups.setdefault(alive[i].reads.point if alive[i].threaded else None, []).append(i)
+        after = {i: alive[i].fn(post, self.t1 if alive[i].threaded else None)
+                 for goals in groups.values() for i in goals}
         at: dict[int, list[int]] = {}   # t1's facts at each goal's point (the others are in `s`)
         for j, c in enumerate(alive):
             if c.threaded and c.reads.point is not None and c.reads.point in groups:
                 at.setdefault(c.reads.point, []).append(j)
+        lits = [self._lit(c) for c in alive]
         out: dict[int, bool] = {}
         for point, goals in groups.items():
+            if time.monotonic() > deadline:
+                out.update((i, False) for i in goals if i not in out)
+                continue
             s.push()
             s.add([self._pre_fact(alive[j], self.t1) for j in at.get(point, [])])
-            if len(goals) > 1 and time.monotonic() <= deadline:   # all at once: one check where none breaks
-                s.push()
-                s.add(z3.Or([z3.Not(after[i]) for i in goals]))
-                whole = self._check(s, False)
-                s.pop()
-                if whole == z3.unsat:
-                    s.pop()
-                    continue
-            for i in goals:
+            s.push()
+            s.add(z3.Or([z3.Not(after[i]) for i in goals]))
+            whole = self._check(s, False, lits)
+            if whole == z3.unsat:
+                self._proofs[(id(path), point)] = {self._cand_of[str(x)] for x in s.unsat_core()}
+            s.pop()
+            for i in goals if whole != z3.unsat else ():
                 if i in out:
                     continue
                 if time.monotonic() > deadline:
@@ -922,7 +935,7 @@ class _Interleaved:
                     continue
                 s.push()
                 s.add(z3.Not(after[i]))
-                res = self._check(s, alive[i].prop is not None)
+                res = self._check(s, alive[i].prop is not None, lits)
                 if res == z3.sat:
                     m = s.model()
                     out.update((j, True) for j in goals
@@ -934,7 +947,16 @@ class _Interleaved:
             s.pop()
         return out
 
-    def _check(self, s: z3.Solver, thorough: bool):
+    def _lit(self, cand: Candidate) -> z3.BoolRef:
+        """The literal that switches a candidate's hypotheses on (an assumption of each query, so
+        that an unsat core names the candidates a proof used)."""
+        key = id(cand)
+        if key not in self._lits:
+            self._lits[key] = z3.Bool(f"cand!{len(self._lits)}")
+            self._cand_of[str(self._lits[key])] = key
+        return self._lits[key]
+
+    def _check(self, s: z3.Solver, thorough: bool, lits: list):
         """Z3's answer with quantifiers instantiated by E-matching only (MBQI off): where the
         candidate is inductive that proves it as fast, and where it is not Z3 says "unknown" at
         once instead of searching the whole timeout for a model of the quantified hypotheses
@@ -942,10 +964,10 @@ class _Interleaved:
         again with MBQI, so that its message can say "not inductive" with the step that breaks
         it where Z3 finds the counterexample."""
         s.set("smt.mbqi", False)
-        res = s.check()
+        res = s.check(*lits)
         if res == z3.unknown and thorough:
             s.set("smt.mbqi", True)
-            res = s.check()
+            res = s.check(*lits)
             s.set("smt.mbqi", False)
         return res
 
@@ -962,7 +984,7 @@ class _Interleaved:
         s.add(self._hypothesis(alive, path))
         s.add(path.cond)
         s.add(z3.Not(formula))
-        return s.check() == z3.unsat
+        return s.check(*[self._lit(c) for c in alive]) == z3.unsat
 
 
 def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
