@@ -165,9 +165,12 @@ class _Interleaved:
         self.serial = {k: z3.Const(f"serial_{d.name}", self.T) for k, d in enumerate(self.decls) if d.serial}
         self.decls_of = [[k for k, d in enumerate(self.decls) if op.name in d.ops] for op in lowered.ops]
         self._pre_cache: dict[tuple, z3.BoolRef] = {}   # (candidate, thread) -> its pre-state hypothesis
-        self._lits: dict[int, z3.BoolRef] = {}    # candidate -> the literal of its hypotheses
+        self._lits: dict = {}                     # candidate (or point) -> the literal of its hypotheses
         self._cand_of: dict[str, int] = {}        # and back, by the literal's name
-        self._proofs: dict[tuple, set[int]] = {}  # (step path, point) -> the candidates its proof used
+        self._proofs: dict[tuple, set] = {}       # (step path, point) -> the literals its proof used
+        self._dropped: list[Candidate] = []       # every candidate dropped so far
+        self.track_proofs = False                 # keep unsat cores (from the second round on: with
+                                                  # the literals as assumptions, each query is slower)
 
     # ---- layout ----------------------------------------------------------------------
 
@@ -770,6 +773,8 @@ class _Interleaved:
                          f"dropped, {time.monotonic() - started:.0f} s")
             if not broken:
                 break
+            self._dropped += [c for i, c in enumerate(alive) if i in broken]
+            self.track_proofs = True
             alive = [c for i, c in enumerate(alive) if i not in broken]
         proved = [c.prop for c in alive if c.prop]
         if not proved:
@@ -887,16 +892,17 @@ class _Interleaved:
         on it (False: dropped all the same, but not shown to be broken). Only the candidates whose
         inputs the path changes are asked (`_affected`), by the point whose facts t1 gets: first
         all of a point's at once, then, where that fails, one query each (a model that breaks one
-        is searched for others it breaks too). Where the query for a point's goals was unsat, its
-        unsat core (the candidates the proof used) is kept: in a later round, while every one of
-        them is still a candidate, the proof stands and the point is not asked again (the goals
-        are fewer, the hypotheses the same). Past the deadline, the rest count as given up."""
+        is searched for others it breaks too). From the second round on, where the query for a
+        point's goals is unsat, its unsat core (the candidates the proof used, by `_lit`) is kept:
+        in a later round, while every one of them is still a candidate, the proof stands and the
+        point is not asked again (the goals are fewer, the hypotheses the same). Past the
+        deadline, the rest count as given up."""
         changed = self._changed(path)
         groups: dict[int | None, list[int]] = {}   # the goals by the point whose facts t1 gets
         for i, c in enumerate(alive):
             if _affected(c.reads, path, changed):
                 groups.setdefault(c.reads.point if c.threaded else None, []).append(i)
-        here = {id(c) for c in alive}
+        lits, here = self._lit_keys(alive)
         groups = {point: goals for point, goals in groups.items()
                   if not self._proofs.get((id(path), point), {None}) <= here}
         if not groups:
@@ -906,6 +912,9 @@ class _Interleaved:
         s.add(self._hypothesis(alive, path))
         s.add(path.cond)
         s.add([f for f, _ in path.obligations])
+        if not self.track_proofs:   # the literals as facts: no unsat cores, and no cost for them
+            s.add(lits)
+            lits = []
         post = self._post(path)
         after = {i: alive[i].fn(post, self.t1 if alive[i].threaded else None)
                  for goals in groups.values() for i in goals}
@@ -913,7 +922,6 @@ class _Interleaved:
         for j, c in enumerate(alive):
             if c.threaded and c.reads.point is not None and c.reads.point in groups:
                 at.setdefault(c.reads.point, []).append(j)
-        lits = [self._lit(c) for c in alive]
         out: dict[int, bool] = {}
         for point, goals in groups.items():
             if time.monotonic() > deadline:
@@ -924,7 +932,7 @@ class _Interleaved:
             s.push()
             s.add(z3.Or([z3.Not(after[i]) for i in goals]))
             whole = self._check(s, False, lits)
-            if whole == z3.unsat:
+            if whole == z3.unsat and self.track_proofs:
                 self._proofs[(id(path), point)] = {self._cand_of[str(x)] for x in s.unsat_core()}
             s.pop()
             for i in goals if whole != z3.unsat else ():
@@ -947,14 +955,22 @@ class _Interleaved:
             s.pop()
         return out
 
-    def _lit(self, cand: Candidate) -> z3.BoolRef:
+    def _lit(self, cand: Candidate):
         """The literal that switches a candidate's hypotheses on (an assumption of each query, so
-        that an unsat core names the candidates a proof used)."""
-        key = id(cand)
+        that an unsat core names the candidates a proof used): one for the facts of each program
+        point, one for each other candidate (thousands of assumptions make each query slow)."""
+        key = ("point", cand.reads.point) if cand.threaded and cand.reads.point is not None else id(cand)
         if key not in self._lits:
             self._lits[key] = z3.Bool(f"cand!{len(self._lits)}")
             self._cand_of[str(self._lits[key])] = key
         return self._lits[key]
+
+    def _lit_keys(self, alive: list[Candidate]) -> tuple[list, set]:
+        """The literals of the candidates left, and the keys of those whose candidates are all left
+        (a point's literal stands for all of its facts)."""
+        lits = {str(self._lit(c)): self._lit(c) for c in alive}
+        gone = {self._cand_of[str(self._lit(c))] for c in self._dropped}
+        return list(lits.values()), {self._cand_of[n] for n in lits} - gone
 
     def _check(self, s: z3.Solver, thorough: bool, lits: list):
         """Z3's answer with quantifiers instantiated by E-matching only (MBQI off): where the
@@ -984,7 +1000,7 @@ class _Interleaved:
         s.add(self._hypothesis(alive, path))
         s.add(path.cond)
         s.add(z3.Not(formula))
-        return s.check(*[self._lit(c) for c in alive]) == z3.unsat
+        return s.check(*self._lit_keys(alive)[0]) == z3.unsat
 
 
 def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
