@@ -165,12 +165,11 @@ class _Interleaved:
         self.serial = {k: z3.Const(f"serial_{d.name}", self.T) for k, d in enumerate(self.decls) if d.serial}
         self.decls_of = [[k for k, d in enumerate(self.decls) if op.name in d.ops] for op in lowered.ops]
         self._pre_cache: dict[tuple, z3.BoolRef] = {}   # (candidate, thread) -> its pre-state hypothesis
-        self._lits: dict = {}                     # candidate (or point) -> the literal of its hypotheses
+        self._lits: dict[int, z3.BoolRef] = {}    # candidate -> the literal of its hypotheses
         self._cand_of: dict[str, int] = {}        # and back, by the literal's name
         self._proofs: dict[tuple, set] = {}       # (step path, point) -> the literals its proof used
-        self._dropped: list[Candidate] = []       # every candidate dropped so far
         self.track_proofs = False                 # keep unsat cores (from the second round on: with
-                                                  # the literals as assumptions, each query is slower)
+                                                  # a literal per candidate assumed, a query is slower)
 
     # ---- layout ----------------------------------------------------------------------
 
@@ -773,7 +772,6 @@ class _Interleaved:
                          f"dropped, {time.monotonic() - started:.0f} s")
             if not broken:
                 break
-            self._dropped += [c for i, c in enumerate(alive) if i in broken]
             self.track_proofs = True
             alive = [c for i, c in enumerate(alive) if i not in broken]
         proved = [c.prop for c in alive if c.prop]
@@ -956,21 +954,18 @@ class _Interleaved:
         return out
 
     def _lit(self, cand: Candidate):
-        """The literal that switches a candidate's hypotheses on (an assumption of each query, so
-        that an unsat core names the candidates a proof used): one for the facts of each program
-        point, one for each other candidate (thousands of assumptions make each query slow)."""
-        key = ("point", cand.reads.point) if cand.threaded and cand.reads.point is not None else id(cand)
+        """The literal that switches a candidate's hypotheses on (an assumption of each query from
+        the second round on, so that an unsat core names the candidates a proof used; one literal
+        for all of a point's facts kept no proof, as some fact of each point goes every round)."""
+        key = id(cand)
         if key not in self._lits:
             self._lits[key] = z3.Bool(f"cand!{len(self._lits)}")
             self._cand_of[str(self._lits[key])] = key
         return self._lits[key]
 
     def _lit_keys(self, alive: list[Candidate]) -> tuple[list, set]:
-        """The literals of the candidates left, and the keys of those whose candidates are all left
-        (a point's literal stands for all of its facts)."""
-        lits = {str(self._lit(c)): self._lit(c) for c in alive}
-        gone = {self._cand_of[str(self._lit(c))] for c in self._dropped}
-        return list(lits.values()), {self._cand_of[n] for n in lits} - gone
+        """The literals of the candidates left, and their keys."""
+        return [self._lit(c) for c in alive], {id(c) for c in alive}
 
     def _check(self, s: z3.Solver, thorough: bool, lits: list):
         """Z3's answer with quantifiers instantiated by E-matching only (MBQI off): where the
