@@ -212,8 +212,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "and cached), python (the reference), or auto (default: python for searches of up to "
                         "20,000 states, native beyond, python where the native core cannot build)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="native core: threads per search (default: one per core); "
-                        "the result does not depend on it")
+                   help="native core: threads per search; the induction over the interleaved steps: "
+                        "processes (default: one per core); the result does not depend on it")
     p.add_argument("--cluster", default=None, metavar="ADDRESS",
                    help="distribute the search over a Ray cluster (pip install 'apcheck[distributed]'): 'auto' "
                         "starts a local Ray instance with a worker per core; 'ray://HOST:PORT' or 'HOST:PORT' joins a "

@@ -198,3 +198,13 @@ def test_a_serial_thread_when_idle_keeps_what_only_it_changes():
     assert p["quiet"].verdict == "proved" and p["quiet"].method.engine == "z3-interleaved"
     assert p["quiet"].message.startswith("inductive for every size and any number of threads (interleaved "
                                          "steps; one thread of each serial declaration: bus; Z3 ")
+
+
+@pytest.mark.parametrize("model", ["locked_flip", "locked_peek", "serial_busy", "passthrough", "racy_flip"])
+def test_processes_that_share_a_round_find_the_same_facts(model):
+    """`jobs`: forked processes share each round's step paths; the facts kept and dropped, the
+    invariants proved and the messages are those of one process."""
+    lowered, _ = build(load_program(f"tests/models/{model}.apm"))
+    one, two = (prove_interleaved(lowered, jobs=jobs) for jobs in (1, 2))
+    assert (one.status, one.proved, one.kept, one.dropped) == (two.status, two.proved, two.kept, two.dropped)
+    assert one.message.split("; Z3 ")[0] == two.message.split("; Z3 ")[0]

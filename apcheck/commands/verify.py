@@ -106,7 +106,8 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
     invariants = [pr for pr in props if pr.kind == Kind.INVARIANT and pr.verdict == Verdict.HOLDS]
     if not invariants:
         return notes
-    inter = prove_interleaved(lowered, config.smt_timeout, config.interleaved_budget, config.smt_progress)
+    inter = prove_interleaved(lowered, config.smt_timeout, config.interleaved_budget, config.smt_progress,
+                              config.explore.threads)
     if inter.status in ("untranslatable", "unknown"):
         return notes + [f"induction over the interleaved steps (any number of threads): {inter.message}"]
     for pr in props:

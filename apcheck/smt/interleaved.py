@@ -62,6 +62,8 @@ thread inside an operation belongs to a declaration that runs it, and
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from itertools import count
@@ -130,15 +132,19 @@ class _State:
 
     def __init__(self, globals_: dict, pc, slots: dict, owner: dict, readers: dict):
         self.globals, self.pc, self.slots, self.owner, self.readers = globals_, pc, slots, owner, readers
+        self.facts: dict[int, z3.BoolRef] = {}   # a fact of the state variables alone, by its expression
+        self.locals: dict[tuple, z3.ExprRef] = {}   # (operation, slot, thread) -> the thread's local there
 
 
 def prove_interleaved(lowered: Lowered, timeout_s: float = 10.0, budget_s: float | None = None,
-                      progress: Callable[[str], None] | None = None) -> InterleavedResult:
+                      progress: Callable[[str], None] | None = None, jobs: int = 1) -> InterleavedResult:
     """Z3's induction over the interleaved system for any number of threads (see the module doc).
     `budget_s`: seconds for the whole fixpoint, tried at any size (default: BUDGET_FACTOR times the
-    query timeout, and not tried beyond MAX_WORK); `progress` is told of each round."""
+    query timeout, and not tried beyond MAX_WORK); `progress` is told of each round and, in a long
+    one, of the step paths done; `jobs`: processes that share a round's step paths (0: one per
+    core). The result does not depend on `jobs`."""
     try:
-        return _Interleaved(lowered, int(timeout_s * 1000)).run(budget_s, progress)
+        return _Interleaved(lowered, int(timeout_s * 1000)).run(budget_s, progress, jobs)
     except NotTranslatable as err:
         return InterleavedResult(status="untranslatable", message=str(err))
 
@@ -168,6 +174,7 @@ class _Interleaved:
         self._lits: dict[int, z3.BoolRef] = {}    # candidate -> the literal of its hypotheses
         self._cand_of: dict[str, int] = {}        # and back, by the literal's name
         self._proofs: dict[tuple, set] = {}       # (step path, point) -> the literals its proof used
+        self._told = time.monotonic()             # the last line of progress
         self.track_proofs = False                 # keep unsat cores (from the second round on: with
                                                   # a literal per candidate assumed, a query is slower)
 
@@ -672,14 +679,14 @@ class _Interleaved:
         sort = self.pre.slots[(op, rem)].sort().range()
 
         def fn(st: _State, t):
-            return z3.Select(st.slots[(op, rem)], t) == z3.K(sort.domain(), z3.BoolVal(False))
+            return self._local(st, op, rem, t) == z3.K(sort.domain(), z3.BoolVal(False))
         return fn
 
     def _member_fact(self, at, dom: P.Expr, slot: int, op: int):
         """The element in `slot` is in the set `dom` (read by the instruction `at`)."""
         def fn(st: _State, t):
             ex = self._thread_executor(at, st, t, op)
-            return z3.Select(ex.expr(dom), z3.Select(st.slots[(op, slot)], t))
+            return z3.Select(ex.expr(dom), self._local(st, op, slot, t))
         return fn
 
     def _in_effect(self, ins, op: int):
@@ -696,21 +703,27 @@ class _Interleaved:
         """A fact of the state variables alone: translated once per state (the same conjunct is a
         candidate at many points)."""
         def fn(st: _State, t):
-            memo = st.__dict__.setdefault("memo", {})
-            if id(e) not in memo:
+            if id(e) not in st.facts:
                 ex = Executor(self.u, st.globals)
                 ex.cut_nulls = False
-                memo[id(e)] = ex.boolean(e)
-            b = memo[id(e)]
+                st.facts[id(e)] = ex.boolean(e)
+            b = st.facts[id(e)]
             return b if positive else z3.Not(b)
         return fn
 
     def _thread_executor(self, ins, st: _State, t, op: int) -> Executor:
         ex = Executor(self.u, st.globals)
         ex.cut_nulls = False
-        ex.frame.env = {local: z3.Select(st.slots[(op, slot)], t) for local, slot in ins.env.items()
+        ex.frame.env = {local: self._local(st, op, slot, t) for local, slot in ins.env.items()
                         if (op, slot) in st.slots}
         return ex
+
+    def _local(self, st: _State, op: int, slot: int, t) -> z3.ExprRef:
+        """Thread t's local in `slot` of operation `op`, built once per state."""
+        key = (op, slot, t.get_id())
+        if key not in st.locals:
+            st.locals[key] = z3.Select(st.slots[(op, slot)], t)
+        return st.locals[key]
 
     def _local_fact(self, ins, e: P.Expr, positive: bool, op: int):
         def fn(st: _State, t):
@@ -724,12 +737,13 @@ class _Interleaved:
 
         def fn(st: _State, t):
             ex = self._thread_executor(ins, st, t, op)
-            return z3.Select(st.slots[(op, slot)], t) == ex.expr(value, t_slot)
+            return self._local(st, op, slot, t) == ex.expr(value, t_slot)
         return fn
 
     # ---- the fixpoint ----------------------------------------------------------------------
 
-    def run(self, budget_s: float | None = None, progress: Callable[[str], None] | None = None) -> InterleavedResult:
+    def run(self, budget_s: float | None = None, progress: Callable[[str], None] | None = None,
+            jobs: int = 1) -> InterleavedResult:
         self.t0 = z3.Const("t0", self.T)
         self.t1 = z3.Const("t1", self.T)
         own = [p.name for p, _ in self.low.invariants]
@@ -753,19 +767,20 @@ class _Interleaved:
         dropped: dict[str, str] = {c.prop: "false in the initial state" if res == z3.sat else
                                    "unknown: Z3 gave up on the initial state (--smt-timeout)"
                                    for c, res in zip(cands, initially) if c.prop and res != z3.unsat}
-        rounds = 0
+        rounds, self._told = 0, started
+        jobs = max(1, jobs or os.cpu_count() or 1)
         while True:
             broken: set[int] = set()
-            for path in paths:
-                if time.monotonic() > deadline:
-                    return InterleavedResult(status="unknown", message=f"stopped after {budget}, before "
-                                             "the fixpoint", dropped=dropped)
-                for i, shown in self._broken(path, alive, deadline).items():
+            for path, found in self._round(paths, alive, deadline, jobs, rounds + 1, started, progress):
+                for i, shown in found.items():
                     broken.add(i)
                     c = alive[i]
                     if c.prop and c.prop not in dropped:
                         dropped[c.prop] = (f"not inductive: {self._step(path.start)} breaks it" if shown else
                                            f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)")
+            if time.monotonic() > deadline:   # some candidates counted as given up: no fixpoint
+                return InterleavedResult(status="unknown", message=f"stopped after {budget}, before "
+                                         "the fixpoint", dropped=dropped)
             rounds += 1
             if progress:
                 progress(f"interleaved induction: round {rounds}: {len(broken):,} of {len(alive):,} facts "
@@ -791,6 +806,43 @@ class _Interleaved:
                                  f"threads (interleaved steps{one}; Z3 {time.monotonic() - started:.0f} s)",
                                  proved=proved,
                                  kept=[c.text for c in alive], dropped=dropped)
+
+    def _round(self, paths: list[Path], alive: list[Candidate], deadline: float, jobs: int, number: int,
+               started: float, progress: Callable[[str], None] | None) -> list[tuple[Path, dict[int, bool]]]:
+        """One round: each step path with the candidates it may break (`_broken`), in path order.
+        With more than one job, forked processes share the paths: each inherits the translated
+        state (warmed here first) and sends back indices only, the candidates broken and the
+        unsat cores kept (`_proofs`, by the same keys: a fork keeps the objects' ids)."""
+        for path in paths:   # the same terms in the same order, however many jobs
+            self._hypothesis(alive, path)
+        for c in alive:
+            if c.threaded and c.reads.point is not None:
+                self._pre_fact(c, self.t1)
+        if jobs == 1 or len(paths) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            found = {}
+            for k, path in enumerate(paths):
+                found[k] = self._broken(path, alive, deadline)
+                self._tell(progress, number, k + 1, len(paths), started)
+        else:
+            global _ROUND
+            _ROUND = (self, paths, alive, deadline)
+            found = {}
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(paths))) as pool:
+                for k, broken, proofs in pool.imap_unordered(_broken_in_child, range(len(paths))):
+                    found[k] = broken
+                    self._proofs.update(((id(paths[k]), point), used) for point, used in proofs.items())
+                    self._tell(progress, number, len(found), len(paths), started)
+            _ROUND = None
+        return [(paths[k], found[k]) for k in range(len(paths))]
+
+    def _tell(self, progress: Callable[[str], None] | None, number: int, done: int, total: int,
+              started: float) -> None:
+        """A line of progress in a long round, at most one a minute."""
+        now = time.monotonic()
+        if progress and done < total and now - self._told >= 60:
+            self._told = now
+            progress(f"interleaved induction: round {number}: {done:,} of {total:,} step paths, "
+                     f"{now - started:.0f} s")
 
     def _step(self, label: int) -> str:
         return "a step that starts an operation" if label == IDLE else \
@@ -996,6 +1048,18 @@ class _Interleaved:
         s.add(path.cond)
         s.add(z3.Not(formula))
         return s.check(*self._lit_keys(alive)[0]) == z3.unsat
+
+
+_ROUND: tuple | None = None   # (the induction, its step paths, the candidates left, the deadline):
+                              # what a forked process of `_round` inherits
+
+
+def _broken_in_child(k: int) -> tuple[int, dict[int, bool], dict]:
+    """In a process forked by `_round`: step path k's broken candidates and its points' unsat cores."""
+    ind, paths, alive, deadline = _ROUND
+    path = paths[k]
+    broken = ind._broken(path, alive, deadline)
+    return k, broken, {point: used for (pid, point), used in ind._proofs.items() if pid == id(path)}
 
 
 def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
