@@ -477,12 +477,10 @@ class _Interleaved:
                     out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {prop.name}",
                                          self._at(pc, whole), True, reads=Reads(_globals(prop.expr), point=pc)))
         for k, one in self.serial.items():   # a serial thread between its operations: what held when
-            for prop, _ in self.low.invariants:   # every thread was idle, for what only it changes
-                if prop.between:
-                    for part in _conjuncts(prop.expr):
-                        out.append(Candidate(f"{self.decls[k].name} when idle: {self.p.sources.snippet(part.span)}",
-                                             self._idle(one, self._global_fact(part, True)), True,
-                                             reads=Reads(_globals(part), point=IDLE)))
+            for part in self._between():      # every thread was idle, for what only it changes
+                out.append(Candidate(f"{self.decls[k].name} when idle: {self.p.sources.snippet(part.span)}",
+                                     self._idle(one, self._global_fact(part, True)), True,
+                                     reads=Reads(_globals(part), point=IDLE)))
         for pc, facts in self._flow_facts().items():
             for text, fn, read in facts:
                 out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
@@ -580,11 +578,8 @@ class _Interleaved:
 
         entry = frozenset()
         conjuncts = [part for prop, _ in self.low.invariants for part in _conjuncts(prop.expr)]
-        for prop, _ in self.low.invariants:
-            if prop.between:
-                for part in _conjuncts(prop.expr):
-                    entry |= add(self.p.sources.snippet(part.span), self._global_fact(part, True),
-                                 _globals(part), ())
+        for part in self._between():
+            entry |= add(self.p.sources.snippet(part.span), self._global_fact(part, True), _globals(part), ())
         edges: dict[int, list[tuple]] = {}   # pc -> (successor, facts established, local slots written)
         domains: dict[int, tuple] = {}   # slot -> (the instruction storing a loop's set there, the set)
         for pc, ins in enumerate(self.code):
@@ -598,9 +593,7 @@ class _Interleaved:
                     domains[eff.slot] = (ins, eff.value)
                 if eff.value is not None and isinstance(self.slot_types[op].get(eff.slot), (ElemT, BoolT, SetT)) \
                         and (op, eff.slot) in self.pre.slots:
-                    local = next((lc for lc, sl in ins.env.items() if sl == eff.slot), None)
-                    name = local.name.replace("$rest", " (the loop's set)") if local is not None \
-                        else f"slot {eff.slot}"
+                    name = _local_name(ins, eff.slot).replace("$rest", " (the loop's set)")
                     gen = add(f"{name} == {self.p.sources.snippet(eff.value.span)}",
                               self._copy_fact(ins, eff.slot, eff.value, op), _globals(eff.value),
                               ins.reads | {eff.slot})
@@ -630,9 +623,7 @@ class _Interleaved:
                 if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
                     # the loop's set (read again)
                     at, dom = domains[ins.rem]
-                    local = next((lc for lc, sl in ins.env.items() if sl == ins.slot), None)
-                    name = local.name if local is not None else f"slot {ins.slot}"
-                    taken = add(f"{name} in {self.p.sources.snippet(dom.span)}",
+                    taken = add(f"{_local_name(ins, ins.slot)} in {self.p.sources.snippet(dom.span)}",
                                 self._member_fact(at, dom, ins.slot, op), _globals(dom), at.reads | {ins.slot})
             elif k in (ACQUIRE, TRY):
                 for prop, unlocked in self.low.invariants:
@@ -673,6 +664,10 @@ class _Interleaved:
                 texts.setdefault(facts[i][0], facts[i][:3])
             out[pc] = list(texts.values())
         return out
+
+    def _between(self) -> list[P.Expr]:
+        """The conjuncts of the `between operations` invariants."""
+        return [part for prop, _ in self.low.invariants if prop.between for part in _conjuncts(prop.expr)]
 
     def _used_up(self, rem: int, op: int):
         """A for loop's remaining set (in slot `rem`) is empty."""
@@ -1070,6 +1065,11 @@ def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
     if reads.pcs or reads.globals & changed[0] or reads.locks & changed[1]:
         return True
     return reads.point is not None and reads.point == path.end
+
+
+def _local_name(ins, slot: int) -> str:
+    """The name of the local an instruction keeps in `slot` (`slot N` for a compiler's own)."""
+    return next((local.name for local, sl in ins.env.items() if sl == slot), f"slot {slot}")
 
 
 def _globals(e: P.Expr) -> frozenset:
