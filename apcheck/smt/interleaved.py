@@ -482,9 +482,9 @@ class _Interleaved:
                                      self._idle(one, self._global_fact(part, True)), True,
                                      reads=Reads(_globals(part), point=IDLE)))
         for pc, facts in self._flow_facts().items():
-            for text, fn, read in facts:
+            for text, fn, read, locks in facts:
                 out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
-                                     self._at(pc, fn), True, reads=Reads(read, point=pc)))
+                                     self._at(pc, fn), True, reads=Reads(read, locks, point=pc)))
         return out
 
     def _writers(self, props: list[P.Property]) -> set[int]:
@@ -570,10 +570,10 @@ class _Interleaved:
         its entry, a loop that returns from its first round ends only where the set was empty).
         A local keeps its facts where it is dead: the induction, unlike the explorer, does not
         reset it."""
-        facts: list[tuple[str, object, frozenset, frozenset]] = []   # (text, fn, globals, local slots)
+        facts: list[tuple] = []   # (text, fn, globals, local slots and ("lock", class) it dies with, locks)
 
-        def add(text, fn, reads, slots) -> frozenset[int]:
-            facts.append((text, fn, reads, frozenset(slots)))
+        def add(text, fn, reads, slots, locks=frozenset()) -> frozenset[int]:
+            facts.append((text, fn, reads, frozenset(slots), locks))
             return frozenset([len(facts) - 1])
 
         entry = frozenset()
@@ -625,7 +625,10 @@ class _Interleaved:
                     at, dom = domains[ins.rem]
                     taken = add(f"{_local_name(ins, ins.slot)} in {self.p.sources.snippet(dom.span)}",
                                 self._member_fact(at, dom, ins.slot, op), _globals(dom), at.reads | {ins.slot})
-            elif k in (ACQUIRE, TRY):
+            if k in (ACQUIRE, TRY, RELEASE) and self.low.locks[ins.lock].per is not None:
+                wr.add(("lock", ins.lock))   # which instances the thread holds: `_holds_only`
+                gen = self._holds_only(ins, op, add, released=k == RELEASE)
+            if k in (ACQUIRE, TRY):
                 for prop, unlocked in self.low.invariants:
                     if any(ins.lock in classes for classes in unlocked):
                         for part in _conjuncts(prop.expr):
@@ -639,7 +642,7 @@ class _Interleaved:
             elif k == JUMP:
                 edges[pc] = [(ins.target, gen, wr)]
             elif k == TRY:
-                edges[pc] = [(pc + 1, gen, wr), (ins.target, frozenset(), wr)]
+                edges[pc] = [(pc + 1, gen, wr), (ins.target, frozenset(), wr - {("lock", ins.lock)})]
             elif k == FOR:
                 edges[pc] = [(pc + 1, taken, wr | {ins.slot, ins.rem}), (ins.target, used_up, wr)]
             elif k == BRANCH:
@@ -661,9 +664,35 @@ class _Interleaved:
         for pc in self.labels[1:]:
             texts = {}   # one fact per text (two branches may test the same condition)
             for i in sorted(held.get(pc, ())):
-                texts.setdefault(facts[i][0], facts[i][:3])
+                text, fn, reads, _, locks = facts[i]
+                texts.setdefault(text, (text, fn, reads, locks))
             out[pc] = list(texts.values())
         return out
+
+    def _holds_only(self, ins, op: int, add, released: bool = False) -> frozenset[int]:
+        """After taking an instance of a lock per element: that the thread holds it, and no other
+        instance of the class; after releasing one: that it holds none (true where it takes one
+        at a time). Until its next acquire or release of the class, or a write of a local the
+        instance reads."""
+        c, cls = ins.lock, self.low.locks[ins.lock]
+        if ins.instance is None:
+            return frozenset()
+        which = self.p.sources.snippet(ins.instance.span)
+        read, slots, locks = _globals(ins.instance), ins.reads | {("lock", c)}, frozenset({c})
+
+        def fn(st: _State, t, only: bool):
+            x = z3.Const(f"inst{next(self.names)}", self.u.sorts[cls.per])
+            mine = self._holds(c, x, st.owner, st.readers, t)
+            if released:
+                return z3.ForAll([x], z3.Not(mine))
+            inst = self._instance(self._thread_executor(ins, st, t, op), ins)
+            if not only:
+                return self._holds(c, inst, st.owner, st.readers, t)
+            return z3.ForAll([x], z3.Implies(mine, x == inst))
+        if released:
+            return add(f"holds no {cls.name}", lambda st, t: fn(st, t, False), frozenset(), slots, locks)
+        return add(f"holds {cls.name}[{which}]", lambda st, t: fn(st, t, False), read, slots, locks) | \
+            add(f"holds no {cls.name} but [{which}]", lambda st, t: fn(st, t, True), read, slots, locks)
 
     def _between(self) -> list[P.Expr]:
         """The conjuncts of the `between operations` invariants."""
