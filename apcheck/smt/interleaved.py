@@ -965,9 +965,10 @@ class _Interleaved:
         """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
         on it (False: dropped all the same, but not shown to be broken). Only the candidates whose
         inputs the path changes are asked (`_affected`), by the point whose facts t1 gets: first
-        all of a point's at once, then, where that fails, one query each (a model that breaks one
-        is searched for others it breaks too). From the second round on, where the query for a
-        point's goals is unsat, its unsat core (the candidates the proof used, by `_lit`) is kept:
+        all of them at once (t1's facts at each point are implications from its pc, so they go
+        together), then, where that fails, all of a point's at once, then one query each (a model
+        that breaks one is searched for others it breaks too). From the second round on, where
+        the query for a point's goals is unsat, its unsat core (the candidates the proof used, by `_lit`) is kept:
         in a later round, while every one of them is still a candidate, the proof stands and the
         point is not asked again (the goals are fewer, the hypotheses the same). Past the
         deadline, the rest count as given up."""
@@ -996,6 +997,17 @@ class _Interleaved:
         for j, c in enumerate(alive):
             if c.threaded and c.reads.point is not None and c.reads.point in groups:
                 at.setdefault(c.reads.point, []).append(j)
+        if len(groups) > 1 and time.monotonic() <= deadline:   # every point's goals in one query first
+            s.push()
+            s.add([self._pre_fact(alive[j], self.t1) for point in groups for j in at.get(point, [])])
+            s.add(z3.Or([z3.Not(after[i]) for goals in groups.values() for i in goals]))
+            whole = self._check(s, False, lits)
+            if whole == z3.unsat and self.track_proofs:
+                used = {self._cand_of[str(x)] for x in s.unsat_core()}
+                self._proofs.update(((id(path), point), used) for point in groups)
+            s.pop()
+            if whole == z3.unsat:
+                return {}
         out: dict[int, bool] = {}
         for point, goals in groups.items():
             if time.monotonic() > deadline:
