@@ -48,7 +48,9 @@ lock L owns L; a thread owns L only at points where some path holds it),
 and per program point the facts a thread there may keep, those the code
 before the point establishes (`_flow_facts`: branch conditions, the values
 of `let`s, assignments still in effect, invariant conjuncts and their
-negations after a write of what they read, a loop's element in its set); and, at each point of another operation where a
+negations after a write of what they read, a loop's element in its set,
+after taking an instance of a lock per element that the thread holds it and
+no other, after releasing one that it holds none); and, at each point of another operation where a
 thread holds every lock of an invariant's `unlocked(...)` set, the invariant
 itself (it may be false while a lock of it is held, but not through a
 thread that writes none of its variables); and, for each serial thread
@@ -59,6 +61,9 @@ serial thread's, the lock owners' ownership facts), which only weakens it: a
 proof stays a proof. Lemmas true in every reachable state, not candidates: a
 thread inside an operation belongs to a declaration that runs it, and
 `nobody` is idle (so "every thread idle" is `pc == K(idle)`).
+
+A round asks each step path in turn; with more than one job, forked processes
+share the paths of a round (`_round`) and the result is the same.
 """
 from __future__ import annotations
 
