@@ -99,6 +99,24 @@ def test_ci_reuses_unchanged_verdicts_and_reverifies_changed_inputs(tmp_path):
     assert changed.returncode == 1 and "(cached)" not in changed.stdout
 
 
+def test_ci_gives_a_model_its_interleaved_budget(tmp_path, monkeypatch):
+    """`interleaved_budget` (per model) tries the induction over the interleaved steps beyond its
+    default size, as `verify --interleaved-budget` does."""
+    import apcheck.smt.interleaved as interleaved
+    from apcheck.commands.ci import run_ci
+    monkeypatch.setattr(interleaved, "MAX_WORK", 1)
+    model = open(os.path.join(ROOT, "tests", "models", "locked_flip.apm")).read()
+    spec = "expect m {\n    same: holds\n    deadlock: holds\n    defects: holds\n}\n"
+    cfg = project(tmp_path, model, spec)
+    verdict = {p.name: p.verdict for p in run_ci(cfg, use_cache=False).runs[0].result.properties}
+    assert verdict["same"] == "holds"
+    (tmp_path / "apcheck.toml").write_text('models = ["m.apm"]\nspecs = ["s.aps"]\n'
+                                           'interleaved_budget = { "m.apm" = 60 }\n')
+    outcome = run_ci(cfg, use_cache=False)
+    verdict = {p.name: p.verdict for p in outcome.runs[0].result.properties}
+    assert verdict["same"] == "proved" and not outcome.mismatches
+
+
 @pytest.mark.slow
 def test_ci_passes_on_a_shipped_model(tmp_path):
     model = os.path.join(ROOT, "models", "vfio_ap_5_12.apm")

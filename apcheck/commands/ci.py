@@ -1,7 +1,9 @@
 """`apcheck ci`: verify every configured model and compare each verdict with its expectation.
 
 Configuration: a `[tool.apcheck]` table in pyproject.toml (or the top level of
-apcheck.toml) with `models`, `specs`, optional `bounds` and `claims`. Paths are
+apcheck.toml) with `models`, `specs`, optional `bounds`, `claims` and
+`interleaved_budget` (per model, the seconds for the induction over the
+interleaved steps, as `apcheck verify --interleaved-budget`). Paths are
 relative to the configuration file's folder; the working directory is never
 changed. Each model is parsed once: the cache key is a hash of the texts parsed.
 """
@@ -33,6 +35,7 @@ class CiConfig:
     specs: list[str]
     bounds: dict[str, int] = field(default_factory=dict)
     claims: list[tuple[str, str]] = field(default_factory=list)
+    interleaved_budget: dict[str, float] = field(default_factory=dict)   # model -> seconds
 
     def path(self, name: str) -> str:
         """A configured path as the reports show it: relative to the working directory."""
@@ -88,8 +91,17 @@ def read_config(path: str) -> CiConfig:
     if not isinstance(claims, list) or not all(isinstance(c, list) and len(c) == 2
                                                and all(isinstance(x, str) for x in c) for c in claims):
         where.error("claims", "'claims' must be a list of [claim text, property name] pairs")
+    budget = table.get("interleaved_budget", {})
+    if not isinstance(budget, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                               for v in budget.values()):
+        where.error("interleaved_budget", "'interleaved_budget' must be a table of model paths to positive "
+                    "seconds, such as interleaved_budget = { \"models/a.apm\" = 600 }")
+    unknown = [m for m in budget if m not in models]
+    if unknown:
+        where.error("interleaved_budget", f"'interleaved_budget' names '{unknown[0]}', which is not in 'models'")
     root = os.path.dirname(os.path.abspath(path))
-    return CiConfig(root=root, models=models, specs=specs, bounds=dict(bounds), claims=[tuple(c) for c in claims])
+    return CiConfig(root=root, models=models, specs=specs, bounds=dict(bounds), claims=[tuple(c) for c in claims],
+                    interleaved_budget={m: float(v) for m, v in budget.items()})
 
 
 class _ConfigText:
@@ -127,7 +139,7 @@ def run_ci(config_path: str | None, use_cache: bool = True,
     runs, mismatches = [], []
     for model in cfg.models:
         modules = load([cfg.path(model)] + specs)
-        key = _input_hash(modules, cfg)
+        key = _input_hash(modules, cfg, model)
         hit = cache.get(model)
         if use_cache and hit and hit["hash"] == key:
             result = from_plain(VerifyResult, hit["result"])
@@ -140,7 +152,9 @@ def run_ci(config_path: str | None, use_cache: bool = True,
         if progress:
             progress(f"{model}: verifying")
         program = check(modules, cfg.path(model))
-        result = verify_at_needed_bounds(program, VerifyConfig(bounds=cfg.bounds), specs)
+        config = VerifyConfig(bounds=cfg.bounds, interleaved_budget=cfg.interleaved_budget.get(model),
+                              smt_progress=progress)
+        result = verify_at_needed_bounds(program, config, specs)
         found = compare(result)
         runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.judged_verdict) for p in result.properties},
                              cached=False))
@@ -151,9 +165,10 @@ def run_ci(config_path: str | None, use_cache: bool = True,
     return CiOutcome(runs=runs, mismatches=mismatches, claims=list(cfg.claims))
 
 
-def _input_hash(modules, cfg: CiConfig) -> str:
-    """Hash of every text a run parsed (imports included), the bounds and the apcheck version."""
-    h = hashlib.sha256(f"{__version__}|{sorted(cfg.bounds.items())}".encode())
+def _input_hash(modules, cfg: CiConfig, model: str) -> str:
+    """Hash of every text a run parsed (imports included), the bounds, the model's interleaved
+    budget and the apcheck version."""
+    h = hashlib.sha256(f"{__version__}|{sorted(cfg.bounds.items())}|{cfg.interleaved_budget.get(model)}".encode())
     for module in modules:
         h.update(os.path.relpath(os.path.abspath(module.path), cfg.root).encode())
         h.update(module.text.encode())
