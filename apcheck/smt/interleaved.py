@@ -178,7 +178,7 @@ class _Interleaved:
         self._pre_cache: dict[tuple, z3.BoolRef] = {}   # (candidate, thread) -> its pre-state hypothesis
         self._lits: dict[int, z3.BoolRef] = {}    # candidate -> the literal of its hypotheses
         self._cand_of: dict[str, int] = {}        # and back, by the literal's name
-        self._proofs: dict[tuple, set] = {}       # (step path, point) -> the literals its proof used
+        self._proofs: dict[int, set] = {}         # step path -> the candidates its proof used
         self._told = time.monotonic()             # the last line of progress
         self.track_proofs = False                 # keep unsat cores (from the second round on: with
                                                   # a literal per candidate assumed, a query is slower)
@@ -857,9 +857,10 @@ class _Interleaved:
             _ROUND = (self, paths, alive, deadline)
             found = {}
             with multiprocessing.get_context("fork").Pool(min(jobs, len(paths))) as pool:
-                for k, broken, proofs in pool.imap_unordered(_broken_in_child, range(len(paths))):
+                for k, broken, used in pool.imap_unordered(_broken_in_child, range(len(paths))):
                     found[k] = broken
-                    self._proofs.update(((id(paths[k]), point), used) for point, used in proofs.items())
+                    if used is not None:
+                        self._proofs[id(paths[k])] = used
                     self._tell(progress, number, len(found), len(paths), started)
             _ROUND = None
         return [(paths[k], found[k]) for k in range(len(paths))]
@@ -969,24 +970,28 @@ class _Interleaved:
     def _broken(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> dict[int, bool]:
         """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
         on it (False: dropped all the same, but not shown to be broken). Only the candidates whose
-        inputs the path changes are asked (`_affected`), by the point whose facts t1 gets: first
-        all of them at once (t1's facts at each point are implications from its pc, so they go
-        together), then, where that fails, all of a point's at once, then one query each (a model
-        that breaks one is searched for others it breaks too). From the second round on, where
-        the query for a point's goals is unsat, its unsat core (the candidates the proof used, by `_lit`) is kept:
-        in a later round, while every one of them is still a candidate, the proof stands and the
-        point is not asked again (the goals are fewer, the hypotheses the same). Past the
-        deadline, the rest count as given up."""
+        inputs the path changes are asked (`_affected`): first all of them in one query (t1's
+        facts at each point are implications from its pc, so they go together); where that
+        fails, all of a point's at once; then one query each (a model that breaks one is
+        searched for others it breaks too). From the second round on, the first query assumes
+        a literal per candidate (`_lit`); where it is unsat, its unsat core (the candidates the
+        proof used) is kept, and in a later round, while every one of them is still a
+        candidate, the proof stands and the path is not asked again (the goals are fewer, the
+        hypotheses the same). The other queries take the literals as facts: with thousands of
+        them assumed, each check costs more than its proof saves. Past the deadline, the rest
+        count as given up."""
+        lits, here = self._lit_keys(alive)
+        if self._proofs.get(id(path), {None}) <= here:
+            return {}
         changed = self._changed(path)
         groups: dict[int | None, list[int]] = {}   # the goals by the point whose facts t1 gets
         for i, c in enumerate(alive):
             if _affected(c.reads, path, changed):
                 groups.setdefault(c.reads.point if c.threaded else None, []).append(i)
-        lits, here = self._lit_keys(alive)
-        groups = {point: goals for point, goals in groups.items()
-                  if not self._proofs.get((id(path), point), {None}) <= here}
         if not groups:
             return {}
+        if time.monotonic() > deadline:
+            return {i: False for goals in groups.values() for i in goals}
         s = self._solver()
         s.add(self.pre.pc[self.t0] == path.start)
         s.add(self._hypothesis(alive, path))
@@ -1002,17 +1007,16 @@ class _Interleaved:
         for j, c in enumerate(alive):
             if c.threaded and c.reads.point is not None and c.reads.point in groups:
                 at.setdefault(c.reads.point, []).append(j)
-        if len(groups) > 1 and time.monotonic() <= deadline:   # every point's goals in one query first
-            s.push()
-            s.add([self._pre_fact(alive[j], self.t1) for point in groups for j in at.get(point, [])])
-            s.add(z3.Or([z3.Not(after[i]) for goals in groups.values() for i in goals]))
-            whole = self._check(s, False, lits)
-            if whole == z3.unsat and self.track_proofs:
-                used = {self._cand_of[str(x)] for x in s.unsat_core()}
-                self._proofs.update(((id(path), point), used) for point in groups)
-            s.pop()
-            if whole == z3.unsat:
-                return {}
+        s.push()
+        s.add([self._pre_fact(alive[j], self.t1) for point in groups for j in at.get(point, [])])
+        s.add(z3.Or([z3.Not(after[i]) for goals in groups.values() for i in goals]))
+        whole = self._check(s, False, lits)
+        if whole == z3.unsat and self.track_proofs:
+            self._proofs[id(path)] = {self._cand_of[str(x)] for x in s.unsat_core()}
+        s.pop()
+        if whole == z3.unsat:
+            return {}
+        s.add(lits)
         out: dict[int, bool] = {}
         for point, goals in groups.items():
             if time.monotonic() > deadline:
@@ -1020,12 +1024,11 @@ class _Interleaved:
                 continue
             s.push()
             s.add([self._pre_fact(alive[j], self.t1) for j in at.get(point, [])])
-            s.push()
-            s.add(z3.Or([z3.Not(after[i]) for i in goals]))
-            whole = self._check(s, False, lits)
-            if whole == z3.unsat and self.track_proofs:
-                self._proofs[(id(path), point)] = {self._cand_of[str(x)] for x in s.unsat_core()}
-            s.pop()
+            if len(groups) > 1:
+                s.push()
+                s.add(z3.Or([z3.Not(after[i]) for i in goals]))
+                whole = self._check(s, False, [])
+                s.pop()
             for i in goals if whole != z3.unsat else ():
                 if i in out:
                     continue
@@ -1034,7 +1037,7 @@ class _Interleaved:
                     continue
                 s.push()
                 s.add(z3.Not(after[i]))
-                res = self._check(s, alive[i].prop is not None, lits)
+                res = self._check(s, alive[i].prop is not None, [])
                 if res == z3.sat:
                     m = s.model()
                     out.update((j, True) for j in goals
@@ -1095,12 +1098,12 @@ _ROUND: tuple | None = None   # (the induction, its step paths, the candidates l
                               # what a forked process of `_round` inherits
 
 
-def _broken_in_child(k: int) -> tuple[int, dict[int, bool], dict]:
-    """In a process forked by `_round`: step path k's broken candidates and its points' unsat cores."""
+def _broken_in_child(k: int) -> tuple[int, dict[int, bool], set | None]:
+    """In a process forked by `_round`: step path k's broken candidates and its proof's unsat core."""
     ind, paths, alive, deadline = _ROUND
     path = paths[k]
     broken = ind._broken(path, alive, deadline)
-    return k, broken, {point: used for (pid, point), used in ind._proofs.items() if pid == id(path)}
+    return k, broken, ind._proofs.get(id(path))
 
 
 def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
