@@ -163,6 +163,8 @@ class _Interleaved:
         self.u = Universe(self.p)
         self.T = z3.DeclareSort("Thread")
         self.nobody = z3.Const("nobody", self.T)
+        self.t0 = z3.Const("t0", self.T)   # the thread that steps
+        self.t1 = z3.Const("t1", self.T)   # the thread a candidate is asked at after the step
         self.names = count()
         self.slot_types = self._slot_types()
         self.held = self._static_held()
@@ -667,10 +669,10 @@ class _Interleaved:
                     work.append(succ)
         out = {}
         for pc in self.labels[1:]:
-            texts = {}   # one fact per text (two branches may test the same condition)
+            texts = {}   # one fact per text and locals (two branches may test the same condition)
             for i in sorted(held.get(pc, ())):
-                text, fn, reads, _, locks = facts[i]
-                texts.setdefault(text, (text, fn, reads, locks))
+                text, fn, reads, slots, locks = facts[i]
+                texts.setdefault((text, slots), (text, fn, reads, locks))
             out[pc] = list(texts.values())
         return out
 
@@ -773,8 +775,6 @@ class _Interleaved:
 
     def run(self, budget_s: float | None = None, progress: Callable[[str], None] | None = None,
             jobs: int = 1) -> InterleavedResult:
-        self.t0 = z3.Const("t0", self.T)
-        self.t1 = z3.Const("t1", self.T)
         own = [p.name for p, _ in self.low.invariants]
         if not own:
             return InterleavedResult(status="not-proved", message="no invariants")
@@ -1117,8 +1117,13 @@ def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
 
 
 def _local_name(ins, slot: int) -> str:
-    """The name of the local an instruction keeps in `slot` (`slot N` for a compiler's own)."""
-    return next((local.name for local, sl in ins.env.items() if sl == slot), f"slot {slot}")
+    """The name of the local an instruction keeps in `slot` (`slot N` for a compiler's own); a
+    procedure's parameter with its line (a call passes `a` to a parameter `a`)."""
+    here = sorted((local for local, sl in ins.env.items() if sl == slot), key=lambda lc: lc.kind != "param")
+    local = here[0] if here else None   # a parameter first (a slot is shared with the callee's locals)
+    if local is None:
+        return f"slot {slot}"
+    return f"{local.name} (parameter, line {local.span.line})" if local.kind == "param" else local.name
 
 
 def _globals(e: P.Expr) -> frozenset:
