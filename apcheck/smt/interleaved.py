@@ -63,7 +63,7 @@ thread inside an operation belongs to a declaration that runs it, and
 `nobody` is idle (so "every thread idle" is `pc == K(idle)`).
 
 A round asks each step path in turn; with more than one job, forked processes
-share the paths of a round (`_round`) and the result is the same.
+share the paths of a round (`_each_path`) and the result is the same.
 """
 from __future__ import annotations
 
@@ -800,7 +800,8 @@ class _Interleaved:
         jobs = max(1, jobs or os.cpu_count() or 1)
         while True:
             broken: set[int] = set()
-            for path, found in self._round(paths, alive, deadline, jobs, rounds + 1, started, progress):
+            for path, found in self._each_path("_broken", paths, alive, deadline, jobs, f"round {rounds + 1}",
+                                               started, progress):
                 for i, shown in found.items():
                     broken.add(i)
                     c = alive[i]
@@ -822,13 +823,16 @@ class _Interleaved:
         if not proved:
             return InterleavedResult(status="not-proved", message="no invariant of the model is inductive "
                                      "for the interleaved system with the candidates found", dropped=dropped)
-        for path in paths:
-            for formula, what in path.obligations:
-                if not self._discharged(path, alive, formula):
-                    return InterleavedResult(
-                        status="not-proved", message=f"a defect may be reachable in {self._step(path.start)}: "
-                        f"{what} is not implied by the invariants",
-                        kept=[c.text for c in alive], dropped=dropped)
+        with_obligations = [path for path in paths if path.obligations]
+        for path, what in self._each_path("_undischarged", with_obligations, alive, deadline, jobs,
+                                          "defect obligations", started, progress):
+            if what is not None:
+                return InterleavedResult(
+                    status="not-proved", message=f"a defect may be reachable in {self._step(path.start)}: "
+                    f"{what} is not implied by the invariants", kept=[c.text for c in alive], dropped=dropped)
+        if time.monotonic() > deadline:
+            return InterleavedResult(status="unknown", message=f"stopped after {budget}, in the defect "
+                                     "obligations", dropped=dropped)
         serial = ", ".join(self.decls[k].name for k in self.serial)
         one = f"; one thread of each serial declaration: {serial}" if serial else ""
         return InterleavedResult(status="proved", message="inductive for every size and any number of "
@@ -836,12 +840,12 @@ class _Interleaved:
                                  proved=proved,
                                  kept=[c.text for c in alive], dropped=dropped)
 
-    def _round(self, paths: list[Path], alive: list[Candidate], deadline: float, jobs: int, number: int,
-               started: float, progress: Callable[[str], None] | None) -> list[tuple[Path, dict[int, bool]]]:
-        """One round: each step path with the candidates it may break (`_broken`), in path order.
-        With more than one job, forked processes share the paths: each inherits the translated
-        state (warmed here first) and sends back indices only, the candidates broken and the
-        unsat cores kept (`_proofs`, by the same keys: a fork keeps the objects' ids)."""
+    def _each_path(self, method: str, paths: list[Path], alive: list[Candidate], deadline: float, jobs: int,
+                   what: str, started: float, progress: Callable[[str], None] | None) -> list[tuple[Path, object]]:
+        """Each step path with what `method` (`_broken`: a round; `_undischarged`) says of it, in
+        path order. With more than one job, forked processes share the paths: each inherits the
+        translated state (warmed here first) and sends back plain data only, the answer and the
+        path's unsat core (`_proofs`, by the same key: a fork keeps the objects' ids)."""
         for path in paths:   # the same terms in the same order, however many jobs
             self._hypothesis(alive, path)
         for c in alive:
@@ -850,28 +854,28 @@ class _Interleaved:
         if jobs == 1 or len(paths) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             found = {}
             for k, path in enumerate(paths):
-                found[k] = self._broken(path, alive, deadline)
-                self._tell(progress, number, k + 1, len(paths), started)
+                found[k] = getattr(self, method)(path, alive, deadline)
+                self._tell(progress, what, k + 1, len(paths), started)
         else:
             global _ROUND
-            _ROUND = (self, paths, alive, deadline)
+            _ROUND = (self, method, paths, alive, deadline)
             found = {}
             with multiprocessing.get_context("fork").Pool(min(jobs, len(paths))) as pool:
-                for k, broken, used in pool.imap_unordered(_broken_in_child, range(len(paths))):
-                    found[k] = broken
+                for k, answer, used in pool.imap_unordered(_path_in_child, range(len(paths))):
+                    found[k] = answer
                     if used is not None:
                         self._proofs[id(paths[k])] = used
-                    self._tell(progress, number, len(found), len(paths), started)
+                    self._tell(progress, what, len(found), len(paths), started)
             _ROUND = None
         return [(paths[k], found[k]) for k in range(len(paths))]
 
-    def _tell(self, progress: Callable[[str], None] | None, number: int, done: int, total: int,
+    def _tell(self, progress: Callable[[str], None] | None, what: str, done: int, total: int,
               started: float) -> None:
-        """A line of progress in a long round, at most one a minute."""
+        """A line of progress in a long pass over the step paths, at most one a minute."""
         now = time.monotonic()
         if progress and done < total and now - self._told >= 60:
             self._told = now
-            progress(f"interleaved induction: round {number}: {done:,} of {total:,} step paths, "
+            progress(f"interleaved induction: {what}: {done:,} of {total:,} step paths, "
                      f"{now - started:.0f} s")
 
     def _step(self, label: int) -> str:
@@ -1085,25 +1089,42 @@ class _Interleaved:
                 {c for c, term in path.owner.items() if not term.eq(self.pre.owner[c])}
                 | {c for c, term in path.readers.items() if not term.eq(self.pre.readers[c])})
 
-    def _discharged(self, path: Path, alive: list[Candidate], formula) -> bool:
+    def _undischarged(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> str | None:
+        """The first of the path's defect obligations the invariants left do not imply (all of
+        them in one query first); None where they imply every one. Past the deadline: None (the
+        caller says it stopped)."""
+        if time.monotonic() > deadline:
+            return None
         s = self._solver()
         s.add(self.pre.pc[self.t0] == path.start)
         s.add(self._hypothesis(alive, path))
+        s.add(self._lit_keys(alive)[0])
         s.add(path.cond)
-        s.add(z3.Not(formula))
-        return s.check(*self._lit_keys(alive)[0]) == z3.unsat
+        s.push()
+        s.add(z3.Or([z3.Not(f) for f, _ in path.obligations]))
+        if self._check(s, True, []) == z3.unsat:
+            return None
+        s.pop()
+        for formula, what in path.obligations:
+            s.push()
+            s.add(z3.Not(formula))
+            if self._check(s, True, []) != z3.unsat:
+                return what
+            s.pop()
+        return None
 
 
-_ROUND: tuple | None = None   # (the induction, its step paths, the candidates left, the deadline):
-                              # what a forked process of `_round` inherits
+_ROUND: tuple | None = None   # (the induction, the method, its step paths, the candidates left, the
+                              # deadline): what a forked process of `_each_path` inherits
 
 
-def _broken_in_child(k: int) -> tuple[int, dict[int, bool], set | None]:
-    """In a process forked by `_round`: step path k's broken candidates and its proof's unsat core."""
-    ind, paths, alive, deadline = _ROUND
+def _path_in_child(k: int) -> tuple[int, object, set | None]:
+    """In a process forked by `_each_path`: what its method says of step path k, and the path's
+    unsat core."""
+    ind, method, paths, alive, deadline = _ROUND
     path = paths[k]
-    broken = ind._broken(path, alive, deadline)
-    return k, broken, ind._proofs.get(id(path))
+    answer = getattr(ind, method)(path, alive, deadline)
+    return k, answer, ind._proofs.get(id(path))
 
 
 def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
