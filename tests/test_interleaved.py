@@ -208,3 +208,33 @@ def test_processes_that_share_a_round_find_the_same_facts(model):
     one, two = (prove_interleaved(lowered, jobs=jobs) for jobs in (1, 2))
     assert (one.status, one.proved, one.kept, one.dropped) == (two.status, two.proved, two.kept, two.dropped)
     assert one.message.split("; Z3 ")[0] == two.message.split("; Z3 ")[0]
+
+
+def test_a_branch_gives_a_fact_per_conjunct_and_per_negated_disjunct():
+    """`if a not in on || b { return }`: after it, `not a not in on` and `not b` are facts each, so the
+    first outlives a write of b (the shipped probe path needs `a in host_apm` after `bound := vfio`)."""
+    from apcheck.smt.interleaved import _Interleaved
+    text = """
+sort A bound 2
+lock l: mutex
+var on: set<A> = A guarded_by l
+var b: bool = false guarded_by l
+
+op probe(a: A) {
+    acquire l
+    if a not in on || b {
+        release l
+        return 0
+    }
+    b := true
+    release l
+    return 0
+}
+
+thread t[2] runs probe
+
+invariant sane: true
+"""
+    texts = [c.text for c in _Interleaved(lower(check([parse(text, "t.apm")])), 1000).candidates()]
+    assert "a thread at line 14: not a not in on" in texts and "a thread at line 14: not b" in texts
+    assert "a thread at line 10: a not in on" not in texts   # a disjunct alone is not established

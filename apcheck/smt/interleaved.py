@@ -566,7 +566,8 @@ class _Interleaved:
         establishes, and no write of a local it reads has undone since (a forward data flow over
         the operation's instructions, so a label gets only the facts of the code before it).
         Established: at the entry, each conjunct of the `between operations` invariants (they
-        held where the thread was idle); after a branch, its condition or its negation; after a
+        held where the thread was idle); after a branch, each conjunct of its condition, or the
+        negation of each disjunct (so `a in host_apm` outlives a write of `bound`); after a
         `let` or a store of a local, `x == e`; after an assignment to a state variable, that it
         is still in effect (doing it again would change nothing: `bound[a, d] := vfio` gives
         `bound[a, d] == vfio`, `linked -= {(a, d)}` that (a, d) is not in `linked`), and each
@@ -642,9 +643,13 @@ class _Interleaved:
                             gen |= add(self.p.sources.snippet(part.span), self._global_fact(part, True),
                                        _globals(part), ())
             if k == BRANCH and ins.cond is not None:
-                text = self.p.sources.snippet(ins.cond.span)
-                yes = add(text, self._local_fact(ins, ins.cond, True, op), _globals(ins.cond), ins.reads)
-                no = add(f"not {text}", self._local_fact(ins, ins.cond, False, op), _globals(ins.cond), ins.reads)
+                yes = no = frozenset()   # a conjunct each, or each disjunct's negation: one may
+                for part in _conjuncts(ins.cond):                  # outlive the others
+                    yes |= add(self.p.sources.snippet(part.span), self._local_fact(ins, part, True, op),
+                               _globals(part), ins.reads)
+                for part in _conjuncts(ins.cond, "||"):
+                    no |= add(f"not {self.p.sources.snippet(part.span)}", self._local_fact(ins, part, False, op),
+                              _globals(part), ins.reads)
                 edges[pc] = [(pc + 1, yes, wr), (ins.target, no, wr)]
             elif k == JUMP:
                 edges[pc] = [(ins.target, gen, wr)]
@@ -1151,7 +1156,8 @@ def _globals(e: P.Expr) -> frozenset:
     return frozenset(P.globals_read(e))
 
 
-def _conjuncts(e: P.Expr) -> list[P.Expr]:
-    if isinstance(e, P.Op) and e.op == "&&":
-        return _conjuncts(e.args[0]) + _conjuncts(e.args[1])
+def _conjuncts(e: P.Expr, op: str = "&&") -> list[P.Expr]:
+    """The operands of a chain of `op` (`&&`: the conjuncts; `||`: the disjuncts)."""
+    if isinstance(e, P.Op) and e.op == op:
+        return _conjuncts(e.args[0], op) + _conjuncts(e.args[1], op)
     return [e]
