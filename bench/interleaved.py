@@ -42,7 +42,8 @@ def main() -> None:
             if told else None
         rounds = sum(1 for line in told if re.match(r"interleaved induction: round \d+: [\d,]+ of", line)
                      and "step paths" not in line)
-        rec = {"model": name, "candidates": sizes and sizes[1], "step_paths": sizes and sizes[2], "rounds": rounds,
+        count = (lambda k: int(sizes[k].replace(",", "")) if sizes else None)
+        rec = {"model": name, "candidates": count(1), "step_paths": count(2), "rounds": rounds,
                "kept": len(res.kept), "proved": res.proved, "status": res.status, "message": res.message,
                "seconds": round(seconds, 1)}
         records.append(rec)
