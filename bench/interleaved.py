@@ -42,12 +42,12 @@ def main() -> None:
             if told else None
         rounds = sum(1 for line in told if re.match(r"interleaved induction: round \d+: [\d,]+ of", line)
                      and "step paths" not in line)
-        count = (lambda k: int(sizes[k].replace(",", "")) if sizes else None)
-        rec = {"model": name, "candidates": count(1), "step_paths": count(2), "rounds": rounds,
+        candidates, step_paths = (int(sizes[k].replace(",", "")) for k in (1, 2)) if sizes else (None, None)
+        rec = {"model": name, "candidates": candidates, "step_paths": step_paths, "rounds": rounds,
                "kept": len(res.kept), "proved": res.proved, "status": res.status, "message": res.message,
                "seconds": round(seconds, 1)}
         records.append(rec)
-        rows.append([name, rec["candidates"], rec["step_paths"], rounds, len(res.kept), len(res.proved),
+        rows.append([name, candidates, step_paths, rounds, len(res.kept), len(res.proved),
                      res.status, f"{seconds:.0f}"])
     print(tabulate(rows, headers=["model", "candidates", "step paths", "rounds", "kept", "proved", "status", "s"]))
     for rec in records:
