@@ -692,19 +692,22 @@ class _Interleaved:
         which = self.p.sources.snippet(ins.instance.span)
         read, slots, locks = _globals(ins.instance), ins.reads | {("lock", c)}, frozenset({c})
 
-        def fn(st: _State, t, only: bool):
+        def held(st: _State, t):
+            return self._holds(c, self._instance(self._thread_executor(ins, st, t, op), ins),
+                               st.owner, st.readers, t)
+
+        def held_only(st: _State, t):
             x = z3.Const(f"inst{next(self.names)}", self.u.sorts[cls.per])
-            mine = self._holds(c, x, st.owner, st.readers, t)
-            if released:
-                return z3.ForAll([x], z3.Not(mine))
             inst = self._instance(self._thread_executor(ins, st, t, op), ins)
-            if not only:
-                return self._holds(c, inst, st.owner, st.readers, t)
-            return z3.ForAll([x], z3.Implies(mine, x == inst))
+            return z3.ForAll([x], z3.Implies(self._holds(c, x, st.owner, st.readers, t), x == inst))
+
+        def held_none(st: _State, t):
+            x = z3.Const(f"inst{next(self.names)}", self.u.sorts[cls.per])
+            return z3.ForAll([x], z3.Not(self._holds(c, x, st.owner, st.readers, t)))
         if released:
-            return add(f"holds no {cls.name}", lambda st, t: fn(st, t, False), frozenset(), slots, locks)
-        return add(f"holds {cls.name}[{which}]", lambda st, t: fn(st, t, False), read, slots, locks) | \
-            add(f"holds no {cls.name} but [{which}]", lambda st, t: fn(st, t, True), read, slots, locks)
+            return add(f"holds no {cls.name}", held_none, frozenset(), slots, locks)
+        return add(f"holds {cls.name}[{which}]", held, read, slots, locks) | \
+            add(f"holds no {cls.name} but [{which}]", held_only, read, slots, locks)
 
     def _between(self) -> list[P.Expr]:
         """The conjuncts of the `between operations` invariants."""
@@ -1145,8 +1148,8 @@ def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
 def _local_name(ins, slot: int) -> str:
     """The name of the local an instruction keeps in `slot` (`slot N` for a compiler's own); a
     procedure's parameter with its line (a call passes `a` to a parameter `a`)."""
-    here = sorted((local for local, sl in ins.env.items() if sl == slot), key=lambda lc: lc.kind != "param")
-    local = here[0] if here else None   # a parameter first (a slot is shared with the callee's locals)
+    here = [local for local, sl in ins.env.items() if sl == slot]   # shared with a callee's locals:
+    local = min(here, key=lambda lc: lc.kind != "param", default=None)   # a parameter first
     if local is None:
         return f"slot {slot}"
     return f"{local.name} (parameter, line {local.span.line})" if local.kind == "param" else local.name
