@@ -163,6 +163,16 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("model", metavar="MODEL")
     inf.add_argument("--spec", action="append", default=[], metavar="SPEC", help="spec file (repeatable)")
     inf.add_argument("--smt-timeout", type=float, default=10.0, help="seconds per Z3 query")
+    inf.add_argument("--interleaved", action="store_true",
+                     help="run the induction over the interleaved steps (any number of threads) from every "
+                          "candidate, and print the facts it keeps: a certificate for verify "
+                          "--interleaved-facts (may take an hour on a large model)")
+    inf.add_argument("--interleaved-budget", type=float, default=None, metavar="SECONDS",
+                     help="with --interleaved: seconds for the fixpoint (default: no limit)")
+    inf.add_argument("--threads", type=int, default=0, metavar="N",
+                     help="with --interleaved: processes (default: one per core)")
+    inf.add_argument("--output", "-o", metavar="FILE", help="with --interleaved: write the facts to FILE "
+                     "(only if an invariant is proved) instead of stdout")
     inf.set_defaults(func=cmd_infer)
 
     ci = sub.add_parser("ci", help="verify every configured model and compare with the expected verdicts")
@@ -189,6 +199,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interleaved-budget", type=float, default=None, metavar="SECONDS",
                    help="seconds for the induction over the interleaved steps (any number of threads), "
                         "tried at any size (default: three --smt-timeouts, on small models only)")
+    p.add_argument("--interleaved-facts", default=None, metavar="FILE",
+                   help="start the induction over the interleaved steps from the facts an earlier run "
+                        "kept (apcheck infer --interleaved; Z3 checks them again), with --interleaved-budget")
     p.add_argument("--no-induction", action="store_true",
                    help="skip Z3's induction proofs of the invariants for every size")
     p.add_argument("--bmc", type=int, default=0, metavar="DEPTH",
@@ -256,6 +269,12 @@ def run_config(args):
         raise UsageError("--smt-timeout must be positive")
     if args.interleaved_budget is not None and args.interleaved_budget <= 0:
         raise UsageError("--interleaved-budget must be positive")
+    facts = None
+    if args.interleaved_facts is not None:
+        if args.interleaved_budget is None:
+            raise UsageError("--interleaved-facts needs --interleaved-budget (the seconds the induction may take)")
+        from apcheck.commands.facts import read_facts
+        facts = read_facts(args.interleaved_facts)
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
     if not 0 <= args.threads <= 64:
@@ -273,6 +292,7 @@ def run_config(args):
     return VerifyConfig(bounds=parse_bounds(args.bound), explore=explore, smt_timeout=args.smt_timeout,
                         scenario=args.scenario, induction=not args.no_induction, bmc_depth=args.bmc,
                         max_memory_mb=memory, interleaved_budget=args.interleaved_budget,
+                        interleaved_facts=facts,
                         smt_progress=None if args.quiet else _smt_progress)
 
 
@@ -404,9 +424,26 @@ def cmd_drift(args) -> int:
 
 
 def cmd_infer(args) -> int:
-    from apcheck.commands.infer import infer
-    from apcheck.report.infer import render_infer
-    sys.stdout.write(render_infer(infer(args.model, args.spec, args.smt_timeout)))
+    from apcheck.commands.infer import infer, infer_interleaved
+    from apcheck.report.infer import render_infer, render_infer_facts
+    if args.smt_timeout <= 0:
+        raise UsageError("--smt-timeout must be positive")
+    if not args.interleaved:
+        if args.interleaved_budget is not None or args.threads or args.output:
+            raise UsageError("--interleaved-budget, --threads and --output go with --interleaved")
+        sys.stdout.write(render_infer(infer(args.model, args.spec, args.smt_timeout)))
+        return EXIT_OK
+    if args.interleaved_budget is not None and args.interleaved_budget <= 0:
+        raise UsageError("--interleaved-budget must be positive")
+    if not 0 <= args.threads <= 64:
+        raise UsageError("--threads must be between 0 (one per core) and 64")
+    from apcheck.commands.facts import render_facts
+    res = infer_interleaved(args.model, args.spec, args.smt_timeout, args.interleaved_budget, args.threads,
+                            _smt_progress)
+    sys.stderr.write(render_infer_facts(res))
+    if not res.proved:
+        return EXIT_UNKNOWN
+    _emit(render_facts(res.model, res.facts, res.proved), args.output)
     return EXIT_OK
 
 

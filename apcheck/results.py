@@ -483,6 +483,19 @@ class InferResult:
     seconds: float = 0.0
 
 
+
+@dataclass
+class InferFactsResult:
+    """`apcheck infer --interleaved`: the induction over the interleaved steps from every candidate."""
+
+    model: str
+    status: str                          # proved (some invariant) | not-proved | untranslatable | unknown
+    message: str
+    proved: list[str]                    # the model's invariants proved for any number of threads
+    not_proved: list[tuple[str, str]]    # the others: (name, why)
+    facts: list[str]                     # the facts kept besides the model's invariants
+    seconds: float = 0.0
+
 # ---- apcheck extract: lock operations of kernel C, path by path (csource/extract.py) ----
 
 @dataclass(frozen=True)

@@ -117,6 +117,34 @@ def test_ci_gives_a_model_its_interleaved_budget(tmp_path, monkeypatch):
     assert verdict["same"] == "proved" and not outcome.mismatches
 
 
+
+def test_ci_starts_a_model_s_induction_from_its_facts_file(tmp_path, monkeypatch):
+    """`interleaved_facts` (per model with a budget): the induction starts from the file's facts, as
+    `verify --interleaved-facts` does; a change of the file is a change of the inputs."""
+    import apcheck.smt.interleaved as interleaved
+    from apcheck.commands.ci import _load_cache, run_ci
+    monkeypatch.setattr(interleaved, "MAX_WORK", 1)
+    model = open(os.path.join(ROOT, "tests", "models", "locked_flip.apm")).read()
+    spec = "expect m {\n    same: proved\n    deadlock: holds\n    defects: holds\n}\n"
+    cfg = project(tmp_path, model, spec)
+    (tmp_path / "m.facts").write_text("a thread owns l only where a path holds it\na thread at line 8 owns l\n"
+                                      "a thread at line 10 owns l\na thread at line 8: not a == b\n"
+                                      "a thread at line 10: a == b\n")
+    (tmp_path / "apcheck.toml").write_text('models = ["m.apm"]\nspecs = ["s.aps"]\n'
+                                           'interleaved_budget = { "m.apm" = 60 }\n'
+                                           'interleaved_facts = { "m.apm" = "m.facts" }\n')
+    told = []
+    outcome = run_ci(cfg, progress=told.append)
+    same = {p.name: p for p in outcome.runs[0].result.properties}["same"]
+    assert same.verdict == "proved" and not outcome.mismatches
+    assert same.message.count("m.facts)") == 1
+    assert "interleaved induction: 6 candidate facts over 3 step paths" in told
+    key = _load_cache(str(tmp_path))[0]["m.apm"]["hash"]
+    (tmp_path / "m.facts").write_text("a thread owns l only where a path holds it\n")
+    outcome = run_ci(cfg)
+    assert not outcome.runs[0].cached and _load_cache(str(tmp_path))[0]["m.apm"]["hash"] != key
+    assert [m.prop for m in outcome.mismatches] == ["same"]   # too few facts: holds, expected proved
+
 @pytest.mark.slow
 def test_ci_passes_on_a_shipped_model(tmp_path):
     model = os.path.join(ROOT, "models", "vfio_ap_5_12.apm")

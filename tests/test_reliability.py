@@ -177,6 +177,7 @@ def test_ci_does_not_depend_on_the_working_directory(tmp_path):
     ('[tool.apcheck]\nmodels = ["m.apm"]\nclaims = [["only one"]]\n', "claims", 3),
     ('[tool.apcheck]\nmodels = []\n', "models", 2),
     ('[tool.apcheck]\nmodels = ["m.apm"]\ninterleaved_budget = { "m.apm" = 0 }\n', "interleaved_budget", 3),
+    ('[tool.apcheck]\nmodels = ["m.apm"]\ninterleaved_facts = { "m.apm" = 1 }\n', "interleaved_facts", 3),
 ])
 def test_a_wrong_configuration_value_is_an_error_at_its_line(tmp_path, toml, key, line):
     args = _project(tmp_path, toml)

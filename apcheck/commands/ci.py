@@ -3,7 +3,9 @@
 Configuration: a `[tool.apcheck]` table in pyproject.toml (or the top level of
 apcheck.toml) with `models`, `specs`, optional `bounds`, `claims` and
 `interleaved_budget` (per model, the seconds for the induction over the
-interleaved steps, as `apcheck verify --interleaved-budget`). Paths are
+interleaved steps, as `apcheck verify --interleaved-budget`) and
+`interleaved_facts` (per model with a budget, the facts file it starts from, as
+`--interleaved-facts`; commands/facts.py). Paths are
 relative to the configuration file's folder; the working directory is never
 changed. Each model is parsed once: the cache key is a hash of the texts parsed.
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from apcheck import __version__
+from apcheck.commands.facts import FactsFile, read_facts
 from apcheck.commands.verify import VerifyConfig, verify_at_needed_bounds
 from apcheck.diagnostics import Diagnostic, DiagnosticError, Sources, Span, UsageError
 from apcheck.files import write_atomically
@@ -36,6 +39,7 @@ class CiConfig:
     bounds: dict[str, int] = field(default_factory=dict)
     claims: list[tuple[str, str]] = field(default_factory=list)
     interleaved_budget: dict[str, float] = field(default_factory=dict)   # model -> seconds
+    interleaved_facts: dict[str, str] = field(default_factory=dict)      # model -> facts file
 
     def path(self, name: str) -> str:
         """A configured path as the reports show it: relative to the working directory."""
@@ -99,9 +103,17 @@ def read_config(path: str) -> CiConfig:
     unknown = [m for m in budget if m not in models]
     if unknown:
         where.error("interleaved_budget", f"'interleaved_budget' names '{unknown[0]}', which is not in 'models'")
+    facts = table.get("interleaved_facts", {})
+    if not isinstance(facts, dict) or not all(isinstance(v, str) for v in facts.values()):
+        where.error("interleaved_facts", "'interleaved_facts' must be a table of model paths to facts files, "
+                    "such as interleaved_facts = { \"models/a.apm\" = \"specs/a.facts\" }")
+    unbudgeted = [m for m in facts if m not in budget]
+    if unbudgeted:
+        where.error("interleaved_facts", f"'interleaved_facts' names '{unbudgeted[0]}', which has no "
+                    "'interleaved_budget'")
     root = os.path.dirname(os.path.abspath(path))
     return CiConfig(root=root, models=models, specs=specs, bounds=dict(bounds), claims=[tuple(c) for c in claims],
-                    interleaved_budget={m: float(v) for m, v in budget.items()})
+                    interleaved_budget={m: float(v) for m, v in budget.items()}, interleaved_facts=dict(facts))
 
 
 class _ConfigText:
@@ -139,7 +151,8 @@ def run_ci(config_path: str | None, use_cache: bool = True,
     runs, mismatches = [], []
     for model in cfg.models:
         modules = load([cfg.path(model)] + specs)
-        key = _input_hash(modules, cfg, model)
+        facts = read_facts(cfg.path(cfg.interleaved_facts[model])) if model in cfg.interleaved_facts else None
+        key = _input_hash(modules, cfg, model, facts)
         hit = cache.get(model)
         if use_cache and hit and hit["hash"] == key:
             result = from_plain(VerifyResult, hit["result"])
@@ -153,7 +166,7 @@ def run_ci(config_path: str | None, use_cache: bool = True,
             progress(f"{model}: verifying")
         program = check(modules, cfg.path(model))
         config = VerifyConfig(bounds=cfg.bounds, interleaved_budget=cfg.interleaved_budget.get(model),
-                              smt_progress=progress)
+                              interleaved_facts=facts, smt_progress=progress)
         result = verify_at_needed_bounds(program, config, specs)
         found = compare(result)
         runs.append(ModelRun(model=model, result=result, verdicts={p.name: str(p.judged_verdict) for p in result.properties},
@@ -165,10 +178,12 @@ def run_ci(config_path: str | None, use_cache: bool = True,
     return CiOutcome(runs=runs, mismatches=mismatches, claims=list(cfg.claims))
 
 
-def _input_hash(modules, cfg: CiConfig, model: str) -> str:
+def _input_hash(modules, cfg: CiConfig, model: str, facts: FactsFile | None) -> str:
     """Hash of every text a run parsed (imports included), the bounds, the model's interleaved
-    budget and the apcheck version."""
+    budget and facts, and the apcheck version."""
     h = hashlib.sha256(f"{__version__}|{sorted(cfg.bounds.items())}|{cfg.interleaved_budget.get(model)}".encode())
+    if facts is not None:
+        h.update("\n".join(sorted(facts.facts)).encode())
     for module in modules:
         h.update(os.path.relpath(os.path.abspath(module.path), cfg.root).encode())
         h.update(module.text.encode())

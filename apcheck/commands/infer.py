@@ -6,10 +6,16 @@ candidates are then put through one Houdini fixpoint (smt/induction.py): what
 is left is jointly inductive with each operation taken atomically, for every
 size. The model's invariants that this proves, and did not prove alone, are
 named: they need the inferred ones.
+
+With `--interleaved`, the induction over the interleaved steps (any number of
+threads) runs from every candidate it generates, and the facts it keeps are
+the certificate that `verify --interleaved-facts` starts from
+(commands/facts.py).
 """
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from apcheck.diagnostics import DiagnosticError
 from apcheck.ir.lower import lower
@@ -17,9 +23,10 @@ from apcheck.lang import ast as A
 from apcheck.lang.check import check
 from apcheck.lang.loader import load
 from apcheck.lang.parser import parse
-from apcheck.results import InferResult
+from apcheck.results import InferFactsResult, InferResult
 from apcheck.smt.candidates import candidate_texts
 from apcheck.smt.induction import prove_invariants
+from apcheck.smt.interleaved import prove_interleaved
 
 PREFIX = "inferred_"
 SOURCE = "<inferred>"
@@ -43,6 +50,21 @@ def infer(model: str, specs: list[str] = (), smt_timeout: float = 10.0) -> Infer
             if n not in before and n not in newly]
     return InferResult(model=program.model_name, candidates=len(texts), proved=proved, newly_proved=newly,
                        proved_before=before, not_proved=left, seconds=time.monotonic() - start)
+
+
+def infer_interleaved(model: str, specs: list[str] = (), smt_timeout: float = 10.0, budget_s: float | None = None,
+                      jobs: int = 0, progress: Callable[[str], None] | None = None) -> InferFactsResult:
+    """The induction over the interleaved steps from every candidate, with no budget unless
+    `budget_s` is given (it may take an hour on a large model)."""
+    start = time.monotonic()
+    program = check(load([model] + list(specs)), model)
+    res = prove_interleaved(lower(program), smt_timeout, float("inf") if budget_s is None else budget_s,
+                            progress, jobs)
+    own = [p.name for p in program.properties if p.kind == "invariant"]
+    left = [(n, res.dropped.get(n, res.message)) for n in own if n not in res.proved]
+    return InferFactsResult(model=program.model_name, status=res.status, message=res.message, proved=res.proved,
+                            not_proved=left, facts=[t for t in dict.fromkeys(res.kept) if t not in own],
+                            seconds=time.monotonic() - start)
 
 
 def _well_formed(modules: list[A.Module], model: str, text: str) -> bool:

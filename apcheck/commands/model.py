@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+from apcheck.commands.facts import FactsFile
 from apcheck.diagnostics import Diagnostic, DiagnosticError, UsageError
 from apcheck.explore.engine import ExploreConfig
 from apcheck.explore.system import bounds_of, initial_globals
@@ -31,6 +32,7 @@ class VerifyConfig:
     bmc_depth: int = 0            # > 0: cross-check the explorer with Z3 BMC to this depth
     max_memory_mb: float | None = None  # for the whole run
     interleaved_budget: float | None = None  # seconds for the interleaved induction (None: its default)
+    interleaved_facts: FactsFile | None = None  # where the interleaved induction starts (None: every candidate)
     smt_progress: Callable[[str], None] | None = None  # told of each round of the interleaved induction
     locks_only: bool = False      # explore for lock-order edges and deadlocks only: no invariants or covers
     properties: tuple[str, ...] | None = None  # only these invariants and covers, each on the slice of the

@@ -106,8 +106,13 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
     invariants = [pr for pr in props if pr.kind == Kind.INVARIANT and pr.verdict == Verdict.HOLDS]
     if not invariants:
         return notes
+    facts = config.interleaved_facts
     inter = prove_interleaved(lowered, config.smt_timeout, config.interleaved_budget, config.smt_progress,
-                              config.explore.threads)
+                              config.explore.threads, facts.facts if facts else None)
+    if inter.unmatched:
+        notes.append(f"{len(inter.unmatched)} of the {len(facts.facts)} facts of {facts.path} are not candidates "
+                     f"of the model (it changed since they were found?), such as '{inter.unmatched[0]}': "
+                     "the induction starts from the others")
     if inter.status in ("untranslatable", "unknown"):
         return notes + [f"induction over the interleaved steps (any number of threads): {inter.message}"]
     for pr in props:
@@ -117,8 +122,10 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
     for pr in invariants:
         if pr.name in inter.proved:
             helpers = len(inter.kept) - len(inter.proved)
+            start = f" (from {facts.path})" if facts else ""
             _upgrade(pr, Method(engine="z3-interleaved", then=pr.method),
-                     f"{inter.message}, with {helpers} facts of ownership and program points", "(interleaved)")
+                     f"{inter.message}, with {helpers} facts of ownership and program points{start}",
+                     "(interleaved)")
         elif pr.name in inter.dropped:
             pr.notes.append(f"any number of threads: {inter.dropped[pr.name]} (induction over the "
                             "interleaved steps)")

@@ -1,7 +1,7 @@
 """The report of `apcheck infer`."""
 from __future__ import annotations
 
-from apcheck.results import InferResult
+from apcheck.results import InferFactsResult, InferResult
 
 
 def render_infer(result: InferResult) -> str:
@@ -18,4 +18,16 @@ def render_infer(result: InferResult) -> str:
         lines.append("proved without them too: " + ", ".join(result.proved_before))
     for name, why in result.not_proved:
         lines.append(f"still not proved: {name}: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def render_infer_facts(result: InferFactsResult) -> str:
+    """The summary of `apcheck infer --interleaved` (the facts file is commands/facts.py's)."""
+    lines = [f"apcheck infer --interleaved {result.model}: {result.status}: {result.message}"]
+    if result.proved:
+        lines.append(f"proved for any number of threads: {', '.join(result.proved)}, with "
+                     f"{len(result.facts)} facts kept")
+    for name, why in result.not_proved:
+        lines.append(f"not proved: {name}: {why}")
+    lines.append(f"{result.seconds:.0f} s")
     return "\n".join(lines) + "\n"

@@ -64,6 +64,13 @@ thread inside an operation belongs to a declaration that runs it, and
 
 A round asks each step path in turn; with more than one job, forked processes
 share the paths of a round (`_each_path`) and the result is the same.
+
+The fixpoint may start from the facts an earlier run kept (`start`, by their
+text: a proof's certificate, `apcheck infer --interleaved`) and the model's
+invariants, instead of every candidate: if the model has not changed, the first
+round drops nothing and that round is the whole proof. Starting from fewer
+facts can only prove less, never more: a fact no candidate has any more is
+reported, and the fixpoint goes on as usual from the others.
 """
 from __future__ import annotations
 
@@ -72,7 +79,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Callable
+from typing import Callable, Collection
 
 import z3
 
@@ -130,6 +137,7 @@ class InterleavedResult:
     proved: list[str] = field(default_factory=list)   # the model's invariants proved
     kept: list[str] = field(default_factory=list)     # every candidate left (the inductive invariant)
     dropped: dict[str, str] = field(default_factory=dict)  # model invariant -> why it was dropped
+    unmatched: list[str] = field(default_factory=list)  # facts of `start` that no candidate has
 
 
 class _State:
@@ -142,14 +150,16 @@ class _State:
 
 
 def prove_interleaved(lowered: Lowered, timeout_s: float = 10.0, budget_s: float | None = None,
-                      progress: Callable[[str], None] | None = None, jobs: int = 1) -> InterleavedResult:
+                      progress: Callable[[str], None] | None = None, jobs: int = 1,
+                      start: Collection[str] | None = None) -> InterleavedResult:
     """Z3's induction over the interleaved system for any number of threads (see the module doc).
     `budget_s`: seconds for the whole fixpoint, tried at any size (default: BUDGET_FACTOR times the
     query timeout, and not tried beyond MAX_WORK); `progress` is told of each round and, in a long
     one, of the step paths done; `jobs`: processes that share a round's step paths (0: one per
-    core). The result does not depend on `jobs`."""
+    core). The result does not depend on `jobs`. `start`: begin from the candidates with these
+    texts (an earlier run's `kept`) and the model's invariants, instead of every candidate."""
     try:
-        return _Interleaved(lowered, int(timeout_s * 1000)).run(budget_s, progress, jobs)
+        return _Interleaved(lowered, int(timeout_s * 1000)).run(budget_s, progress, jobs, start)
     except NotTranslatable as err:
         return InterleavedResult(status="untranslatable", message=str(err))
 
@@ -782,11 +792,20 @@ class _Interleaved:
     # ---- the fixpoint ----------------------------------------------------------------------
 
     def run(self, budget_s: float | None = None, progress: Callable[[str], None] | None = None,
-            jobs: int = 1) -> InterleavedResult:
-        own = [p.name for p, _ in self.low.invariants]
-        if not own:
+            jobs: int = 1, start: Collection[str] | None = None) -> InterleavedResult:
+        if not self.low.invariants:
             return InterleavedResult(status="not-proved", message="no invariants")
         cands = self.candidates()
+        if start is None:
+            return self._fixpoint(cands, budget_s, progress, jobs)
+        res = self._fixpoint([c for c in cands if c.prop or c.text in start], budget_s, progress, jobs)
+        res.unmatched = sorted(set(start) - {c.text for c in cands})
+        return res
+
+    def _fixpoint(self, cands: list[Candidate], budget_s: float | None, progress: Callable[[str], None] | None,
+                  jobs: int) -> InterleavedResult:
+        """Houdini from `cands`: drop what a step path breaks until nothing is; then the defect
+        obligations."""
         paths = [p for label in self.labels for p in self.paths(label)]
         if budget_s is None and len(cands) * len(paths) > MAX_WORK:
             return InterleavedResult(status="unknown", message=f"not tried: {len(cands):,} candidate facts "
