@@ -289,14 +289,15 @@ class _Interleaved:
             ex = self._executor(ins, g, slots)
             if moved:
                 obl = obl + self._class_guards(ins, owner, readers)
-            if k == ACQUIRE:
+            if k == ACQUIRE:   # first in its step: a null instance is a defect that leaves the state
                 inst = self._instance(ex, ins)
                 free = self._free(ins, inst, owner, readers)
-                cond = cond + [free]
+                cond = cond + self._not_null(ins, inst) + [free]
                 owner, readers = self._take(ins, inst, owner, readers)
                 moved = True
-            elif k == RELEASE:
+            elif k == RELEASE:   # first in its step, as an acquire
                 inst = self._instance(ex, ins)
+                cond = cond + self._not_null(ins, inst)
                 owner, readers = self._drop(ins, inst, owner, readers)
                 moved = True
             elif k == WAIT:
@@ -321,9 +322,11 @@ class _Interleaved:
                 continue
             elif k == TRY:
                 inst = self._instance(ex, ins)
-                if moved and inst is not None and isinstance(ins.instance.type, ElemT) and ins.instance.type.optional:
-                    obl = obl + [(self.u.real(ins.instance.type.sort, inst),
-                                  f"line {ins.span.line}: a lock instance that is not null")]
+                if moved:   # a null instance: a defect that keeps the step's effects so far
+                    obl = obl + [(f, f"line {ins.span.line}: a lock instance that is not null")
+                                 for f in self._not_null(ins, inst)]
+                else:
+                    cond = cond + self._not_null(ins, inst)
                 free = self._free(ins, inst, owner, readers)
                 self._walk(ins.target, False, op, start, cond + [z3.Not(free)], obl, g, slots, owner, readers,
                            out, visited, moved)
@@ -358,6 +361,11 @@ class _Interleaved:
             return None
         ex.cut_nulls = False
         return ex.expr(ins.instance)
+
+    def _not_null(self, ins, inst) -> list[z3.BoolRef]:
+        """That a lock instance is not null, where it may be."""
+        t = None if ins.instance is None else ins.instance.type
+        return [self.u.real(t.sort, inst)] if isinstance(t, ElemT) and t.optional else []
 
     def _owner(self, c: int, inst, owner: dict):
         return owner[c] if inst is None else z3.Select(owner[c], inst)
@@ -479,7 +487,8 @@ class _Interleaved:
             out.append(Candidate(prop.name, self._invariant(prop, unlocked), False, prop.name, reads))
         for c, cls in enumerate(self.low.locks):
             may = [pc for pc in self.labels[1:] if c in self.held[pc][1]]
-            out.append(Candidate(f"a thread owns {cls.name} only where a path holds it",
+            never = f", and never {cls.name}[null]" if cls.per is not None else ""
+            out.append(Candidate(f"a thread owns {cls.name} only where a path holds it{never}",
                                  self._owns_only_at(c, may), True))
             if cls.per is None:
                 for pc in self.labels[1:]:
@@ -502,6 +511,30 @@ class _Interleaved:
             for text, fn, read, locks in facts:
                 out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
                                      self._at(pc, fn), True, reads=Reads(read, locks, point=pc)))
+        return out + self._removed_later()
+
+    def _removed_later(self) -> list[Candidate]:
+        """At each point of an operation before it removes an element of its own from a set
+        (`mdevs -= {m}`), that the element is still there: a removal keeps what others add back
+        away (a probe of the same mdev refuses while it is allocated)."""
+        out, seen = [], set()
+        for q, ins in enumerate(self.code):
+            st = ins.effect.stmt if ins.kind == EXEC and isinstance(ins.effect, Assign) else None
+            if st is None or st.op != "-=" or st.indices or not isinstance(st.target, P.Var) \
+                    or not isinstance(st.value, P.SetLiteral) or len(st.value.items) != 1 \
+                    or _globals(st.value.items[0]):
+                continue
+            item = st.value.items[0]
+            member = P.Op(type=BoolT(), span=st.span, op="in", args=[item, P.GlobalRef(type=st.target.type,
+                                                                                       span=st.span, var=st.target)])
+            op = self.low.op_of_pc[q]
+            text = f"{self.p.sources.snippet(item.span)} in {st.target.name} (removed at line {ins.span.line})"
+            for pc in self.labels[1:]:
+                if self.low.op_of_pc[pc] == op and pc < q and (pc, text) not in seen:
+                    seen.add((pc, text))
+                    out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
+                                         self._at(pc, self._local_fact(ins, member, True, op)), True,
+                                         reads=Reads(frozenset({st.target}), point=pc)))
         return out
 
     def _writers(self, props: list[P.Property]) -> set[int]:
@@ -549,7 +582,7 @@ class _Interleaved:
             owns = z3.Select(st.owner[c], x) == t
             if c in st.readers:
                 owns = z3.Or(owns, z3.Select(z3.Select(st.readers[c], x), t))
-            return z3.ForAll([x], z3.Implies(owns, at))
+            return z3.ForAll([x], z3.Implies(owns, z3.And(at, self.u.real(cls.per, x))))
         return fn
 
     def _owns_at(self, c: int, pc: int):
