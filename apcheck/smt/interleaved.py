@@ -44,7 +44,9 @@ Z3 gives up on is dropped as "unknown", never as "not inductive"; quantifiers by
 and MBQI only for the model's invariants, `_check`): the model's invariants
 (`unlocked(...)` as "no thread holds all the guards", for single-instance
 mutexes), ownership facts (a thread at a point where every static path holds
-lock L owns L; a thread owns L only at points where some path holds it),
+lock L owns L; a thread owns L only at points where some path holds it, and
+never a null instance), before an operation removes an element of its own from
+a set, that the element is still there (`_removed_later`),
 and per program point the facts a thread there may keep, those the code
 before the point establishes (`_flow_facts`: branch conditions, the values
 of `let`s, assignments still in effect, invariant conjuncts and their
