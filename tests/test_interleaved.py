@@ -11,7 +11,7 @@ from apcheck.commands.verify import verify
 from apcheck.ir.lower import lower
 from apcheck.lang.check import check
 from apcheck.lang.parser import parse
-from apcheck.smt.interleaved import prove_interleaved
+from apcheck.smt.interleaved import _Interleaved, prove_interleaved
 
 
 def results(text_or_path: str, **config):
@@ -238,3 +238,28 @@ invariant sane: true
     texts = [c.text for c in _Interleaved(lower(check([parse(text, "t.apm")])), 1000).candidates()]
     assert "a thread at line 14: not a not in on" in texts and "a thread at line 14: not b" in texts
     assert "a thread at line 10: a not in on" not in texts   # a disjunct alone is not established
+
+
+def test_what_a_removal_takes_out_later_is_still_there_until_it_does(monkeypatch):
+    """tests/models/uuid_reuse.apm: create refuses a device still allocated, so while a removal has
+    unregistered its device and not yet freed it, no create registers it again. The proof needs
+    the removal's "d in allocated (removed at line 42)" at its points before line 42."""
+    p, _ = results("tests/models/uuid_reuse.apm")
+    reg = p["registered_listed"]
+    assert reg.verdict == "proved" and reg.method.engine == "z3-interleaved"
+    assert "one thread of each serial declaration: remover" in reg.message
+    monkeypatch.setattr(_Interleaved, "_removed_later", lambda self: [])
+    p, _ = results("tests/models/uuid_reuse.apm")
+    assert p["registered_listed"].verdict == "holds"
+    assert "any number of threads: not inductive: a step from line 40 breaks it (induction over the interleaved " \
+        "steps)" in p["registered_listed"].notes
+
+
+def test_a_create_that_checks_only_the_registration_slips_into_a_removal():
+    text = open("tests/models/uuid_reuse.apm").read().replace("if d in allocated {", "if d in registered {")
+    p, _ = results(text)
+    reg = p["registered_listed"]
+    assert reg.verdict == "violated" and len(reg.trace.steps) == 6
+    assert [(s.thread, s.op) for s in reg.trace.steps] == [   # the second create between the unregistration
+        ("creator0", "create"), ("creator0", "create"), ("remover", "remove"),   # and the unlisting
+        ("creator0", "create"), ("creator0", "create"), ("remover", "remove")]

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from itertools import count
@@ -922,7 +923,7 @@ class _Interleaved:
             global _ROUND
             _ROUND = (self, method, paths, alive, deadline)
             found = {}
-            with multiprocessing.get_context("fork").Pool(min(jobs, len(paths))) as pool:
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(paths)), _quiet_child) as pool:
                 for k, answer, used in pool.imap_unordered(_path_in_child, range(len(paths))):
                     found[k] = answer
                     if used is not None:
@@ -1178,6 +1179,14 @@ class _Interleaved:
 
 _ROUND: tuple | None = None   # (the induction, the method, its step paths, the candidates left, the
                               # deadline): what a forked process of `_each_path` inherits
+
+
+def _quiet_child() -> None:
+    """A forked process ends without a word when the round's pool terminates it (SIGTERM), and
+    leaves Ctrl-C to the parent, which stops the pool (the CLI's handlers would raise here)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _path_in_child(k: int) -> tuple[int, object, set | None]:
