@@ -212,7 +212,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="explore each property that declares `needs` (e.g. Guest=2) again at those bounds, "
                         "as apcheck ci does")
     p.add_argument("--no-symmetry", action="store_true", help="turn symmetry reduction off")
-    p.add_argument("--no-reduction", action="store_true", help="take private releases as steps of their own")
+    p.add_argument("--no-reduction", action="store_true",
+                   help="take private releases, and the uncontended acquires that start an operation, as steps "
+                        "of their own")
     p.add_argument("--lock-edges", choices=["lockdep", "closure"], default="lockdep",
                    help="lock-order edges by lockdep's rule (the most recent held lock and the trylocks above "
                         "it; default), or from every held lock")

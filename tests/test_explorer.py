@@ -244,3 +244,26 @@ def test_invariant_between_operations_is_judged_where_every_thread_is_idle():
         assert props["idle_between"].message == ("holds in all 40 reachable states of the whole system (judged "
                                                  "where no operation is in progress)")
         assert props["idle_always"].verdict == "violated" and props["idle_always"].message == "violated after 1 steps"
+
+
+def test_an_uncontended_leading_acquire_is_taken_with_the_start(tmp_path):
+    """tests/models/device_lock.apm: only ctl takes dev->mutex, so probe and remove take it with their
+    start (6 states; 84 with the reduction off, 24 with only the private releases merged); the
+    verdicts and the lock-order edge dev->mutex -> set_lock are the same either way. With two ctl
+    threads the lock is contended and it is a scheduling point again."""
+    from apcheck.commands.model import build
+    from apcheck.explore.system import leading_acquires
+    on, off = run("tests/models/device_lock.apm"), run("tests/models/device_lock.apm", reduction=False)
+    assert (on.stats.states, off.stats.states) == (6, 84)
+    assert {p.name: p.verdict for p in on.properties} == {p.name: p.verdict for p in off.properties}
+    assert props(on)["seen_present"].verdict == "proved"
+    for res in (on, off):
+        assert {(e.src, e.dst) for e in res.lock_edges} == {("dev->mutex", "set_lock")}
+    text = open("tests/models/device_lock.apm").read()
+    for ctl, leads in (("thread ctl runs", 1), ("thread ctl[2] runs", 0)):
+        model = tmp_path / "m.apm"
+        model.write_text(text.replace("thread ctl runs", ctl))
+        low, _ = build(load_program(str(model)))
+        threads = low.threads(low.program.system)
+        got = {low.ops[i].name: len(lead) for i, lead in enumerate(leading_acquires(low, threads))}
+        assert got == {"probe": leads, "remove": leads, "walk": 0}, ctl

@@ -26,7 +26,7 @@ class ExploreConfig:
     timeout: float | None = None
     max_memory_mb: float | None = None   # this process's resident memory
     symmetry: bool = True
-    reduction: bool = True  # private releases merged into the step before them (Semantics)
+    reduction: bool = True  # private releases and uncontended leading acquires merged (Semantics)
     closure_edges: bool = False  # lock-order edges from every held lock, not lockdep's rule (Semantics)
     order: str = "bfs"  # bfs | dfs
     engine: str = "auto"  # auto | native | python (see explore)

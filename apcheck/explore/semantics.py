@@ -96,7 +96,8 @@ class Semantics:
         self.succeeded = [0] * len(system.ops)
         # A release whose continuation touches nothing shared until the next scheduling point is a
         # left mover (Lipton): taking it at the end of the step before it, instead of as a step of
-        # its own, keeps every reachable valuation, lock-order edge and deadlock.
+        # its own, keeps every reachable valuation, lock-order edge and deadlock. So does taking an
+        # operation's uncontended leading acquires with its start (System.leads).
         self.merge = merge_private_releases
         self.code = system.code
         self.inst_class = system.inst_class
@@ -142,24 +143,55 @@ class Semantics:
                 self.start(state, t, op_id, args, start, out)
 
     def start(self, state: tuple, t: int, op_id: int, args: tuple, start: tuple, out: list[Outcome]) -> None:
-        """Idle thread t starts operation op_id with these arguments (`start`: its initial locals)."""
+        """Idle thread t starts operation op_id with these arguments (`start`: its initial locals).
+        With the reduction on, its leading acquires that no other thread contends (System.leads)
+        are taken with the start."""
         entry = self.sys.ops[op_id].entry
-        if self.code[entry].kind == ACQUIRE:
+        lead = self.sys.leads[op_id] if self.merge else ()
+        first = entry + len(lead)
+        if self.code[first].kind == ACQUIRE:
             # Choosing an operation has no visible effect, so the start merges with its first
             # acquire. While that lock is taken the operation cannot start: the thread stays
             # idle, holding nothing, so it can be no part of a deadlock.
-            self._sched_step(state, t, op_id, args, entry, start, (), out)
-        else:
-            g, locks, _ = state
-            self._run(state, t, op_id, args, entry, entry, list(g), list(locks), list(start), [], out)
+            self._sched_step(state, t, op_id, args, first, start, (), out, lead)
+            return
+        g, locks, _ = state
+        g2, locks2, l2, held2 = list(g), list(locks), list(start), []
+        if self._take_lead(state, t, op_id, args, lead, g2, locks2, l2, held2, out):
+            self._run(state, t, op_id, args, entry, first, g2, locks2, l2, held2, out)
 
-    def _sched_step(self, state, t, op_id, args, pc, l, held, out) -> bool:
+    def _take_lead(self, state, t, op_id, args, lead, g, locks, l, held, out) -> bool:
+        """Take an operation's leading acquires in g, locks, l, held (they never wait: where the
+        acquire after them does, the operation has started and holds them in the unreduced
+        system, which no other thread can tell); False where one is a defect, which ends the
+        thread at its start."""
+        for pc in lead:
+            try:
+                self.executed[pc] += 1
+                self._acquire(self.code[pc], pc, g, l, locks, held, t, blocking=True)
+            except _DefectSignal as sig:
+                out.append(self._death(state, t, op_id, args, lead[0], pc, g, locks, held,
+                                       replace(sig.defect, held=tuple(held))))
+                return False
+            except (NullDeref, AssertionFailed) as err:
+                out.append(self._death(state, t, op_id, args, lead[0], pc, g, locks, held,
+                                       self._defect_of(err, pc, l, held)))
+                return False
+        return True
+
+    def _sched_step(self, state, t, op_id, args, pc, l, held, out, lead: tuple[int, ...] = ()) -> bool:
         """Take the scheduling point at pc and run on; False when the thread is blocked there.
-        The state is copied only once the thread can move."""
+        The state is copied only once the thread can move. `lead`: an operation's leading
+        acquires, taken first where pc is the acquire after them (`start`)."""
         g, locks, _ = state
         ins = self.code[pc]
         k = ins.kind
         l2 = list(l)
+        begin = pc
+        if lead:
+            begin, g, locks, held = lead[0], list(g), list(locks), list(held)
+            if not self._take_lead(state, t, op_id, args, lead, g, locks, l2, held, out):
+                return True
         try:
             self._check_guards(ins, held, pc, g, l2)
             if self.sleeps[pc] and held:
@@ -178,13 +210,13 @@ class Semantics:
             elif k == RELEASE:
                 self._release(ins, pc, g2, l2, locks2, held2, t)
         except _DefectSignal as sig:
-            out.append(self._death(state, t, op_id, args, pc, pc, g, locks, held,
+            out.append(self._death(state, t, op_id, args, begin, pc, g, locks, held,
                                    replace(sig.defect, held=tuple(held))))
             return True
         except (NullDeref, AssertionFailed) as err:
-            out.append(self._death(state, t, op_id, args, pc, pc, g, locks, held, self._defect_of(err, pc, l2, held)))
+            out.append(self._death(state, t, op_id, args, begin, pc, g, locks, held, self._defect_of(err, pc, l2, held)))
             return True
-        self._run(state, t, op_id, args, pc, pc + 1, g2, locks2, l2, held2, out)
+        self._run(state, t, op_id, args, begin, pc + 1, g2, locks2, l2, held2, out)
         return True
 
     def _run(self, state, t, op_id, args, start, pc, g, locks, l, held, out) -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 from apcheck.diagnostics import Diagnostic, DiagnosticError, Span, UsageError
 from apcheck.explore.compile import NullDeref, Sizes, compile_element, compile_expr, fill_map, initial_value
 from apcheck.ir import program as P
-from apcheck.ir.lowered import EVERY, EXEC, Assert, Assign, Instr, Lowered, Op, Store, ThreadInst
+from apcheck.ir.lowered import ACQUIRE, EVERY, EXEC, TRY, Assert, Assign, Instr, Lowered, Op, Store, ThreadInst
 from apcheck.ir.types import BoolT, ElemT, EnumT, MapT, SetT, Type
 
 
@@ -72,6 +72,8 @@ class System:
     covers: list[tuple[P.Property, Callable]]
     scratch: int                      # locals needed by property binders
     scenario: str
+    leads: list[tuple[int, ...]]      # per operation: its leading acquires no other thread contends
+
 
     def lock_instance_name(self, inst: int) -> str:
         c = self.inst_class[inst]
@@ -101,7 +103,38 @@ def instantiate(lowered: Lowered, sizes: dict[str, int], threads: list[ThreadIns
     covers = [(prop, compile_expr(prop.expr, lowered.scratch, sz)) for prop in lowered.covers]
     return System(lowered, lowered.program, sz, code, lowered.ops, arg_tuples, lowered.op_of_pc, threads, locks,
                   inst_class, initial_globals(lowered.program, sz.n), invariants, covers, len(lowered.scratch),
-                  scenario)
+                  scenario, leading_acquires(lowered, threads))
+
+
+def leading_acquires(lowered: Lowered, threads: list[ThreadInst]) -> list[tuple[int, ...]]:
+    """Per operation, the acquires it starts with (consecutive, from its entry) of lock classes that
+    no thread but one ever takes, at an instance its arguments name: `mdev->dev.mutex[m]`, which
+    the driver core holds around a probe or remove, when one mdevctl thread runs them. Such an
+    acquire never waits and no other thread can see it, so the explorer takes it with the
+    operation's start, which is then merged with the acquire after it (semantics.py `start`):
+    its own scheduling point would only add states that differ from the idle thread's by a lock
+    nobody else wants. Every reachable valuation, lock-order edge and deadlock is kept."""
+    runners: dict[int, set[int]] = {}   # operation -> the threads that run it
+    for t, th in enumerate(threads):
+        for op in th.ops:
+            runners.setdefault(op, set()).add(t)
+    takers: dict[int, set[int]] = {}    # lock class -> the threads that take it
+    for pc, ins in enumerate(lowered.code):
+        if ins.kind in (ACQUIRE, TRY):
+            takers.setdefault(ins.lock, set()).update(runners.get(lowered.op_of_pc[pc], ()))
+    leads = []
+    for op in lowered.ops:
+        pc, lead = op.entry, []
+        while True:
+            ins = lowered.code[pc]
+            if ins.kind != ACQUIRE or ins.shared or ins.guards or len(takers.get(ins.lock, ())) > 1:
+                break
+            lead.append(pc)
+            pc += 1
+            if lowered.locks[ins.lock].kind == "spinlock":
+                break   # an acquire under it may sleep in atomic context: a scheduling point checks it
+        leads.append(tuple(lead))
+    return leads
 
 
 def scenario_system(lowered: Lowered, sizes: dict[str, int], scenario: P.Scenario) -> System:

@@ -617,9 +617,35 @@ static void apply_perm(int k, const V *in, V *out) {
             body.append(f"run(c, w, t, {k + 1}); return;")
             out.append(f"    case {k}: {{ " + " ".join(body) + " }")
         out += ["    }", "    c->error = E_RANGE;", "}"]
+        out += self.lead_steps()
         out += self.thread_steps()
         out += self.waiting_on()
         return "\n".join(out)
+
+    def lead_steps(self) -> list[str]:
+        """semantics.py `start`: an operation with leading acquires no other thread contends
+        (System.leads) takes them with its start, then the scheduling point after them."""
+        s = self.sys
+        out = ["static void start_lead(Ctx *c, const V *s, int t, int op, const V *start) {",
+               "    V w[NW]; memcpy(w, s, sizeof(w));",
+               "    V *th = w + TOFF0 + t * TW; V *l = th + 2; (void)l; (void)th;",
+               "    memcpy(l, start, NLOC * sizeof(V));",
+               "    switch (op) {"]
+        for op_id, lead in enumerate(s.leads):
+            if not lead:
+                continue
+            body = []
+            for k in lead:
+                ins, low = s.code[k], s.lowered.code[k]
+                e = _Expr(self, low.env, "l", "DEFECT(D_NULL);")
+                body.append(f"c->executed[{k}]++;")
+                body.append(f"if (do_acquire(c, w, t, {k}, {self.instance(ins, low, e)}, {ins.mode}, 1) < 0) return;")
+            first = lead[-1] + 1
+            body.append(f"sched(c, w, t, {first}, NULL); return;" if s.code[first].kind == ACQUIRE
+                        else f"run(c, w, t, {first}); return;")
+            out.append(f"    case {op_id}: {{ " + " ".join(body) + " }")
+        out += ["    }", "    c->error = E_RANGE;", "}"]
+        return out
 
     def waiting_on(self) -> list[str]:
         """The lock instance and mode a thread at an acquire asks for (0: not at an acquire, or the
@@ -651,6 +677,7 @@ static void apply_perm(int k, const V *in, V *out) {
         out.append(self.array("int32_t", "START_AT", sstart))
         out.append(self.array("int32_t", "NARGS", nargs))
         out.append(self.array("int32_t", "OP_ENTRY", [op.entry for op in s.ops]))
+        out.append(self.array("int32_t", "LEADS", [len(lead) for lead in s.leads]))
         tops, tstart = [], []
         for th in s.threads:
             tstart.append(len(tops))
@@ -667,7 +694,8 @@ static void apply_perm(int k, const V *in, V *out) {
             int op = TOPS[k], entry = OP_ENTRY[op];
             for (int a = 0; a < NARGS[op]; a++) {
                 const V *start = START + (START_AT[op] + a) * NLOC;
-                if (CODE_KIND[entry] == K_ACQUIRE) sched(c, s, t, entry, start);
+                if (LEADS[op] && c->merge) start_lead(c, s, t, op, start);
+                else if (CODE_KIND[entry] == K_ACQUIRE) sched(c, s, t, entry, start);
                 else {
                     V w[NW]; memcpy(w, s, sizeof(w));
                     memcpy(w + TOFF0 + t * TW + 2, start, NLOC * sizeof(V));
