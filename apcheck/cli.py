@@ -267,10 +267,7 @@ def run_config(args):
                             order="dfs" if args.dfs or args.first else "bfs", first=args.first,
                             engine=args.engine, threads=args.threads,
                             progress=progress, cluster=args.cluster, workers=args.workers)
-    if args.smt_timeout <= 0:
-        raise UsageError("--smt-timeout must be positive")
-    if args.interleaved_budget is not None and args.interleaved_budget <= 0:
-        raise UsageError("--interleaved-budget must be positive")
+    _check_smt_args(args)
     facts = None
     if args.interleaved_facts is not None:
         if args.interleaved_budget is None:
@@ -279,8 +276,6 @@ def run_config(args):
         facts = read_facts(args.interleaved_facts)
     if args.bmc < 0:
         raise UsageError("--bmc must be at least 0")
-    if not 0 <= args.threads <= 64:
-        raise UsageError("--threads must be between 0 (one per core) and 64")
     if args.workers and not args.cluster:
         raise UsageError("--workers needs --cluster")
     if not 0 <= args.workers <= 4096:
@@ -425,20 +420,25 @@ def cmd_drift(args) -> int:
     return EXIT_VIOLATED if report.drifted else EXIT_OK
 
 
-def cmd_infer(args) -> int:
-    from apcheck.commands.infer import infer, infer_interleaved
-    from apcheck.report.infer import render_infer, render_infer_facts
+def _check_smt_args(args) -> None:
+    """The options verify and infer share: --smt-timeout, --interleaved-budget and --threads."""
     if args.smt_timeout <= 0:
         raise UsageError("--smt-timeout must be positive")
-    if not args.interleaved:
-        if args.interleaved_budget is not None or args.threads or args.output:
-            raise UsageError("--interleaved-budget, --threads and --output go with --interleaved")
-        sys.stdout.write(render_infer(infer(args.model, args.spec, args.smt_timeout)))
-        return EXIT_OK
     if args.interleaved_budget is not None and args.interleaved_budget <= 0:
         raise UsageError("--interleaved-budget must be positive")
     if not 0 <= args.threads <= 64:
         raise UsageError("--threads must be between 0 (one per core) and 64")
+
+
+def cmd_infer(args) -> int:
+    from apcheck.commands.infer import infer, infer_interleaved
+    from apcheck.report.infer import render_infer, render_infer_facts
+    if not args.interleaved and (args.interleaved_budget is not None or args.threads or args.output):
+        raise UsageError("--interleaved-budget, --threads and --output go with --interleaved")
+    _check_smt_args(args)
+    if not args.interleaved:
+        sys.stdout.write(render_infer(infer(args.model, args.spec, args.smt_timeout)))
+        return EXIT_OK
     from apcheck.commands.facts import render_facts
     res = infer_interleaved(args.model, args.spec, args.smt_timeout, args.interleaved_budget, args.threads,
                             _smt_progress)
