@@ -158,16 +158,17 @@ class Semantics:
         g, locks, _ = state
         g2, locks2, l2, held2 = list(g), list(locks), list(start), []
         if self._take_lead(state, t, op_id, args, lead, g2, locks2, l2, held2, out):
+            for pc in lead:
+                self.executed[pc] += 1
             self._run(state, t, op_id, args, entry, first, g2, locks2, l2, held2, out)
 
     def _take_lead(self, state, t, op_id, args, lead, g, locks, l, held, out) -> bool:
         """Take an operation's leading acquires in g, locks, l, held (they never wait: where the
         acquire after them does, the operation has started and holds them in the unreduced
         system, which no other thread can tell); False where one is a defect, which ends the
-        thread at its start."""
+        thread at its start. The caller counts them as executed once the step is taken."""
         for pc in lead:
             try:
-                self.executed[pc] += 1
                 self._acquire(self.code[pc], pc, g, l, locks, held, t, blocking=True)
             except _DefectSignal as sig:
                 out.append(self._death(state, t, op_id, args, lead[0], pc, g, locks, held,
@@ -203,7 +204,8 @@ class Semantics:
                     return False
             elif k == WAIT and not ins.fn(g, l2):
                 return False
-            self.executed[pc] += 1
+            for taken in (*lead, pc):
+                self.executed[taken] += 1
             g2, locks2, held2 = list(g), list(locks), list(held)
             if k == ACQUIRE:
                 self._acquire(ins, pc, g2, l2, locks2, held2, t, blocking=True, inst=inst)

@@ -568,10 +568,6 @@ static void apply_perm(int k, const V *in, V *out) {
         entries = {op.entry for op in s.ops}
         entries |= {k + 1 for k, ins in enumerate(code) if ins.kind in SCHED or ins.kind == FOR}
         entries = sorted(e for e in entries if e < len(code))
-        spin = 0
-        for cid, info in enumerate(s.locks):
-            if info.cls.kind == "spinlock":
-                spin |= 1 << cid
         out = ["#define DEFECT(kind) do { defect(c, w, t, kind); return; } while (0)",
                "static void run(Ctx *c, V *w, int t, int pc);",
                "static void run(Ctx *c, V *w, int t, int pc) {",
@@ -591,36 +587,43 @@ static void apply_perm(int k, const V *in, V *out) {
                 "    V *th = w + TOFF0 + t * TW; V *l = th + 2; (void)l;",
                 "    if (start) memcpy(l, start, NLOC * sizeof(V));",
                 "    switch (pc) {"]
-        for k, (ins, low) in enumerate(zip(code, lowered)):
-            if ins.kind not in SCHED:
-                continue
-            e = _Expr(self, low.env, "l", "DEFECT(D_NULL);")
-            body = self.guard_check(ins, low, e)
-            sleeps = bool(spin) and (ins.kind == WAIT or (ins.kind == ACQUIRE and
-                                                          s.locks[ins.lock].cls.kind != "spinlock"))
-            if sleeps:
-                body.append(f"if (th[1] && (held_classes(th) & {spin}ULL)) DEFECT(D_SLEEP_IN_ATOMIC);")
-            taken = f"c->executed[{k}]++;"   # coverage: the step takes the scheduling point
-            if ins.kind == ACQUIRE:
-                body.append(f"V inst = {self.instance(ins, low, e)};")
-                body.append(f"if (holder(w[LOFF + inst], t, {ins.mode}) == OTHER) return;")
-                body.append(taken)
-                body.append(f"if (do_acquire(c, w, t, {k}, inst, {ins.mode}, 1) < 0) return;")
-            elif ins.kind == WAIT:
-                body.append(f"if (!({e.c(low.cond)})) return;")
-                body.append(taken)
-            elif ins.kind == RELEASE:
-                body.append(taken)
-                body.append(f"if (do_release(c, w, t, {self.instance(ins, low, e)}) < 0) return;")
-            else:
-                body.append(taken)
-            body.append(f"run(c, w, t, {k + 1}); return;")
-            out.append(f"    case {k}: {{ " + " ".join(body) + " }")
+        for k, ins in enumerate(code):
+            if ins.kind in SCHED:
+                out.append(f"    case {k}: {{ " + " ".join(self.sched_body(k)) + " }")
         out += ["    }", "    c->error = E_RANGE;", "}"]
         out += self.lead_steps()
         out += self.thread_steps()
         out += self.waiting_on()
         return "\n".join(out)
+
+    def sched_body(self, k: int, lead: tuple[int, ...] = ()) -> list[str]:
+        """The step from the scheduling point k (semantics.py `_sched_step`): blocked, or taken,
+        and counted as executed with the operation's leading acquires `lead` before it."""
+        s = self.sys
+        ins, low = s.code[k], s.lowered.code[k]
+        spin = sum(1 << cid for cid, info in enumerate(s.locks) if info.cls.kind == "spinlock")
+        e = _Expr(self, low.env, "l", "DEFECT(D_NULL);")
+        body = self.guard_check(ins, low, e)
+        sleeps = bool(spin) and (ins.kind == WAIT or (ins.kind == ACQUIRE and
+                                                      s.locks[ins.lock].cls.kind != "spinlock"))
+        if sleeps:
+            body.append(f"if (th[1] && (held_classes(th) & {spin}ULL)) DEFECT(D_SLEEP_IN_ATOMIC);")
+        taken = " ".join(f"c->executed[{j}]++;" for j in (*lead, k))   # coverage: the step is taken
+        if ins.kind == ACQUIRE:
+            body.append(f"V inst = {self.instance(ins, low, e)};")
+            body.append(f"if (holder(w[LOFF + inst], t, {ins.mode}) == OTHER) return;")
+            body.append(taken)
+            body.append(f"if (do_acquire(c, w, t, {k}, inst, {ins.mode}, 1) < 0) return;")
+        elif ins.kind == WAIT:
+            body.append(f"if (!({e.c(low.cond)})) return;")
+            body.append(taken)
+        elif ins.kind == RELEASE:
+            body.append(taken)
+            body.append(f"if (do_release(c, w, t, {self.instance(ins, low, e)}) < 0) return;")
+        else:
+            body.append(taken)
+        body.append(f"run(c, w, t, {k + 1}); return;")
+        return body
 
     def lead_steps(self) -> list[str]:
         """semantics.py `start`: an operation with leading acquires no other thread contends
@@ -638,11 +641,12 @@ static void apply_perm(int k, const V *in, V *out) {
             for k in lead:
                 ins, low = s.code[k], s.lowered.code[k]
                 e = _Expr(self, low.env, "l", "DEFECT(D_NULL);")
-                body.append(f"c->executed[{k}]++;")
                 body.append(f"if (do_acquire(c, w, t, {k}, {self.instance(ins, low, e)}, {ins.mode}, 1) < 0) return;")
             first = lead[-1] + 1
-            body.append(f"sched(c, w, t, {first}, NULL); return;" if s.code[first].kind == ACQUIRE
-                        else f"run(c, w, t, {first}); return;")
+            if s.code[first].kind == ACQUIRE:
+                body += self.sched_body(first, lead)
+            else:
+                body += [f"c->executed[{k}]++;" for k in lead] + [f"run(c, w, t, {first}); return;"]
             out.append(f"    case {op_id}: {{ " + " ".join(body) + " }")
         out += ["    }", "    c->error = E_RANGE;", "}"]
         return out
