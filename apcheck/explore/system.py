@@ -74,7 +74,6 @@ class System:
     scenario: str
     leads: list[tuple[int, ...]]      # per operation: its leading acquires no other thread contends
 
-
     def lock_instance_name(self, inst: int) -> str:
         c = self.inst_class[inst]
         info = self.locks[c]
