@@ -157,10 +157,12 @@ class Semantics:
             return
         g, locks, _ = state
         g2, locks2, l2, held2 = list(g), list(locks), list(start), []
-        if self._take_lead(state, t, op_id, args, lead, g2, locks2, l2, held2, out):
+        if lead:
+            if not self._take_lead(state, t, op_id, args, lead, g2, locks2, l2, held2, out):
+                return
             for pc in lead:
                 self.executed[pc] += 1
-            self._run(state, t, op_id, args, entry, first, g2, locks2, l2, held2, out)
+        self._run(state, t, op_id, args, entry, first, g2, locks2, l2, held2, out)
 
     def _take_lead(self, state, t, op_id, args, lead, g, locks, l, held, out) -> bool:
         """Take an operation's leading acquires in g, locks, l, held (they never wait: where the
@@ -204,7 +206,8 @@ class Semantics:
                     return False
             elif k == WAIT and not ins.fn(g, l2):
                 return False
-            for taken in (*lead, pc):
+            self.executed[pc] += 1
+            for taken in lead:
                 self.executed[taken] += 1
             g2, locks2, held2 = list(g), list(locks), list(held)
             if k == ACQUIRE:
