@@ -5,6 +5,7 @@ return lists of `Diagnostic`.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -23,6 +24,14 @@ class Span:
 
 
 NOSPAN = Span("<builtin>", 0, 0, 0, 0)
+
+
+def line_of(span: Span, root: str) -> str:
+    """'line N' of the model file `root`; in a file it imports, 'line N of common/kvm.apm' (the
+    path relative to the model's folder), so that a line names one place of the model."""
+    if span.file == root:
+        return f"line {span.line}"
+    return f"line {span.line} of {os.path.relpath(span.file, os.path.dirname(root) or '.')}"
 
 
 @dataclass(frozen=True)

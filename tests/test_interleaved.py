@@ -263,3 +263,26 @@ def test_a_create_that_checks_only_the_registration_slips_into_a_removal():
     assert [(s.thread, s.op) for s in reg.trace.steps] == [   # the second create between the unregistration
         ("creator0", "create"), ("creator0", "create"), ("remover", "remove"),   # and the unlisting
         ("creator0", "create"), ("creator0", "create"), ("remover", "remove")]
+
+
+def test_a_lock_taken_under_a_condition_is_held_where_the_condition_holds():
+    """`if mdev_guest[m] != null { acquire guest->lock[mdev_guest[m]] }`, then the shadow lock, then
+    the guarded write where the condition holds (tests/models/conditional_lock.apm): the step from
+    the shadow lock's acquire needs "where <condition>, holds <instance>", which outlives the join
+    with the path that skipped the acquire."""
+    p, _ = results("tests/models/conditional_lock.apm")
+    assert p["shadow_off"].verdict == "proved" and p["shadow_off"].method.engine == "z3-interleaved"
+    texts = {c.text for c in _Interleaved(build(load_program("tests/models/conditional_lock.apm"))[0],
+                                          5000).candidates()}
+    assert "a thread at line 34: where mdev_guest[m] != null, holds guest->lock[mdev_guest[m]]" in texts
+    assert "a thread at line 34: holds guest->lock[mdev_guest[m]]" in texts   # one the fixpoint drops
+
+
+def test_a_line_in_an_imported_file_names_the_file():
+    """A fact's text names one place of the model, so that a facts file matches it exactly."""
+    cands = _Interleaved(build(load_program("models/vfio_ap_merged_2026.apm"))[0], 5000).candidates()
+    texts = {c.text for c in cands}
+    assert "a thread at line 249 of common/vfio_ap_merged_core.apm: where mdev_kvm[m] != null, " \
+        "holds kvm->lock[mdev_kvm[m]]" in texts
+    assert any(t.startswith("a thread at line 45:") for t in texts)   # vfio_ap_merged_2026.apm's
+    assert any(t.startswith("a thread at line 45 of common/") for t in texts)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import z3
 
-from apcheck.diagnostics import InternalError
+from apcheck.diagnostics import InternalError, line_of
 from apcheck.explore.atomic import alone, run_atomically
 from apcheck.explore.system import System, instantiate
 from apcheck.explore.trace import Describer
@@ -162,7 +162,7 @@ class _Induction:
         for li in self.p.loop_invariants:
             if id(li.loop) not in heads:
                 self.results[li.name] = InductionResult(
-                    status="unused", message=f"the loop at line {li.loop.span.line} is not cut (its iterations "
+                    status="unused", message=f"the loop at {line_of(li.loop.span, self.p.path)} is not cut (its iterations "
                     "are independent, or no operation runs it): no loop invariant is needed there")
         changed = True
         while changed:  # Houdini: drop each fact an operation breaks, at once, until none is dropped
@@ -177,7 +177,7 @@ class _Induction:
         loops = [f.item for f in facts if isinstance(f.item, P.LoopInvariant)]
         for li in loops:
             self.results[li.name] = InductionResult(
-                status="proved", message=f"holds at every head of the loop at line {li.loop.span.line} "
+                status="proved", message=f"holds at every head of the loop at {line_of(li.loop.span, self.p.path)} "
                 f"(each operation atomic, every size)", hypothesis=[f.name for f in alive + loops])
         names = [p.name for p in alive] + [li.name for li in loops]
         scope = "each operation atomic, every size"
@@ -303,15 +303,15 @@ class _Induction:
     def _loop_cti(self, op: _Op, check: Check, s: z3.Solver, res, hyp: list[str]) -> InductionResult:
         """The result for a loop invariant false at its loop's entry or after an iteration (a CTI
         mid-operation: not replayed)."""
-        line = check.loop.span.line
+        line = line_of(check.loop.span, self.p.path)
         if res == z3.unknown:
-            return InductionResult(status="unknown", message=f"Z3 gave up on the loop at line {line} of "
+            return InductionResult(status="unknown", message=f"Z3 gave up on the loop at {line} of "
                                    f"{op.proc.name}: {s.reason_unknown()}", hypothesis=hyp)
         model = self.smallest_model(s)
         call = self._call(op, model)
-        what = (f"it is false where {call} enters the loop at line {line}, from a state where the invariants "
+        what = (f"it is false where {call} enters the loop at {line}, from a state where the invariants "
                 "hold" if check.what == "entry" else
-                f"an iteration of the loop at line {line} in {call} breaks it, from a head of the loop where its "
+                f"an iteration of the loop at {line} in {call} breaks it, from a head of the loop where its "
                 "loop invariant holds")
         return InductionResult(
             status="cti", message=f"not inductive: {what} (not replayed: it lies mid-operation) "

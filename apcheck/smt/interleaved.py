@@ -86,6 +86,7 @@ from typing import Callable, Collection
 
 import z3
 
+from apcheck.diagnostics import line_of
 from apcheck.ir import program as P
 from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
                                 TRY, WAIT, YIELD, Assert, Assign, Lowered, Store)
@@ -326,7 +327,7 @@ class _Interleaved:
             elif k == TRY:
                 inst = self._instance(ex, ins)
                 if moved:   # a null instance: a defect that keeps the step's effects so far
-                    obl = obl + [(f, f"line {ins.span.line}: a lock instance that is not null")
+                    obl = obl + [(f, f"{self._line(ins.span)}: a lock instance that is not null")
                                  for f in self._not_null(ins, inst)]
                 else:
                     cond = cond + self._not_null(ins, inst)
@@ -358,6 +359,9 @@ class _Interleaved:
                 slots[ins.slot] = x
                 slots[ins.rem] = z3.Store(rem, x, False)
             pc += 1
+
+    def _line(self, span) -> str:
+        return line_of(span, self.p.path)
 
     def _instance(self, ex: Executor, ins):
         if ins.instance is None:
@@ -433,7 +437,7 @@ class _Interleaved:
                 ex.cut_nulls = False
                 parts.append(self._holds(c, ex.expr(at), owner, readers, self.t0))
             if parts:
-                what = f"line {ins.span.line}: {'writes' if guard.write else 'reads'} '{guard.var}' holding its lock instance"
+                what = f"{self._line(ins.span)}: {'writes' if guard.write else 'reads'} '{guard.var}' holding its lock instance"
                 out.append((z3.And(parts) if guard.write else z3.Or(parts), what))
         return out
 
@@ -443,7 +447,7 @@ class _Interleaved:
         out = []
         for guard in ins.guards:
             held = [self._holds_class(c, owner, readers) for c in guard.locks]
-            what = f"line {ins.span.line}: {'writes' if guard.write else 'reads'} '{guard.var}' holding its guard"
+            what = f"{self._line(ins.span)}: {'writes' if guard.write else 'reads'} '{guard.var}' holding its guard"
             out.append((z3.And(held) if guard.write else z3.Or(held), what))
         return out
 
@@ -455,7 +459,7 @@ class _Interleaved:
         return z3.Exists([x], self._holds(c, x, owner, readers, self.t0))
 
     def _nulls(self, ex: Executor, ins) -> list:
-        found = [(a, f"line {ins.span.line}: an element that is not null") for a in ex.assumptions]
+        found = [(a, f"{self._line(ins.span)}: an element that is not null") for a in ex.assumptions]
         ex.assumptions = []
         return found
 
@@ -477,7 +481,7 @@ class _Interleaved:
             else:
                 slots[eff.slot] = ex.element(eff.value) if eff.element else ex.expr(eff.value, t)
         elif isinstance(eff, Assert):
-            obl.append((ex.boolean(eff.cond), f"line {ins.span.line}: the assertion"))
+            obl.append((ex.boolean(eff.cond), f"{self._line(ins.span)}: the assertion"))
         obl += self._nulls(ex, ins)
         return g, slots, obl
 
@@ -496,14 +500,14 @@ class _Interleaved:
             if cls.per is None:
                 for pc in self.labels[1:]:
                     if c in self.held[pc][0]:
-                        out.append(Candidate(f"a thread at line {self.code[pc].span.line} owns {cls.name}",
+                        out.append(Candidate(f"a thread at {self._line(self.code[pc].span)} owns {cls.name}",
                                              self._owns_at(c, pc), True, reads=Reads(locks=frozenset({c}), point=pc)))
         for prop, unlocked in self.low.invariants:   # a thread that holds every guard of an unlocked()
             own = self._writers([prop])                 # set, in an operation that writes nothing the
             whole = self._global_fact(prop.expr, True)   # invariant reads, keeps it true there
             for pc in self.labels[1:]:
                 if self.low.op_of_pc[pc] not in own and any(cl <= self.held[pc][0] for cl in unlocked):
-                    out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {prop.name}",
+                    out.append(Candidate(f"a thread at {self._line(self.code[pc].span)}: {prop.name}",
                                          self._at(pc, whole), True, reads=Reads(_globals(prop.expr), point=pc)))
         for k, one in self.serial.items():   # a serial thread between its operations: what held when
             for part in self._between():      # every thread was idle, for what only it changes
@@ -512,7 +516,7 @@ class _Interleaved:
                                      reads=Reads(_globals(part), point=IDLE)))
         for pc, facts in self._flow_facts().items():
             for text, fn, read, locks in facts:
-                out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
+                out.append(Candidate(f"a thread at {self._line(self.code[pc].span)}: {text}",
                                      self._at(pc, fn), True, reads=Reads(read, locks, point=pc)))
         return out + self._removed_later()
 
@@ -531,11 +535,11 @@ class _Interleaved:
             member = P.Op(type=BoolT(), span=st.span, op="in", args=[item, P.GlobalRef(type=st.target.type,
                                                                                        span=st.span, var=st.target)])
             op = self.low.op_of_pc[q]
-            text = f"{self.p.sources.snippet(item.span)} in {st.target.name} (removed at line {ins.span.line})"
+            text = f"{self.p.sources.snippet(item.span)} in {st.target.name} (removed at {self._line(ins.span)})"
             for pc in self.labels[1:]:
                 if self.low.op_of_pc[pc] == op and pc < q and (pc, text) not in seen:
                     seen.add((pc, text))
-                    out.append(Candidate(f"a thread at line {self.code[pc].span.line}: {text}",
+                    out.append(Candidate(f"a thread at {self._line(self.code[pc].span)}: {text}",
                                          self._at(pc, self._local_fact(ins, member, True, op)), True,
                                          reads=Reads(frozenset({st.target}), point=pc)))
         return out
@@ -619,7 +623,8 @@ class _Interleaved:
         `bound[a, d] == vfio`, `linked -= {(a, d)}` that (a, d) is not in `linked`), and each
         conjunct of the model's invariants that reads the variable, and its negation; after
         taking a lock of an invariant's `unlocked(...)` set, each conjunct of it (it held while
-        the lock was free); after a `for` loop takes an element, that it is in the loop's set,
+        the lock was free), and after an acquire of a lock per element under a branch condition,
+        "where <condition>, holds <instance>" (`_held_where`); after a `for` loop takes an element, that it is in the loop's set,
         and where the loop ends, that it took every element (with the copy of the set made at
         its entry, a loop that returns from its first round ends only where the set was empty).
         A local keeps its facts where it is dead: the induction, unlike the explorer, does not
@@ -636,6 +641,7 @@ class _Interleaved:
             entry |= add(self.p.sources.snippet(part.span), self._global_fact(part, True), _globals(part), ())
         edges: dict[int, list[tuple]] = {}   # pc -> (successor, facts established, local slots written)
         domains: dict[int, tuple] = {}   # slot -> (the instruction storing a loop's set there, the set)
+        tests: dict[int, frozenset[int]] = {}   # pc -> the conditions of the branches that jump there
         for pc, ins in enumerate(self.code):
             op, k, eff = self.low.op_of_pc[pc], ins.kind, ins.effect
             gen: frozenset[int] = frozenset()
@@ -672,7 +678,7 @@ class _Interleaved:
                         gen |= add(f"not {text}", self._global_fact(part, False), _globals(part), ())
             elif k == FOR:   # the element taken writes its slot and the remaining set: `edges`
                 if (op, ins.rem) in self.pre.slots:
-                    used_up = add(f"the loop at line {ins.span.line} has taken every element",
+                    used_up = add(f"the loop at {self._line(ins.span)} has taken every element",
                                   self._used_up(ins.rem, op), frozenset(), {ins.rem})
                 if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
                     # the loop's set (read again)
@@ -682,6 +688,8 @@ class _Interleaved:
             if k in (ACQUIRE, TRY, RELEASE) and self.low.locks[ins.lock].per is not None:
                 wr.add(("lock", ins.lock))   # which instances the thread holds: `_holds_only`
                 gen = self._holds_only(ins, op, add, released=k == RELEASE)
+                if k != RELEASE and ins.instance is not None and pc in tests:
+                    gen |= self._held_where(ins, op, facts, tests[pc], add)
             if k in (ACQUIRE, TRY):
                 for prop, unlocked in self.low.invariants:
                     if any(ins.lock in classes for classes in unlocked):
@@ -697,6 +705,8 @@ class _Interleaved:
                     no |= add(f"not {self.p.sources.snippet(part.span)}", self._local_fact(ins, part, False, op),
                               _globals(part), ins.reads)
                 edges[pc] = [(pc + 1, yes, wr), (ins.target, no, wr)]
+                tests[pc + 1] = tests.get(pc + 1, frozenset()) | yes
+                tests[ins.target] = tests.get(ins.target, frozenset()) | no
             elif k == JUMP:
                 edges[pc] = [(ins.target, gen, wr)]
             elif k == TRY:
@@ -727,6 +737,29 @@ class _Interleaved:
             out[pc] = list(texts.values())
         return out
 
+    def _held_where(self, ins, op: int, facts: list[tuple], tests: frozenset[int], add) -> frozenset[int]:
+        """For an acquire of a lock per element that a branch jumps to: per condition of the
+        branch (`tests`, fact indices), "where <condition>, holds the instance". Unlike "holds the
+        instance", it outlives the join with the path that skipped the acquire because the
+        condition was false: `if mdev_kvm[m] != null { acquire kvm->lock[mdev_kvm[m]] }` leaves
+        "where mdev_kvm[m] != null, holds kvm->lock[mdev_kvm[m]]" on both paths."""
+        c, cls = ins.lock, self.low.locks[ins.lock]
+        which = self.p.sources.snippet(ins.instance.span)
+        held, out = self._held(ins, op), frozenset()
+        for i in sorted(tests):
+            text, test, reads, slots, _ = facts[i]
+            out |= add(f"where {text}, holds {cls.name}[{which}]",
+                       lambda st, t, test=test: z3.Implies(test(st, t), held(st, t)),
+                       reads | _globals(ins.instance), slots | ins.reads | {("lock", c)}, frozenset({c}))
+        return out
+
+    def _held(self, ins, op: int):
+        """A thread holds the instance that the lock instruction `ins` names."""
+        def held(st: _State, t):
+            return self._holds(ins.lock, self._instance(self._thread_executor(ins, st, t, op), ins),
+                               st.owner, st.readers, t)
+        return held
+
     def _holds_only(self, ins, op: int, add, released: bool = False) -> frozenset[int]:
         """After taking an instance of a lock per element: that the thread holds it, and no other
         instance of the class; after releasing one: that it holds none (true where it takes one
@@ -737,10 +770,7 @@ class _Interleaved:
             return frozenset()
         which = self.p.sources.snippet(ins.instance.span)
         read, slots, locks = _globals(ins.instance), ins.reads | {("lock", c)}, frozenset({c})
-
-        def held(st: _State, t):
-            return self._holds(c, self._instance(self._thread_executor(ins, st, t, op), ins),
-                               st.owner, st.readers, t)
+        held = self._held(ins, op)
 
         def held_only(st: _State, t):
             x = z3.Const(f"inst{next(self.names)}", self.u.sorts[cls.per])
@@ -943,7 +973,7 @@ class _Interleaved:
 
     def _step(self, label: int) -> str:
         return "a step that starts an operation" if label == IDLE else \
-            f"a step from line {self.code[label].span.line}"
+            f"a step from {self._line(self.code[label].span)}"
 
     def _solver(self) -> z3.Solver:
         s = z3.Solver()
