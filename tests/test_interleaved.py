@@ -286,3 +286,19 @@ def test_a_line_in_an_imported_file_names_the_file():
         "holds kvm->lock[mdev_kvm[m]]" in texts
     assert any(t.startswith("a thread at line 45:") for t in texts)   # vfio_ap_merged_2026.apm's
     assert any(t.startswith("a thread at line 45 of common/") for t in texts)
+
+
+def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():
+    """A loop head is a step boundary of the induction. unplug (tests/models/unplug_locked.apm)
+    makes guest_configured false until its loop ends, holding the lock; at the head, in the body
+    and after the loop, the loop invariant of unplug_locked.aps says what the loop has done, and
+    with it both invariants are proved for any number of threads. Without it, they are not."""
+    program = load_program("tests/models/unplug_locked.apm", ["tests/models/unplug_locked.aps"])
+    res = verify(program, VerifyConfig())
+    p = {r.name: r for r in res.properties}
+    assert p["guest_configured"].verdict == p["shadow_configured"].verdict == "proved"
+    texts = {c.text for c in _Interleaved(build(program)[0], 5000).candidates()}
+    assert {"a thread at line 57: unplugged", "a thread at line 63: unplugged, every element done",
+            "a thread at line 57: unplugged, the element taken not done yet"} <= texts
+    p, _ = results("tests/models/unplug_locked.apm", smt_timeout=2.0)
+    assert p["guest_configured"].verdict == "holds" and p["shadow_configured"].verdict == "holds"

@@ -132,6 +132,8 @@ class Candidate:
     threaded: bool
     prop: str | None = None    # the model's invariant it is
     reads: Reads = Reads(pcs=True)
+    thorough: bool = False     # asked again with MBQI where E-matching gives up, as a model invariant
+                               # is (the spec's loop invariants: few, and written by hand)
 
 
 @dataclass
@@ -514,10 +516,18 @@ class _Interleaved:
                 out.append(Candidate(f"{self.decls[k].name} when idle: {self.p.sources.snippet(part.span)}",
                                      self._idle(one, self._global_fact(part, True)), True,
                                      reads=Reads(_globals(part), point=IDLE)))
+        for pc in self.labels[1:]:   # a thread at the head of a loop of the spec's loop invariants
+            ins, op = self.code[pc], self.low.op_of_pc[pc]
+            if ins.kind == FOR and (op, ins.rem) in self.pre.slots:
+                for li in self._loop_invariants(ins):
+                    out.append(Candidate(f"a thread at {self._line(ins.span)}: {li.name}",
+                                         self._at(pc, self._loop_fact(ins, li, op, False)), True,
+                                         reads=Reads(_globals(li.expr), point=pc), thorough=True))
         for pc, facts in self._flow_facts().items():
-            for text, fn, read, locks in facts:
+            for text, fn, read, locks, thorough in facts:
                 out.append(Candidate(f"a thread at {self._line(self.code[pc].span)}: {text}",
-                                     self._at(pc, fn), True, reads=Reads(read, locks, point=pc)))
+                                     self._at(pc, fn), True, reads=Reads(read, locks, point=pc),
+                                     thorough=thorough))
         return out + self._removed_later()
 
     def _removed_later(self) -> list[Candidate]:
@@ -610,7 +620,7 @@ class _Interleaved:
             return z3.Implies(st.pc[t] == pc, fact(st, t))
         return fn
 
-    def _flow_facts(self) -> dict[int, list[tuple[str, object, frozenset]]]:
+    def _flow_facts(self) -> dict[int, list[tuple[str, object, frozenset, frozenset, bool]]]:
         """Per label: the facts a thread there may keep, (text, fn(state, thread), the state
         variables it reads): what some path of its operation from the entry to the label
         establishes, and no write of a local it reads has undone since (a forward data flow over
@@ -624,15 +634,19 @@ class _Interleaved:
         conjunct of the model's invariants that reads the variable, and its negation; after
         taking a lock of an invariant's `unlocked(...)` set, each conjunct of it (it held while
         the lock was free), and after an acquire of a lock per element under a branch condition,
-        "where <condition>, holds <instance>" (`_held_where`); after a `for` loop takes an element, that it is in the loop's set,
-        and where the loop ends, that it took every element (with the copy of the set made at
-        its entry, a loop that returns from its first round ends only where the set was empty).
+        "where <condition>, holds <instance>" (`_held_where`); after a `for` loop takes an
+        element, that it is in the loop's set, and where the loop ends, that it took every
+        element (with the copy of the set made at its entry, a loop that returns from its first
+        round ends only where the set was empty), and the spec's loop invariants of the loop,
+        in its body with the element taken not done yet, and after it with every element done
+        (`_loop_fact`; at the loop's head they are candidates of their own).
         A local keeps its facts where it is dead: the induction, unlike the explorer, does not
         reset it."""
-        facts: list[tuple] = []   # (text, fn, globals, local slots and ("lock", class) it dies with, locks)
+        facts: list[tuple] = []   # (text, fn, globals, local slots and ("lock", class) it dies with, locks,
+                                  # asked with MBQI too: `Candidate.thorough`)
 
-        def add(text, fn, reads, slots, locks=frozenset()) -> frozenset[int]:
-            facts.append((text, fn, reads, frozenset(slots), locks))
+        def add(text, fn, reads, slots, locks=frozenset(), thorough=False) -> frozenset[int]:
+            facts.append((text, fn, reads, frozenset(slots), locks, thorough))
             return frozenset([len(facts) - 1])
 
         entry = frozenset()
@@ -680,10 +694,18 @@ class _Interleaved:
                 if (op, ins.rem) in self.pre.slots:
                     used_up = add(f"the loop at {self._line(ins.span)} has taken every element",
                                   self._used_up(ins.rem, op), frozenset(), {ins.rem})
+                    for li in self._loop_invariants(ins):   # the spec's, in the body and after
+                        slots = self._slots_read(ins, li.expr) | {ins.rem}
+                        if (op, ins.slot) in self.pre.slots:
+                            taken |= add(f"{li.name}, the element taken not done yet",
+                                         self._loop_fact(ins, li, op, True), _globals(li.expr),
+                                         slots | {ins.slot}, thorough=True)
+                        used_up |= add(f"{li.name}, every element done", self._loop_fact(ins, li, op, False),
+                                       _globals(li.expr), slots, thorough=True)
                 if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
                     # the loop's set (read again)
                     at, dom = domains[ins.rem]
-                    taken = add(f"{_local_name(ins, ins.slot)} in {self.p.sources.snippet(dom.span)}",
+                    taken |= add(f"{_local_name(ins, ins.slot)} in {self.p.sources.snippet(dom.span)}",
                                 self._member_fact(at, dom, ins.slot, op), _globals(dom), at.reads | {ins.slot})
             if k in (ACQUIRE, TRY, RELEASE) and self.low.locks[ins.lock].per is not None:
                 wr.add(("lock", ins.lock))   # which instances the thread holds: `_holds_only`
@@ -732,8 +754,8 @@ class _Interleaved:
         for pc in self.labels[1:]:
             texts = {}   # one fact per text and locals (two branches may test the same condition)
             for i in sorted(held.get(pc, ())):
-                text, fn, reads, slots, locks = facts[i]
-                texts.setdefault((text, slots), (text, fn, reads, locks))
+                text, fn, reads, slots, locks, thorough = facts[i]
+                texts.setdefault((text, slots), (text, fn, reads, locks, thorough))
             out[pc] = list(texts.values())
         return out
 
@@ -747,7 +769,7 @@ class _Interleaved:
         which = self.p.sources.snippet(ins.instance.span)
         held, out = self._held(ins, op), frozenset()
         for i in sorted(tests):
-            text, test, reads, slots, _ = facts[i]
+            text, test, reads, slots = facts[i][:4]
             out |= add(f"where {text}, holds {cls.name}[{which}]",
                        lambda st, t, test=test: z3.Implies(test(st, t), held(st, t)),
                        reads | _globals(ins.instance), slots | ins.reads | {("lock", c)}, frozenset({c}))
@@ -788,6 +810,29 @@ class _Interleaved:
     def _between(self) -> list[P.Expr]:
         """The conjuncts of the `between operations` invariants."""
         return [part for prop, _ in self.low.invariants if prop.between for part in _conjuncts(prop.expr)]
+
+    def _loop_invariants(self, ins) -> list[P.LoopInvariant]:
+        """The spec's loop invariants at the `for` loop of the FOR instruction `ins`."""
+        return [li for li in self.p.loop_invariants if li.loop.span == ins.span]
+
+    def _slots_read(self, ins, e: P.Expr) -> set[int]:
+        """The local slots that `e`, read at `ins`, reads."""
+        return {ins.env[n.local] for n in P.walk_expr(e) if isinstance(n, P.LocalRef) and n.local in ins.env}
+
+    def _loop_fact(self, ins, li: P.LoopInvariant, op: int, inside: bool):
+        """The loop invariant `li` of the FOR instruction `ins`, with `done` the elements the loop
+        has taken: those not remaining, and where `inside` (in the body), not the one taken either.
+        At the loop's head (`inside` False) or after it, `done` is every element not remaining."""
+        def fn(st: _State, t):
+            ex = self._thread_executor(ins, st, t, op)
+            rem = self._local(st, op, ins.rem, t)
+            x = z3.Const(f"done{next(self.names)}", rem.sort().domain())
+            taken = z3.Not(z3.Select(rem, x))   # a lambda, so that a read of `done` is a read of
+            if inside:                          # the remaining set (what E-matching can match)
+                taken = z3.And(taken, x != self._local(st, op, ins.slot, t))
+            ex.frame.env[li.done] = z3.Lambda([x], taken)
+            return ex.boolean(li.expr)
+        return fn
 
     def _used_up(self, rem: int, op: int):
         """A for loop's remaining set (in slot `rem`) is empty."""
@@ -1134,7 +1179,7 @@ class _Interleaved:
                     continue
                 s.push()
                 s.add(z3.Not(after[i]))
-                res = self._check(s, alive[i].prop is not None, [])
+                res = self._check(s, alive[i].prop is not None or alive[i].thorough, [])
                 if res == z3.sat:
                     m = s.model()
                     out.update((j, True) for j in goals
