@@ -171,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --interleaved: seconds for the fixpoint (default: no limit)")
     inf.add_argument("--threads", type=int, default=0, metavar="N",
                      help="with --interleaved: processes (default: one per core)")
+    inf.add_argument("--interleaved-facts", default=None, metavar="FILE",
+                     help="with --interleaved: start from the facts of an earlier run instead of every "
+                          "candidate (to renew a facts file after the model changed)")
     inf.add_argument("--output", "-o", metavar="FILE", help="with --interleaved: write the facts to FILE "
                      "(only if an invariant is proved) instead of stdout")
     inf.set_defaults(func=cmd_infer)
@@ -433,15 +436,18 @@ def _check_smt_args(args) -> None:
 def cmd_infer(args) -> int:
     from apcheck.commands.infer import infer, infer_interleaved
     from apcheck.report.infer import render_infer, render_infer_facts
-    if not args.interleaved and (args.interleaved_budget is not None or args.threads or args.output):
-        raise UsageError("--interleaved-budget, --threads and --output go with --interleaved")
+    if not args.interleaved and (args.interleaved_budget is not None or args.threads or args.output
+                                 or args.interleaved_facts):
+        raise UsageError("--interleaved-budget, --threads, --interleaved-facts and --output go with "
+                         "--interleaved")
     _check_smt_args(args)
     if not args.interleaved:
         sys.stdout.write(render_infer(infer(args.model, args.spec, args.smt_timeout)))
         return EXIT_OK
-    from apcheck.commands.facts import render_facts
+    from apcheck.commands.facts import read_facts, render_facts
+    facts = read_facts(args.interleaved_facts) if args.interleaved_facts else None
     res = infer_interleaved(args.model, args.spec, args.smt_timeout, args.interleaved_budget, args.threads,
-                            _smt_progress)
+                            _smt_progress, facts)
     sys.stderr.write(render_infer_facts(res))
     if not res.proved:
         return EXIT_UNKNOWN

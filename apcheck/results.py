@@ -495,6 +495,8 @@ class InferFactsResult:
     not_proved: list[tuple[str, str]]    # the others: (name, why)
     facts: list[str]                     # the facts kept besides the model's invariants
     seconds: float = 0.0
+    started_from: str | None = None      # the facts file the fixpoint started from (None: every candidate)
+    unmatched: list[str] = field(default_factory=list)   # its facts that no candidate has
 
 # ---- apcheck extract: lock operations of kernel C, path by path (csource/extract.py) ----
 

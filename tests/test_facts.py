@@ -66,7 +66,8 @@ def test_bad_facts_and_flags_are_usage_errors(tmp_path):
              (["verify", MODEL, "--interleaved-facts", str(empty)],
               "apcheck: error: --interleaved-facts needs --interleaved-budget (the seconds the induction may take)"),
              (["infer", MODEL, "--threads", "2"],
-              "apcheck: error: --interleaved-budget, --threads and --output go with --interleaved")]
+              "apcheck: error: --interleaved-budget, --threads, --interleaved-facts and --output go with "
+              "--interleaved")]
     for args, message in cases:
         out = apcheck(*args)
         assert (out.returncode, out.stderr.strip()) == (2, message)
@@ -77,3 +78,15 @@ def test_infer_writes_no_facts_where_nothing_is_proved(tmp_path):
     out = apcheck("infer", "tests/models/racy_flip.apm", "--interleaved", "-o", str(facts))
     assert out.returncode == 3 and not facts.exists()
     assert "not proved: same: not inductive: a step from line 12 breaks it" in out.stderr
+
+
+def test_infer_renews_a_facts_file_from_an_older_one(tmp_path):
+    """`infer --interleaved --interleaved-facts OLD`: the fixpoint from OLD's candidates, written
+    anew; a fact the model no longer has is named and left out."""
+    old, new = tmp_path / "old.facts", tmp_path / "new.facts"
+    old.write_text("\n".join(FACTS + ["a thread at line 99: x == y"]) + "\n")
+    out = apcheck("infer", MODEL, "--interleaved", "--interleaved-facts", str(old), "-o", str(new))
+    assert out.returncode == 0, out.stderr
+    assert f"started from the facts of {old}; 1 of them are not candidates of the model (it changed since?), " \
+        "such as 'a thread at line 99: x == y'" in out.stderr
+    assert [ln for ln in new.read_text().splitlines() if not ln.startswith("//")] == FACTS

@@ -10,13 +10,15 @@ named: they need the inferred ones.
 With `--interleaved`, the induction over the interleaved steps (any number of
 threads) runs from every candidate it generates, and the facts it keeps are
 the certificate that `verify --interleaved-facts` starts from
-(commands/facts.py).
+(commands/facts.py); with `--interleaved-facts FILE` it runs from the
+candidates of an earlier certificate instead, to renew it after a change.
 """
 from __future__ import annotations
 
 import time
 from typing import Callable
 
+from apcheck.commands.facts import FactsFile
 from apcheck.diagnostics import DiagnosticError
 from apcheck.ir.lower import lower
 from apcheck.lang import ast as A
@@ -53,18 +55,22 @@ def infer(model: str, specs: list[str] = (), smt_timeout: float = 10.0) -> Infer
 
 
 def infer_interleaved(model: str, specs: list[str] = (), smt_timeout: float = 10.0, budget_s: float | None = None,
-                      jobs: int = 0, progress: Callable[[str], None] | None = None) -> InferFactsResult:
-    """The induction over the interleaved steps from every candidate, with no budget unless
-    `budget_s` is given (it may take an hour on a large model)."""
+                      jobs: int = 0, progress: Callable[[str], None] | None = None,
+                      facts: FactsFile | None = None) -> InferFactsResult:
+    """The induction over the interleaved steps from every candidate, or from the candidates of an
+    earlier run's `facts` (to renew a certificate after a change of the model or of apcheck), with
+    no budget unless `budget_s` is given (from every candidate, it may take an hour on a large
+    model)."""
     start = time.monotonic()
     program = check(load([model] + list(specs)), model)
     res = prove_interleaved(lower(program), smt_timeout, float("inf") if budget_s is None else budget_s,
-                            progress, jobs)
+                            progress, jobs, facts.facts if facts else None)
     own = [p.name for p in program.properties if p.kind == "invariant"]
     left = [(n, res.dropped.get(n, res.message)) for n in own if n not in res.proved]
     return InferFactsResult(model=program.model_name, status=res.status, message=res.message, proved=res.proved,
                             not_proved=left, facts=[t for t in dict.fromkeys(res.kept) if t not in own],
-                            seconds=time.monotonic() - start)
+                            seconds=time.monotonic() - start, started_from=facts.path if facts else None,
+                            unmatched=res.unmatched)
 
 
 def _well_formed(modules: list[A.Module], model: str, text: str) -> bool:

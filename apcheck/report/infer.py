@@ -24,6 +24,10 @@ def render_infer(result: InferResult) -> str:
 def render_infer_facts(result: InferFactsResult) -> str:
     """The summary of `apcheck infer --interleaved` (the facts file is commands/facts.py's)."""
     lines = [f"apcheck infer --interleaved {result.model}: {result.status}: {result.message}"]
+    if result.started_from:
+        lines.append(f"started from the facts of {result.started_from}" +
+                     (f"; {len(result.unmatched)} of them are not candidates of the model (it changed since?), "
+                      f"such as '{result.unmatched[0]}'" if result.unmatched else ""))
     if result.proved:
         lines.append(f"proved for any number of threads: {', '.join(result.proved)}, with "
                      f"{len(result.facts)} facts kept")
