@@ -439,7 +439,8 @@ class _Interleaved:
                 ex.cut_nulls = False
                 parts.append(self._holds(c, ex.expr(at), owner, readers, self.t0))
             if parts:
-                what = f"{self._line(ins.span)}: {'writes' if guard.write else 'reads'} '{guard.var}' holding its lock instance"
+                what = (f"{self._line(ins.span)}: {'writes' if guard.write else 'reads'} '{guard.var}' "
+                        "holding its lock instance")
                 out.append((z3.And(parts) if guard.write else z3.Or(parts), what))
         return out
 
@@ -822,7 +823,8 @@ class _Interleaved:
     def _loop_fact(self, ins, li: P.LoopInvariant, op: int, inside: bool):
         """The loop invariant `li` of the FOR instruction `ins`, with `done` the elements the loop
         has taken: those not remaining, and where `inside` (in the body), not the one taken either.
-        At the loop's head (`inside` False) or after it, `done` is every element not remaining."""
+        (An element never in the loop's set counts as taken too: the set copied at the loop's
+        entry is not kept. The candidate is checked as any other.)"""
         def fn(st: _State, t):
             ex = self._thread_executor(ins, st, t, op)
             rem = self._local(st, op, ins.rem, t)
