@@ -14,6 +14,7 @@ from apcheck.smt.bmc import bmc
 from apcheck.commands.model import load_program
 
 MAX_DEPTH = 8
+SLOW = {"tests/models/unplug_loop.apm", "tests/models/unplug_locked.apm"}   # 30 s or more each
 MODELS = sorted(glob.glob("tests/models/*.apm"))
 
 
@@ -26,7 +27,7 @@ def explored(path):
     return system, res
 
 
-@pytest.mark.parametrize("path", MODELS)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p for p in MODELS])
 def test_bmc_agrees_with_the_explorer(path):
     system, res = explored(path)
     assert res.complete
