@@ -290,8 +290,9 @@ def test_a_line_in_an_imported_file_names_the_file():
 
 def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():
     """A loop head is a step boundary of the induction. unplug (tests/models/unplug_locked.apm)
-    makes guest_configured false until its loop ends, holding the lock; at the head, in the body
-    and after the loop, the loop invariant of unplug_locked.aps says what the loop has done, and
+    makes guest_configured false until its loop ends, holding the lock; from the operation's entry
+    to the loop (nothing done), at the head, in the body and after the loop, the loop invariant of
+    unplug_locked.aps says what the loop has done, and
     with it both invariants are proved for any number of threads. Without it, they are not."""
     program = load_program("tests/models/unplug_locked.apm", ["tests/models/unplug_locked.aps"])
     res = verify(program, VerifyConfig())
@@ -299,6 +300,7 @@ def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():
     assert p["guest_configured"].verdict == p["shadow_configured"].verdict == "proved"
     texts = {c.text for c in _Interleaved(build(program)[0], 5000).candidates()}
     assert {"a thread at line 57: unplugged", "a thread at line 63: unplugged, every element done",
-            "a thread at line 57: unplugged, the element taken not done yet"} <= texts
+            "a thread at line 57: unplugged, the element taken not done yet",
+            "a thread at line 57: unplugged, as at the entry of the loop at line 57"} <= texts
     p, _ = results("tests/models/unplug_locked.apm", smt_timeout=2.0)
     assert p["guest_configured"].verdict == "holds" and p["shadow_configured"].verdict == "holds"

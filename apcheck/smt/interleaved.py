@@ -640,7 +640,8 @@ class _Interleaved:
         element (with the copy of the set made at its entry, a loop that returns from its first
         round ends only where the set was empty), and the spec's loop invariants of the loop,
         in its body with the element taken not done yet, and after it with every element done
-        (`_loop_fact`; at the loop's head they are candidates of their own).
+        (`_loop_fact`; at the loop's head they are candidates of their own); and from an
+        operation's entry to each of its loops, the loop's invariants with nothing done.
         A local keeps its facts where it is dead: the induction, unlike the explorer, does not
         reset it."""
         facts: list[tuple] = []   # (text, fn, globals, local slots and ("lock", class) it dies with, locks,
@@ -657,6 +658,7 @@ class _Interleaved:
         edges: dict[int, list[tuple]] = {}   # pc -> (successor, facts established, local slots written)
         domains: dict[int, tuple] = {}   # slot -> (the instruction storing a loop's set there, the set)
         tests: dict[int, frozenset[int]] = {}   # pc -> the conditions of the branches that jump there
+        ahead: dict[int, frozenset[int]] = {}   # operation -> its loops' invariants as at their entry
         for pc, ins in enumerate(self.code):
             op, k, eff = self.low.op_of_pc[pc], ins.kind, ins.effect
             gen: frozenset[int] = frozenset()
@@ -692,6 +694,12 @@ class _Interleaved:
                         gen |= add(text, self._global_fact(part, True), _globals(part), ())
                         gen |= add(f"not {text}", self._global_fact(part, False), _globals(part), ())
             elif k == FOR:   # the element taken writes its slot and the remaining set: `edges`
+                wr.add(("loop", pc))
+                for li in self._loop_invariants(ins):   # from the operation's entry to the loop's
+                    ahead[op] = ahead.get(op, frozenset()) | add(
+                        f"{li.name}, as at the entry of the loop at {self._line(ins.span)}",
+                        self._loop_fact(ins, li, op, None), _globals(li.expr),
+                        self._slots_read(ins, li.expr) | {("loop", pc)}, thorough=True)
                 if (op, ins.rem) in self.pre.slots:
                     used_up = add(f"the loop at {self._line(ins.span)} has taken every element",
                                   self._used_up(ins.rem, op), frozenset(), {ins.rem})
@@ -742,7 +750,8 @@ class _Interleaved:
                 edges[pc] = []
             else:
                 edges[pc] = [(pc + 1, gen, wr)]
-        held: dict[int, frozenset[int]] = {op.entry: entry for op in self.low.ops}
+        held: dict[int, frozenset[int]] = {op.entry: entry | ahead.get(i, frozenset())
+                                           for i, op in enumerate(self.low.ops)}
         work = list(held)
         while work:
             pc = work.pop()
@@ -820,17 +829,22 @@ class _Interleaved:
         """The local slots that `e`, read at `ins`, reads."""
         return {ins.env[n.local] for n in P.walk_expr(e) if isinstance(n, P.LocalRef) and n.local in ins.env}
 
-    def _loop_fact(self, ins, li: P.LoopInvariant, op: int, inside: bool):
+    def _loop_fact(self, ins, li: P.LoopInvariant, op: int, inside: bool | None):
         """The loop invariant `li` of the FOR instruction `ins`, with `done` the elements the loop
-        has taken: those not remaining, and where `inside` (in the body), not the one taken either.
-        (An element never in the loop's set counts as taken too: the set copied at the loop's
-        entry is not kept. The candidate is checked as any other.)"""
+        has taken: those not remaining, and where `inside` (in the body), not the one taken either;
+        where `inside` is None (before the loop), none. (An element never in the loop's set counts
+        as taken too: the set copied at the loop's entry is not kept. The candidate is checked
+        as any other.)"""
+        sort = self.u.sort_of(li.done.type).domain()
+
         def fn(st: _State, t):
             ex = self._thread_executor(ins, st, t, op)
-            rem = self._local(st, op, ins.rem, t)
-            x = z3.Const(f"done{next(self.names)}", rem.sort().domain())
-            taken = z3.Not(z3.Select(rem, x))   # a lambda, so that a read of `done` is a read of
-            if inside:                          # the remaining set (what E-matching can match)
+            x = z3.Const(f"done{next(self.names)}", sort)
+            if inside is None:
+                taken = z3.BoolVal(False)
+            else:   # a lambda, so that a read of `done` is a read of the remaining set (what
+                taken = z3.Not(z3.Select(self._local(st, op, ins.rem, t), x))   # E-matching matches)
+            if inside:
                 taken = z3.And(taken, x != self._local(st, op, ins.slot, t))
             ex.frame.env[li.done] = z3.Lambda([x], taken)
             return ex.boolean(li.expr)
