@@ -7,7 +7,7 @@ from __future__ import annotations
 from apcheck.diagnostics import Diagnostic, DiagnosticError
 from apcheck.ir import program as P
 from apcheck.ir.lowered import (ACQUIRE, BRANCH, EVERY, EXCLUSIVE, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
-                                TRY, WAIT, YIELD, Assert, Assign, Guard, Instr, Lowered, Op, Store)
+                                TRY, WAIT, YIELD, Assert, Assign, Guard, Instr, Lowered, Op, Store, local_slots)
 from apcheck.ir.types import BoolT, ElemT, EnumT, SetT, Type
 
 
@@ -72,19 +72,12 @@ class _Lowerer:
             if part is not None:
                 _alloc_binders(part, self.slots, self.alloc)
         ins.env = dict(self.slots)
-        ins.reads = frozenset(self.local_slots(reads)) | ins.reads
+        ins.reads = local_slots(self.slots, reads) | ins.reads
         ins.shared = global_write or ins.kind == TRY or any(True for _ in P.globals_in(list(reads)))
         ins.writes = frozenset(writes) | ins.writes
         self.code.append(ins)
         self.op_of_pc.append(self.op_id)
         return len(self.code) - 1
-
-    def local_slots(self, parts) -> set[int]:
-        out = set()
-        for node in P.walk_expr(list(parts)):
-            if isinstance(node, P.LocalRef) and node.local.kind != "binder":
-                out.add(self.slots[node.local])
-        return out
 
     def guards(self, *parts, written: P.Var | P.Local | None = None, entry: tuple | None = None
                ) -> tuple[Guard, ...]:

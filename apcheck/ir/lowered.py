@@ -99,6 +99,13 @@ class Instr:
     env: Mapping[P.Local, int] = field(default_factory=dict)  # the slot of each local in scope here
 
 
+def local_slots(env: Mapping[P.Local, int], parts, skip: frozenset[P.Local] = frozenset()) -> frozenset[int]:
+    """The slots (in scope `env`) of the locals that the expressions `parts` read, but those in
+    `skip` (a loop invariant's `done`); quantifier binders are not locals of the operation."""
+    return frozenset(env[n.local] for n in P.walk_expr(list(parts))
+                     if isinstance(n, P.LocalRef) and n.local.kind != "binder" and n.local not in skip)
+
+
 @dataclass
 class Op:
     """An operation: its entry instruction and the layout of its locals (params first)."""

@@ -89,7 +89,7 @@ import z3
 from apcheck.diagnostics import line_of
 from apcheck.ir import program as P
 from apcheck.ir.lowered import (ACQUIRE, BRANCH, EXEC, FOR, JUMP, READ, RELEASE, RETURN, SCHED,
-                                TRY, WAIT, YIELD, Assert, Assign, Lowered, Store)
+                                TRY, WAIT, YIELD, Assert, Assign, Lowered, Store, local_slots)
 from apcheck.ir.types import BoolT, ElemT, SetT, Type
 from apcheck.locks.static import loop_heads, static_edges
 from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state
@@ -639,7 +639,9 @@ class _Interleaved:
         element, that it is in the loop's set, and where the loop ends, that it took every
         element (with the copy of the set made at its entry, a loop that returns from its first
         round ends only where the set was empty), and the spec's loop invariants of the loop,
-        in its body with the element taken not done yet, and after it with every element done
+        in its body with the element taken not done yet and, as the round's work may need until
+        its end, with it done (one may hold where the other fails), and after it with every
+        element done
         (`_loop_fact`; at the loop's head they are candidates of their own); and from an
         operation's entry to each of its loops, the loop's invariants with nothing done.
         A local keeps its facts where it is dead: the induction, unlike the explorer, does not
@@ -699,16 +701,18 @@ class _Interleaved:
                     ahead[op] = ahead.get(op, frozenset()) | add(
                         f"{li.name}, as at the entry of the loop at {self._line(ins.span)}",
                         self._loop_fact(ins, li, op, None), _globals(li.expr),
-                        self._slots_read(ins, li.expr) | {("loop", pc)}, thorough=True)
+                        local_slots(ins.env, [li.expr], frozenset({li.done})) | {("loop", pc)}, thorough=True)
                 if (op, ins.rem) in self.pre.slots:
                     used_up = add(f"the loop at {self._line(ins.span)} has taken every element",
                                   self._used_up(ins.rem, op), frozenset(), {ins.rem})
                     for li in self._loop_invariants(ins):   # the spec's, in the body and after
-                        slots = self._slots_read(ins, li.expr) | {ins.rem}
+                        slots = local_slots(ins.env, [li.expr], frozenset({li.done})) | {ins.rem}
                         if (op, ins.slot) in self.pre.slots:
                             taken |= add(f"{li.name}, the element taken not done yet",
                                          self._loop_fact(ins, li, op, True), _globals(li.expr),
                                          slots | {ins.slot}, thorough=True)
+                        taken |= add(f"{li.name}, the element taken done", self._loop_fact(ins, li, op, False),
+                                     _globals(li.expr), slots, thorough=True)
                         used_up |= add(f"{li.name}, every element done", self._loop_fact(ins, li, op, False),
                                        _globals(li.expr), slots, thorough=True)
                 if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
@@ -824,10 +828,6 @@ class _Interleaved:
     def _loop_invariants(self, ins) -> list[P.LoopInvariant]:
         """The spec's loop invariants at the `for` loop of the FOR instruction `ins`."""
         return [li for li in self.p.loop_invariants if li.loop.span == ins.span]
-
-    def _slots_read(self, ins, e: P.Expr) -> set[int]:
-        """The local slots that `e`, read at `ins`, reads."""
-        return {ins.env[n.local] for n in P.walk_expr(e) if isinstance(n, P.LocalRef) and n.local in ins.env}
 
     def _loop_fact(self, ins, li: P.LoopInvariant, op: int, inside: bool | None):
         """The loop invariant `li` of the FOR instruction `ins`, with `done` the elements the loop
