@@ -305,3 +305,21 @@ def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():
             "a thread at line 57: unplugged, as at the entry of the loop at line 57"} <= texts
     p, _ = results("tests/models/unplug_locked.apm", smt_timeout=2.0)
     assert p["guest_configured"].verdict == "holds" and p["shadow_configured"].verdict == "holds"
+
+
+@pytest.mark.slow   # two fixpoints in which Z3 gives up on some candidates: a minute or two
+def test_a_loop_invariant_with_the_element_taken_done_outlives_the_round_s_work():
+    """scan_probe (tests/models/scan_probe.apm) links the queue each round takes, then ends the
+    round with a step of its own. There, "not done yet" is false for the queue just linked; the
+    loop invariant with the queue done (with the fact that it is no longer in the loop's set)
+    carries the proof to the loop's head, and linked_to_guest
+    is proved for any number of threads. Without it, the step from the head is a CTI."""
+    program = load_program("tests/models/scan_probe.apm", ["tests/models/scan_probe.aps"])
+    lowered = build(program)[0]
+    every = [c.text for c in _Interleaved(lowered, 10000).candidates()]
+    assert "a thread at line 51: added_unlinked, the element taken done" in every
+    assert "a thread at line 51: added_unlinked, the element taken not done yet" in every
+    res = prove_interleaved(lowered, 10.0, 300.0)
+    assert res.status == "proved" and "linked_to_guest" in res.proved
+    res = prove_interleaved(lowered, 2.0, 300.0, start=[t for t in every if not t.endswith("taken done")])
+    assert "linked_to_guest" not in res.proved

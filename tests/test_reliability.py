@@ -2,6 +2,7 @@
 
 Limits give `unknown` with the reason (exit 3); a signal stops the run and every worker; a full
 disk leaves the files as they were; a broken cache or configuration is reported, not a crash."""
+import faulthandler
 import json
 import re
 import os
@@ -237,3 +238,29 @@ def test_too_deep_is_a_positioned_error(tmp_path, shape, line):
     done = run_main("check", path)
     assert done.returncode == 2
     assert f"{path}:{line}:" in done.stderr and "error[E105]: nested too deeply" in done.stderr
+
+
+def test_a_crash_of_z3_in_a_worker_loses_one_step_path_not_the_run(monkeypatch):
+    """libz3 can crash (a segfault seen on merged_2026): the induction's forked process dies with
+    the step path it had. The run goes on, finds that path by asking the ones the process may
+    have had again, one at a time, and drops what the path may break as unknown, with the reason;
+    the other paths are answered as before. (It used to wait for the lost answer for ever.)"""
+    from apcheck.commands.model import build, load_program
+    from apcheck.smt import interleaved
+
+    lowered = build(load_program("tests/models/locked_flip.apm"))[0]
+    whole = interleaved.prove_interleaved(lowered, 10.0, 300.0, jobs=2)
+    assert whole.status == "proved"
+    real = interleaved._path_in_child
+
+    def dies_on_the_first(k: int):
+        ind, method, paths, *_ = interleaved._ROUND
+        if method == "_broken" and paths[k].start == interleaved.IDLE:
+            faulthandler.disable()   # pytest's: the process dies as a crash of libz3 leaves it
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(k)
+    dies_on_the_first.__module__, dies_on_the_first.__qualname__ = real.__module__, real.__qualname__
+    monkeypatch.setattr(interleaved, "_path_in_child", dies_on_the_first)
+    res = interleaved.prove_interleaved(lowered, 10.0, 300.0, jobs=2)
+    assert res.status == "not-proved"
+    assert res.dropped == {"same": "unknown: Z3 crashed on a step that starts an operation (its process died)"}

@@ -162,8 +162,10 @@ class _Induction:
         for li in self.p.loop_invariants:
             if id(li.loop) not in heads:
                 self.results[li.name] = InductionResult(
-                    status="unused", message=f"the loop at {line_of(li.loop.span, self.p.path)} is not cut "
-                    "(its iterations are independent, or no operation runs it): no loop invariant is needed there")
+                    status="unused", message=f"with each operation atomic, the loop at "
+                    f"{line_of(li.loop.span, self.p.path)} is not cut (its iterations are independent, or no "
+                    "operation runs it); for any number of threads, the induction over the interleaved steps "
+                    "uses it if a step ends at the loop's head")
         changed = True
         while changed:  # Houdini: drop each fact an operation breaks, at once, until none is dropped
             changed = False

@@ -80,6 +80,8 @@ import multiprocessing
 import os
 import signal
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Callable, Collection
@@ -144,6 +146,11 @@ class InterleavedResult:
     kept: list[str] = field(default_factory=list)     # every candidate left (the inductive invariant)
     dropped: dict[str, str] = field(default_factory=dict)  # model invariant -> why it was dropped
     unmatched: list[str] = field(default_factory=list)  # facts of `start` that no candidate has
+
+
+class Crashed:
+    """The answer for a step path whose forked process died while Z3 was asked about it (libz3
+    crashed): the candidates the path may break count as given up."""
 
 
 class _State:
@@ -638,7 +645,8 @@ class _Interleaved:
         "where <condition>, holds <instance>" (`_held_where`); after a `for` loop takes an
         element, that it is in the loop's set, and where the loop ends, that it took every
         element (with the copy of the set made at its entry, a loop that returns from its first
-        round ends only where the set was empty), and the spec's loop invariants of the loop,
+        round ends only where the set was empty) and, in its body, that the element taken is no
+        longer in the remaining set, and the spec's loop invariants of the loop,
         in its body with the element taken not done yet and, as the round's work may need until
         its end, with it done (one may hold where the other fails), and after it with every
         element done
@@ -705,6 +713,9 @@ class _Interleaved:
                 if (op, ins.rem) in self.pre.slots:
                     used_up = add(f"the loop at {self._line(ins.span)} has taken every element",
                                   self._used_up(ins.rem, op), frozenset(), {ins.rem})
+                    if (op, ins.slot) in self.pre.slots:
+                        taken |= add(f"{_local_name(ins, ins.slot)} is no longer in the loop's set",
+                                     self._taken(ins, op), frozenset(), {ins.slot, ins.rem})
                     for li in self._loop_invariants(ins):   # the spec's, in the body and after
                         slots = local_slots(ins.env, [li.expr], frozenset({li.done})) | {ins.rem}
                         if (op, ins.slot) in self.pre.slots:
@@ -850,6 +861,12 @@ class _Interleaved:
             return ex.boolean(li.expr)
         return fn
 
+    def _taken(self, ins, op: int):
+        """The element a for loop (the FOR instruction `ins`) took is not in its remaining set."""
+        def fn(st: _State, t):
+            return z3.Not(z3.Select(self._local(st, op, ins.rem, t), self._local(st, op, ins.slot, t)))
+        return fn
+
     def _used_up(self, rem: int, op: int):
         """A for loop's remaining set (in slot `rem`) is empty."""
         sort = self.pre.slots[(op, rem)].sort().range()
@@ -956,12 +973,16 @@ class _Interleaved:
             broken: set[int] = set()
             for path, found in self._each_path("_broken", paths, alive, deadline, jobs, f"round {rounds + 1}",
                                                started, progress):
+                if isinstance(found, Crashed):
+                    found = {i: None for goals in self._goals(path, alive).values() for i in goals}
                 for i, shown in found.items():
                     broken.add(i)
                     c = alive[i]
                     if c.prop and c.prop not in dropped:
-                        dropped[c.prop] = (f"not inductive: {self._step(path.start)} breaks it" if shown else
-                                           f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)")
+                        dropped[c.prop] = (
+                            f"not inductive: {self._step(path.start)} breaks it" if shown else
+                            f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)" if shown is False
+                            else f"unknown: Z3 crashed on {self._step(path.start)} (its process died)")
             if time.monotonic() > deadline:   # some candidates counted as given up: no fixpoint
                 return InterleavedResult(status="unknown", message=f"stopped after {budget}, before "
                                          "the fixpoint", dropped=dropped)
@@ -980,6 +1001,9 @@ class _Interleaved:
         with_obligations = [path for path in paths if path.obligations]
         for path, what in self._each_path("_undischarged", with_obligations, alive, deadline, jobs,
                                           "defect obligations", started, progress):
+            if isinstance(what, Crashed):
+                return InterleavedResult(status="unknown", message=f"Z3 crashed on the defect obligations of "
+                                         f"{self._step(path.start)} (its process died)", dropped=dropped)
             if what is not None:
                 return InterleavedResult(
                     status="not-proved", message=f"a defect may be reachable in {self._step(path.start)}: "
@@ -1011,17 +1035,49 @@ class _Interleaved:
                 found[k] = getattr(self, method)(path, alive, deadline)
                 self._tell(progress, what, k + 1, len(paths), started)
         else:
-            global _ROUND
-            _ROUND = (self, method, paths, alive, deadline)
-            found = {}
-            with multiprocessing.get_context("fork").Pool(min(jobs, len(paths)), _quiet_child) as pool:
-                for k, answer, used in pool.imap_unordered(_path_in_child, range(len(paths))):
-                    found[k] = answer
-                    if used is not None:
-                        self._proofs[id(paths[k])] = used
-                    self._tell(progress, what, len(found), len(paths), started)
-            _ROUND = None
+            found = self._in_children(method, paths, alive, deadline, jobs, what, started, progress)
         return [(paths[k], found[k]) for k in range(len(paths))]
+
+    def _in_children(self, method: str, paths: list[Path], alive: list[Candidate], deadline: float, jobs: int,
+                     what: str, started: float, progress: Callable[[str], None] | None) -> dict[int, object]:
+        """`_each_path`'s answers from forked processes. A process that dies (libz3 has crashed
+        in one) loses only its path: the paths it may have had are asked again one at a time in a
+        process of their own, so that the one that kills it is found and answered `Crashed`; the
+        others are asked again as before. (A lost answer used to leave the round waiting for it.)"""
+        global _ROUND
+        _ROUND = (self, method, paths, alive, deadline)
+        found: dict[int, object] = {}
+        todo, suspects = list(range(len(paths))), []
+        try:
+            while todo or suspects:
+                one = bool(suspects)   # suspects: one process, in order, so the first lost one killed it
+                ask = suspects if one else todo
+                with ProcessPoolExecutor(1 if one else min(jobs, len(ask)), multiprocessing.get_context("fork"),
+                                         _quiet_child) as pool:
+                    futures = [pool.submit(_path_in_child, k) for k in ask]
+                    try:
+                        for future in as_completed(futures):
+                            k, answer, used = future.result()
+                            found[k] = answer
+                            if used is not None:
+                                self._proofs[id(paths[k])] = used
+                            self._tell(progress, what, len(found), len(paths), started)
+                    except BrokenProcessPool:
+                        pass
+                    except BaseException:   # Ctrl-C, SIGTERM: the processes go at once, not after their path
+                        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                            proc.kill()
+                        raise
+                lost = [k for k in ask if k not in found]
+                if one:
+                    if lost:
+                        found[lost[0]] = Crashed()
+                    todo, suspects = lost[1:] + todo, []
+                else:   # the lost paths a process had: the first ones not answered, as they go in order
+                    suspects, todo = lost[:2 * jobs + 2], lost[2 * jobs + 2:]
+        finally:
+            _ROUND = None
+        return found
 
     def _tell(self, progress: Callable[[str], None] | None, what: str, done: int, total: int,
               started: float) -> None:
@@ -1141,11 +1197,7 @@ class _Interleaved:
         lits, here = self._lit_keys(alive)
         if self._proofs.get(id(path), {None}) <= here:
             return {}
-        changed = self._changed(path)
-        groups: dict[int | None, list[int]] = {}   # the goals by the point whose facts t1 gets
-        for i, c in enumerate(alive):
-            if _affected(c.reads, path, changed):
-                groups.setdefault(c.reads.point if c.threaded else None, []).append(i)
+        groups = self._goals(path, alive)
         if not groups:
             return {}
         if time.monotonic() > deadline:
@@ -1206,6 +1258,16 @@ class _Interleaved:
                 s.pop()
             s.pop()
         return out
+
+    def _goals(self, path: Path, alive: list[Candidate]) -> dict[int | None, list[int]]:
+        """The candidates whose inputs the path changes (`_affected`), by the point whose facts t1
+        gets (None: a global candidate)."""
+        changed = self._changed(path)
+        groups: dict[int | None, list[int]] = {}
+        for i, c in enumerate(alive):
+            if _affected(c.reads, path, changed):
+                groups.setdefault(c.reads.point if c.threaded else None, []).append(i)
+        return groups
 
     def _lit(self, cand: Candidate):
         """The literal that switches a candidate's hypotheses on (an assumption of each query from
