@@ -1043,7 +1043,7 @@ class _Interleaved:
         """`_each_path`'s answers from forked processes. A process that dies (libz3 has crashed
         in one) loses only its path: the paths it may have had are asked again one at a time in a
         process of their own, so that the one that kills it is found and answered `Crashed`; the
-        others are asked again as before. (A lost answer used to leave the round waiting for it.)"""
+        others are asked again as before. (multiprocessing.Pool would wait for a lost answer for ever.)"""
         global _ROUND
         _ROUND = (self, method, paths, alive, deadline)
         found: dict[int, object] = {}
