@@ -646,7 +646,8 @@ class _Interleaved:
         element, that it is in the loop's set, and where the loop ends, that it took every
         element (with the copy of the set made at its entry, a loop that returns from its first
         round ends only where the set was empty) and, in its body, that the element taken is no
-        longer in the remaining set, and the spec's loop invariants of the loop,
+        longer in the remaining set, and at its head and in its body, that the remaining set is
+        within the set it was copied from (read again), and the spec's loop invariants of the loop,
         in its body with the element taken not done yet and, as the round's work may need until
         its end, with it done (one may hold where the other fails), and after it with every
         element done
@@ -684,6 +685,8 @@ class _Interleaved:
                     gen = add(f"{name} == {self.p.sources.snippet(eff.value.span)}",
                               self._copy_fact(ins, eff.slot, eff.value, op), _globals(eff.value),
                               ins.reads | {eff.slot})
+                    if isinstance(self.slot_types[op].get(eff.slot), SetT):   # a loop's set: what
+                        gen |= self._within(ins, eff.slot, eff.value, op, add)  # it has left, too
             elif k == EXEC and isinstance(eff, Assign) and isinstance(eff.stmt.target, P.Local):
                 st = eff.stmt
                 slot = ins.env.get(st.target)
@@ -729,6 +732,7 @@ class _Interleaved:
                 if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
                     # the loop's set (read again)
                     at, dom = domains[ins.rem]
+                    taken |= self._within(at, ins.rem, dom, op, add)
                     taken |= add(f"{_local_name(ins, ins.slot)} in {self.p.sources.snippet(dom.span)}",
                                 self._member_fact(at, dom, ins.slot, op), _globals(dom), at.reads | {ins.slot})
             if k in (ACQUIRE, TRY, RELEASE) and self.low.locks[ins.lock].per is not None:
@@ -881,6 +885,15 @@ class _Interleaved:
             ex = self._thread_executor(at, st, t, op)
             return z3.Select(ex.expr(dom), self._local(st, op, slot, t))
         return fn
+
+    def _within(self, at, slot: int, value: P.Expr, op: int, add) -> frozenset[int]:
+        """The set in `slot` is within `value` (read again) where the store `at` put it: true
+        after a `for` loop takes an element from its set, so the element is in `value` too."""
+        def fn(st: _State, t):
+            ex = self._thread_executor(at, st, t, op)
+            return z3.IsSubset(self._local(st, op, slot, t), ex.expr(value))
+        name = _local_name(at, slot).replace("$rest", " (the loop's set)")
+        return add(f"{name} <= {self.p.sources.snippet(value.span)}", fn, _globals(value), at.reads | {slot})
 
     def _in_effect(self, ins, op: int):
         """Doing the assignment of `ins` again would leave its state variable as it is."""
