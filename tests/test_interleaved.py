@@ -295,7 +295,7 @@ def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():
     unplug_locked.aps says what the loop has done, and
     with it both invariants are proved for any number of threads. Without it, they are not."""
     program = load_program("tests/models/unplug_locked.apm", ["tests/models/unplug_locked.aps"])
-    res = verify(program, VerifyConfig())
+    res = verify(program, VerifyConfig(interleaved_budget=300))   # about 40 s: past the default
     p = {r.name: r for r in res.properties}
     assert p["guest_configured"].verdict == p["shadow_configured"].verdict == "proved"
     texts = {c.text for c in _Interleaved(build(program)[0], 5000).candidates()}
