@@ -313,7 +313,7 @@ def test_a_loop_invariant_with_the_element_taken_done_outlives_the_round_s_work(
     round with a step of its own. There, "not done yet" is false for the queue just linked; the
     loop invariant with the queue done (with the fact that it is no longer in the loop's set)
     carries the proof to the loop's head, and linked_to_guest
-    is proved for any number of threads. Without it, the step from the head is a CTI."""
+    is proved for any number of threads. Without it, linked_to_guest is not."""
     program = load_program("tests/models/scan_probe.apm", ["tests/models/scan_probe.aps"])
     lowered = build(program)[0]
     every = [c.text for c in _Interleaved(lowered, 10000).candidates()]

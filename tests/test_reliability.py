@@ -244,7 +244,7 @@ def test_a_crash_of_z3_in_a_worker_loses_one_step_path_not_the_run(monkeypatch):
     """libz3 can crash (a segfault seen on merged_2026): the induction's forked process dies with
     the step path it had. The run goes on, finds that path by asking the ones the process may
     have had again, one at a time, and drops what the path may break as unknown, with the reason;
-    the other paths are answered as before. (It used to wait for the lost answer for ever.)"""
+    the other paths are answered as before (multiprocessing.Pool would wait for it for ever)."""
     from apcheck.commands.model import build, load_program
     from apcheck.smt import interleaved
 
