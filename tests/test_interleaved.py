@@ -323,3 +323,13 @@ def test_a_loop_invariant_with_the_element_taken_done_outlives_the_round_s_work(
     assert res.status == "proved" and "linked_to_guest" in res.proved
     res = prove_interleaved(lowered, 2.0, 300.0, start=[t for t in every if not t.endswith("taken done")])
     assert "linked_to_guest" not in res.proved
+
+
+@pytest.mark.parametrize("model", ["models/vfio_ap_5_12.apm", "models/vfio_ap_v15.apm", "models/vfio_ap_merged.apm",
+                                   "models/vfio_ap_merged_2026.apm"])
+def test_every_candidate_of_a_shipped_model_translates(model):
+    """A candidate Z3 cannot translate makes the whole induction `untranslatable` (5.12 once was,
+    from a set-within fact on `vfio_ap_on_config_changed({}, {a})`'s untyped `{}`)."""
+    ind = _Interleaved(build(load_program(model, ["specs/vfio_ap.aps"]))[0], 5000)
+    for c in ind.candidates():
+        c.fn(ind.pre, ind.t1 if c.threaded else None)

@@ -670,6 +670,7 @@ class _Interleaved:
         domains: dict[int, tuple] = {}   # slot -> (the instruction storing a loop's set there, the set)
         tests: dict[int, frozenset[int]] = {}   # pc -> the conditions of the branches that jump there
         ahead: dict[int, frozenset[int]] = {}   # operation -> its loops' invariants as at their entry
+        rests = {(self.low.op_of_pc[pc], ins.rem) for pc, ins in enumerate(self.code) if ins.kind == FOR}
         for pc, ins in enumerate(self.code):
             op, k, eff = self.low.op_of_pc[pc], ins.kind, ins.effect
             gen: frozenset[int] = frozenset()
@@ -685,8 +686,8 @@ class _Interleaved:
                     gen = add(f"{name} == {self.p.sources.snippet(eff.value.span)}",
                               self._copy_fact(ins, eff.slot, eff.value, op), _globals(eff.value),
                               ins.reads | {eff.slot})
-                    if isinstance(self.slot_types[op].get(eff.slot), SetT):   # a loop's set: what
-                        gen |= self._within(ins, eff.slot, eff.value, op, add)  # it has left, too
+                    if (op, eff.slot) in rests:   # a loop's set: what it has left, too
+                        gen |= self._within(ins, eff.slot, eff.value, op, add)
             elif k == EXEC and isinstance(eff, Assign) and isinstance(eff.stmt.target, P.Local):
                 st = eff.stmt
                 slot = ins.env.get(st.target)
@@ -889,9 +890,11 @@ class _Interleaved:
     def _within(self, at, slot: int, value: P.Expr, op: int, add) -> frozenset[int]:
         """The set in `slot` is within `value` (read again) where the store `at` put it: true
         after a `for` loop takes an element from its set, so the element is in `value` too."""
+        t_slot = self.slot_types[op][slot]
+
         def fn(st: _State, t):
             ex = self._thread_executor(at, st, t, op)
-            return z3.IsSubset(self._local(st, op, slot, t), ex.expr(value))
+            return z3.IsSubset(self._local(st, op, slot, t), ex.expr(value, t_slot))
         name = _local_name(at, slot).replace("$rest", " (the loop's set)")
         return add(f"{name} <= {self.p.sources.snippet(value.span)}", fn, _globals(value), at.reads | {slot})
 
