@@ -196,6 +196,7 @@ class PropertyResult:
     partial: bool = False         # explored a scenario, a part of the system (verify --scenario)
     vacuous: str | None = None    # holds, but vacuously: why (an operation it depends on never completes)
     trivial: str | None = None    # holds, but trivially at these bounds: why (the bounds it needs)
+    proof_not_tried: str | None = None   # holds, and no proof for any number of threads was tried: why
 
     @property
     def verdict_text(self) -> str:
@@ -212,7 +213,10 @@ class PropertyResult:
 
     @property
     def judged(self) -> bool:
-        """Is there an expectation this verdict can be compared with?"""
+        """Is there an expectation this verdict can be compared with? Not an expected `proved` where
+        the run tried no proof for any number of threads and the explorer's verdict is `holds`."""
+        if self.expected == Verdict.PROVED and self.verdict == Verdict.HOLDS and self.proof_not_tried:
+            return False
         return self.expected is not None and (not (self.partial or self.trivial) or whole_from_part(self.verdict))
 
     @property

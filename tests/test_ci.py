@@ -118,6 +118,32 @@ def test_ci_gives_a_model_its_interleaved_budget(tmp_path, monkeypatch):
 
 
 
+def test_an_expected_proved_is_decided_only_by_a_run_that_tries_the_proof(tmp_path, monkeypatch):
+    """`same: proved` (tests/models/locked_flip.apm): a run that tries no proof for any number of threads
+    (the induction too large without a budget, or --no-induction) has `holds`, which does not decide
+    the expectation; a run that tries the proof and does not finish it fails it."""
+    import apcheck.smt.interleaved as interleaved
+    from apcheck.commands.model import VerifyConfig, load_program
+    from apcheck.commands.verify import verify
+    from apcheck.report.text import expected_cell
+    monkeypatch.setattr(interleaved, "MAX_WORK", 1)
+    (tmp_path / "m.apm").write_text(open(os.path.join(ROOT, "tests", "models", "locked_flip.apm")).read())
+    (tmp_path / "s.aps").write_text("expect m {\n    same: proved\n}\n")
+    program = load_program(str(tmp_path / "m.apm"), [str(tmp_path / "s.aps")])
+
+    def same(**config):
+        return {p.name: p for p in verify(program, VerifyConfig(**config)).properties}["same"]
+    untried = same()
+    assert untried.verdict == "holds" and not untried.judged and not untried.is_failure
+    assert expected_cell(untried) == "proved (not decided by this run: the induction over the interleaved steps " \
+        "is not tried at this size without --interleaved-budget)"
+    assert same(induction=False).proof_not_tried == "--no-induction" and not same(induction=False).is_failure
+    assert same(interleaved_budget=60).verdict == "proved"
+    stopped = same(interleaved_budget=0)   # tried, and stopped before the fixpoint
+    assert stopped.verdict == "holds" and stopped.proof_not_tried is None and stopped.is_failure
+    assert expected_cell(stopped) == "proved (!)"
+
+
 def test_ci_starts_a_model_s_induction_from_its_facts_file(tmp_path, monkeypatch):
     """`interleaved_facts` (per model with a budget): the induction starts from the file's facts, as
     `verify --interleaved-facts` does; a change of the file is a change of the inputs."""
@@ -127,9 +153,9 @@ def test_ci_starts_a_model_s_induction_from_its_facts_file(tmp_path, monkeypatch
     model = open(os.path.join(ROOT, "tests", "models", "locked_flip.apm")).read()
     spec = "expect m {\n    same: proved\n    deadlock: holds\n    defects: holds\n}\n"
     cfg = project(tmp_path, model, spec)
-    (tmp_path / "m.facts").write_text("a thread owns l only where a path holds it\na thread at line 8 owns l\n"
-                                      "a thread at line 10 owns l\na thread at line 8: not a == b\n"
-                                      "a thread at line 10: a == b\n")
+    (tmp_path / "m.facts").write_text("a thread owns l only where a path holds it\na thread in flip at line 8 owns l\n"
+                                      "a thread in flip at line 10 owns l\na thread in flip at line 8: not a == b\n"
+                                      "a thread in flip at line 10: a == b\n")
     (tmp_path / "apcheck.toml").write_text('models = ["m.apm"]\nspecs = ["s.aps"]\n'
                                            'interleaved_budget = { "m.apm" = 60 }\n'
                                            'interleaved_facts = { "m.apm" = "m.facts" }\n')

@@ -9,8 +9,9 @@ from apcheck.commands.model import VerifyConfig, load_program
 from apcheck.commands.verify import verify
 
 MODEL = "tests/models/locked_flip.apm"
-FACTS = ["a thread owns l only where a path holds it", "a thread at line 8 owns l", "a thread at line 10 owns l",
-         "a thread at line 8: not a == b", "a thread at line 10: a == b"]
+FACTS = ["a thread owns l only where a path holds it", "a thread in flip at line 8 owns l",
+         "a thread in flip at line 10 owns l", "a thread in flip at line 8: not a == b",
+         "a thread in flip at line 10: a == b"]
 
 
 def apcheck(*args):

@@ -236,8 +236,8 @@ thread t[2] runs probe
 invariant sane: true
 """
     texts = [c.text for c in _Interleaved(lower(check([parse(text, "t.apm")])), 1000).candidates()]
-    assert "a thread at line 14: not a not in on" in texts and "a thread at line 14: not b" in texts
-    assert "a thread at line 10: a not in on" not in texts   # a disjunct alone is not established
+    assert "a thread in probe at line 14: not a not in on" in texts and "a thread in probe at line 14: not b" in texts
+    assert "a thread in probe at line 10: a not in on" not in texts   # a disjunct alone is not established
 
 
 def test_what_a_removal_takes_out_later_is_still_there_until_it_does(monkeypatch):
@@ -274,18 +274,28 @@ def test_a_lock_taken_under_a_condition_is_held_where_the_condition_holds():
     assert p["shadow_off"].verdict == "proved" and p["shadow_off"].method.engine == "z3-interleaved"
     texts = {c.text for c in _Interleaved(build(load_program("tests/models/conditional_lock.apm"))[0],
                                           5000).candidates()}
-    assert "a thread at line 34: where mdev_guest[m] != null, holds guest->lock[mdev_guest[m]]" in texts
-    assert "a thread at line 34: holds guest->lock[mdev_guest[m]]" in texts   # one the fixpoint drops
+    assert "a thread in clear at line 34: where mdev_guest[m] != null, holds guest->lock[mdev_guest[m]]" in texts
+    assert "a thread in clear at line 34: holds guest->lock[mdev_guest[m]]" in texts   # one the fixpoint drops
 
 
-def test_a_line_in_an_imported_file_names_the_file():
-    """A fact's text names one place of the model, so that a facts file matches it exactly."""
+def test_a_fact_s_text_names_one_candidate():
+    """A fact's text names one candidate, so that a facts file starts the induction from exactly the
+    facts it lists: the operation, the calls that inlined the line there, the file of a line in an
+    imported file, and, for two facts of one text at a label that read different locals (the
+    loop's `m` and a callee's), the line that made each."""
     cands = _Interleaved(build(load_program("models/vfio_ap_merged_2026.apm"))[0], 5000).candidates()
-    texts = {c.text for c in cands}
-    assert "a thread at line 249 of common/vfio_ap_merged_core.apm: where mdev_kvm[m] != null, " \
-        "holds kvm->lock[mdev_kvm[m]]" in texts
-    assert any(t.startswith("a thread at line 45:") for t in texts)   # vfio_ap_merged_2026.apm's
-    assert any(t.startswith("a thread at line 45 of common/") for t in texts)
+    texts = [c.text for c in cands]
+    assert len(set(texts)) == len(texts)
+    where = "a thread in vfio_ap_unbind_store at line 249 of common/vfio_ap_merged_core.apm (vfio_ap_queue_remove " \
+        "called at line 123 of common/ap_bus.apm, vfio_ap_mdev_remove_queue called at line 238 of " \
+        "common/vfio_ap_merged_core.apm): "
+    assert where + "where mdev_kvm[m] != null, holds kvm->lock[mdev_kvm[m]]" in texts
+    removed = "a thread in ap_scan_bus_adapter_removed at line 249 of common/vfio_ap_merged_core.apm (" \
+        "vfio_ap_queue_remove called at line 148 of common/ap_bus.apm, vfio_ap_mdev_remove_queue called at " \
+        "line 238 of common/vfio_ap_merged_core.apm): where mdev_kvm[m] != null, holds kvm->lock[mdev_kvm[m]]"
+    assert {removed + " (from line 14)", removed + " (from line 247 of common/vfio_ap_merged_core.apm)"} <= set(texts)
+    assert "a thread in ap_scan_bus_adapter_removed at line 45 (vfio_ap_on_scan_complete called at line 152 of " \
+        "common/ap_bus.apm): not a not in host_apm" in texts   # line 45 of vfio_ap_merged_2026.apm itself
 
 
 def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():
@@ -299,10 +309,11 @@ def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():
     p = {r.name: r for r in res.properties}
     assert p["guest_configured"].verdict == p["shadow_configured"].verdict == "proved"
     texts = {c.text for c in _Interleaved(build(program)[0], 5000).candidates()}
-    assert {"a thread at line 57: unplugged", "a thread at line 63: unplugged, every element done",
-            "a thread at line 57: unplugged, the element taken not done yet",
-            "a thread at line 57: unplugged, the element taken done",
-            "a thread at line 57: unplugged, as at the entry of the loop at line 57"} <= texts
+    assert {"a thread in unplug at line 57: unplugged", "a thread in unplug at line 63: unplugged, every element done",
+            "a thread in unplug at line 63: unplugged, the element taken done",
+            "a thread in unplug at line 57: unplugged, as at the entry of the loop at line 57"} <= texts
+    # at the head, "the element taken done" of the round before is the head's own candidate
+    assert "a thread in unplug at line 57: unplugged, the element taken done" not in texts
     p, _ = results("tests/models/unplug_locked.apm", smt_timeout=2.0)
     assert p["guest_configured"].verdict == "holds" and p["shadow_configured"].verdict == "holds"
 
@@ -317,8 +328,8 @@ def test_a_loop_invariant_with_the_element_taken_done_outlives_the_round_s_work(
     program = load_program("tests/models/scan_probe.apm", ["tests/models/scan_probe.aps"])
     lowered = build(program)[0]
     every = [c.text for c in _Interleaved(lowered, 10000).candidates()]
-    assert "a thread at line 51: added_unlinked, the element taken done" in every
-    assert "a thread at line 51: added_unlinked, the element taken not done yet" in every
+    assert "a thread in scan_adapter_added at line 51: added_unlinked, the element taken done" in every
+    assert "a thread in scan_adapter_added at line 51: added_unlinked, the element taken not done yet" in every
     res = prove_interleaved(lowered, 10.0, 300.0)
     assert res.status == "proved" and "linked_to_guest" in res.proved
     res = prove_interleaved(lowered, 2.0, 300.0, start=[t for t in every if not t.endswith("taken done")])
@@ -333,3 +344,44 @@ def test_every_candidate_of_a_shipped_model_translates(model):
     ind = _Interleaved(build(load_program(model, ["specs/vfio_ap.aps"]))[0], 5000)
     for c in ind.candidates():
         c.fn(ind.pre, ind.t1 if c.threaded else None)
+
+
+def _gives_up_once_on(prop: str, monkeypatch) -> None:
+    """Z3 gives up on `prop` at the first step path that asks it (as E-matching may under many
+    hypotheses), and answers as usual after that."""
+    broken, asked = _Interleaved._broken, []
+
+    def once(self, path, alive, deadline=float("inf")):
+        out = broken(self, path, alive, deadline)
+        goals = [i for group in self._goals(path, alive).values() for i in group if alive[i].prop == prop]
+        if goals and not asked:
+            asked.append(path)
+            out[goals[0]] = False
+        return out
+    monkeypatch.setattr(_Interleaved, "_broken", once)
+
+
+def test_an_invariant_z3_gave_up_on_is_asked_again_at_the_fixpoint(monkeypatch):
+    """locked_flip's `same`, dropped as "unknown" in round 1, is asked again under the facts left at
+    the fixpoint, and proved; without that second chance it stays dropped."""
+    lowered, _ = build(load_program("tests/models/locked_flip.apm"))
+    usual = prove_interleaved(lowered, 10.0, 60.0, jobs=1)
+    _gives_up_once_on("same", monkeypatch)
+    told = []
+    res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1)
+    assert res.status == "proved" and res.proved == ["same"] and res.dropped == {}
+    assert res.kept == usual.kept and len(res.kept) == 6
+    assert [t.rsplit(",", 1)[0] for t in told] == [   # the seconds at the end of each round's line
+        "interleaved induction: 11 candidate facts over 3 step paths",
+        "interleaved induction: round 1: 3 of 11 facts dropped",
+        "interleaved induction: round 2: 4 of 8 facts dropped",
+        "interleaved induction: round 3: 1 of 4 facts dropped",
+        "interleaved induction: round 4: 0 of 3 facts dropped",
+        "interleaved induction: Z3 gave up on an invariant: 6 facts dropped since asked again with the 3 left",
+        "interleaved induction: round 5: 3 of 9 facts dropped",
+        "interleaved induction: round 6: 0 of 6 facts dropped"]
+    monkeypatch.setattr(_Interleaved, "_second_chance", lambda self, first, *rest: first)
+    _gives_up_once_on("same", monkeypatch)
+    res = prove_interleaved(lowered, 10.0, 60.0, jobs=1)
+    assert res.status == "not-proved"
+    assert res.dropped == {"same": "unknown: Z3 gave up on a step that starts an operation (--smt-timeout)"}

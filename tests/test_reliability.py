@@ -85,6 +85,32 @@ def test_a_signal_stops_verify_and_leaves_no_worker(sig):
     assert not _process_group_alive(proc.pid), "a worker outlived the run"
 
 
+@pytest.mark.slow
+def test_a_signal_stops_the_interleaved_induction_s_processes_at_once():
+    """scan_probe's induction on two processes: each asks Z3 about a step path for many seconds. A
+    SIGTERM in round 1 kills them at once, not after their paths (about 20 s here), and nothing of
+    the run is left."""
+    proc = subprocess.Popen([sys.executable, "-m", "apcheck", "infer", "tests/models/scan_probe.apm", "--spec",
+                             "tests/models/scan_probe.aps", "--interleaved", "--threads", "2"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = proc.stderr.readline()
+    assert "interleaved induction: 113 candidate facts over 18 step paths" in first, first
+    for _ in range(100):   # round 1 has started: the two processes are asking Z3
+        if len(_children(proc.pid)) == 2:
+            break
+        time.sleep(0.1)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "apcheck: stopped by SIGTERM: no verdict" in err and "Traceback" not in err
+    for _ in range(50):
+        if not _process_group_alive(proc.pid):
+            break
+        time.sleep(0.1)
+    assert not _process_group_alive(proc.pid), "a process of the induction outlived the run"
+
+
 def _small_files():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))  # every write past 16 bytes fails: a full disk

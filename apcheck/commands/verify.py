@@ -46,6 +46,8 @@ def verify(program: P.Program, config: VerifyConfig = VerifyConfig(), specs: lis
     notes = []
     if config.induction:
         notes = _add_induction(lowered, props, config)
+    else:
+        _not_tried(props, "--no-induction")
     stats = stats_of(runs, wall, config)
     stats.notes += notes
     return VerifyResult(model=program.model_name, path=program.path, specs=list(specs), bounds=bounds,
@@ -74,7 +76,7 @@ def verify_at_needed_bounds(program: P.Program, config: VerifyConfig = VerifyCon
             if p.name in names:
                 new = found[p.name]
                 new.message += f" (at {where}, the bounds it needs)"
-                new.induction, new.expected = p.induction, p.expected
+                new.induction, new.expected, new.proof_not_tried = p.induction, p.expected, p.proof_not_tried
                 res.properties[k] = new
         res.coverage += more.coverage
         need = "they need" if len(names) > 1 else "it needs"
@@ -113,6 +115,9 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
         notes.append(f"{len(inter.unmatched)} of the {len(facts.facts)} facts of {facts.path} are not candidates "
                      f"of the model (it changed since they were found?), such as '{inter.unmatched[0]}': "
                      "the induction starts from the others")
+    if not inter.tried:
+        _not_tried(invariants, "the induction over the interleaved steps is not tried at this size without "
+                   "--interleaved-budget")
     if inter.status in ("untranslatable", "unknown"):
         return notes + [f"induction over the interleaved steps (any number of threads): {inter.message}"]
     for pr in props:
@@ -132,6 +137,14 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
         elif inter.status != "proved":
             pr.notes.append(f"any number of threads: not proved: {inter.message}")
     return notes
+
+
+def _not_tried(props: list[PropertyResult], why: str) -> None:
+    """The invariants that hold, and for which this run tried no proof for any number of threads
+    (an expected `proved` is not decided by it)."""
+    for pr in props:
+        if pr.kind == Kind.INVARIANT and pr.verdict == Verdict.HOLDS:
+            pr.proof_not_tried = why
 
 
 def _upgrade(pr: PropertyResult, method: Method, why: str, system: str) -> None:

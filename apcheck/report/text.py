@@ -25,6 +25,8 @@ def expected_cell(p: PropertyResult) -> str:
     that a run of some scenarios cannot decide is marked as the whole model's."""
     if p.expected is None:
         return ""
+    if not p.judged and p.proof_not_tried and p.verdict == "holds":
+        return f"{p.expected} (not decided by this run: {p.proof_not_tried})"
     if not p.judged:
         return f"{p.expected} (whole model, not decided by this run)"
     return f"{p.expected} (!)" if p.mismatch else p.expected

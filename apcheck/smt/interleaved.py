@@ -65,7 +65,10 @@ thread inside an operation belongs to a declaration that runs it, and
 `nobody` is idle (so "every thread idle" is `pc == K(idle)`).
 
 A round asks each step path in turn; with more than one job, forked processes
-share the paths of a round (`_each_path`) and the result is the same.
+share the paths of a round (`_each_path`) and the result is the same. Where Z3
+gave up on a model invariant or a spec loop invariant, the fixpoint asks it
+again once, with what was dropped after it, under the facts left
+(`_second_chance`): fewer hypotheses can let E-matching find the proof.
 
 The fixpoint may start from the facts an earlier run kept (`start`, by their
 text: a proof's certificate, `apcheck infer --interleaved`) and the model's
@@ -80,6 +83,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -146,6 +150,7 @@ class InterleavedResult:
     kept: list[str] = field(default_factory=list)     # every candidate left (the inductive invariant)
     dropped: dict[str, str] = field(default_factory=dict)  # model invariant -> why it was dropped
     unmatched: list[str] = field(default_factory=list)  # facts of `start` that no candidate has
+    tried: bool = True                             # False: too large for the default budget, not tried
 
 
 class Crashed:
@@ -372,6 +377,15 @@ class _Interleaved:
     def _line(self, span) -> str:
         return line_of(span, self.p.path)
 
+    def _thread_at(self, pc: int) -> str:
+        """Where a candidate at label `pc` is asked, one text per label: "a thread in <operation>
+        at line N", with the calls that inlined the line there ("(f called at line M)": a
+        function called from two places of an operation has two labels per line)."""
+        ins = self.code[pc]
+        calls = [f"{f.function} called at {self._line(f.span)}" for f in ins.chain[1:]]
+        via = f" ({', '.join(calls)})" if calls else ""
+        return f"a thread in {self.low.ops[self.low.op_of_pc[pc]].name} at {self._line(ins.span)}{via}"
+
     def _instance(self, ex: Executor, ins):
         if ins.instance is None:
             return None
@@ -510,14 +524,14 @@ class _Interleaved:
             if cls.per is None:
                 for pc in self.labels[1:]:
                     if c in self.held[pc][0]:
-                        out.append(Candidate(f"a thread at {self._line(self.code[pc].span)} owns {cls.name}",
+                        out.append(Candidate(f"{self._thread_at(pc)} owns {cls.name}",
                                              self._owns_at(c, pc), True, reads=Reads(locks=frozenset({c}), point=pc)))
         for prop, unlocked in self.low.invariants:   # a thread that holds every guard of an unlocked()
             own = self._writers([prop])                 # set, in an operation that writes nothing the
             whole = self._global_fact(prop.expr, True)   # invariant reads, keeps it true there
             for pc in self.labels[1:]:
                 if self.low.op_of_pc[pc] not in own and any(cl <= self.held[pc][0] for cl in unlocked):
-                    out.append(Candidate(f"a thread at {self._line(self.code[pc].span)}: {prop.name}",
+                    out.append(Candidate(f"{self._thread_at(pc)}: {prop.name}",
                                          self._at(pc, whole), True, reads=Reads(_globals(prop.expr), point=pc)))
         for k, one in self.serial.items():   # a serial thread between its operations: what held when
             for part in self._between():      # every thread was idle, for what only it changes
@@ -528,12 +542,12 @@ class _Interleaved:
             ins, op = self.code[pc], self.low.op_of_pc[pc]
             if ins.kind == FOR and (op, ins.rem) in self.pre.slots:
                 for li in self._loop_invariants(ins):
-                    out.append(Candidate(f"a thread at {self._line(ins.span)}: {li.name}",
+                    out.append(Candidate(f"{self._thread_at(pc)}: {li.name}",
                                          self._at(pc, self._loop_fact(ins, li, op, False)), True,
                                          reads=Reads(_globals(li.expr), point=pc), thorough=True))
         for pc, facts in self._flow_facts().items():
             for text, fn, read, locks, thorough in facts:
-                out.append(Candidate(f"a thread at {self._line(self.code[pc].span)}: {text}",
+                out.append(Candidate(f"{self._thread_at(pc)}: {text}",
                                      self._at(pc, fn), True, reads=Reads(read, locks, point=pc),
                                      thorough=thorough))
         return out + self._removed_later()
@@ -557,7 +571,7 @@ class _Interleaved:
             for pc in self.labels[1:]:
                 if self.low.op_of_pc[pc] == op and pc < q and (pc, text) not in seen:
                     seen.add((pc, text))
-                    out.append(Candidate(f"a thread at {self._line(self.code[pc].span)}: {text}",
+                    out.append(Candidate(f"{self._thread_at(pc)}: {text}",
                                          self._at(pc, self._local_fact(ins, member, True, op)), True,
                                          reads=Reads(frozenset({st.target}), point=pc)))
         return out
@@ -656,10 +670,11 @@ class _Interleaved:
         A local keeps its facts where it is dead: the induction, unlike the explorer, does not
         reset it."""
         facts: list[tuple] = []   # (text, fn, globals, local slots and ("lock", class) it dies with, locks,
-                                  # asked with MBQI too: `Candidate.thorough`)
+                                  # asked with MBQI too: `Candidate.thorough`, the label establishing it)
+        here = IDLE   # the instruction whose facts `add` makes (IDLE: the operation's entry)
 
         def add(text, fn, reads, slots, locks=frozenset(), thorough=False) -> frozenset[int]:
-            facts.append((text, fn, reads, frozenset(slots), locks, thorough))
+            facts.append((text, fn, reads, frozenset(slots), locks, thorough, here))
             return frozenset([len(facts) - 1])
 
         entry = frozenset()
@@ -671,8 +686,10 @@ class _Interleaved:
         tests: dict[int, frozenset[int]] = {}   # pc -> the conditions of the branches that jump there
         ahead: dict[int, frozenset[int]] = {}   # operation -> its loops' invariants as at their entry
         rests = {(self.low.op_of_pc[pc], ins.rem) for pc, ins in enumerate(self.code) if ins.kind == FOR}
+        own: dict[int, frozenset[int]] = {}   # loop head -> its invariants with the element taken done, which
+        # come round to it: the head's own candidate (`candidates`), not a flow fact there
         for pc, ins in enumerate(self.code):
-            op, k, eff = self.low.op_of_pc[pc], ins.kind, ins.effect
+            op, k, eff, here = self.low.op_of_pc[pc], ins.kind, ins.effect, pc
             gen: frozenset[int] = frozenset()
             wr: set[int] = set()   # a dead slot keeps its value here (no reset, unlike the explorer)
             taken = used_up = frozenset()
@@ -726,8 +743,9 @@ class _Interleaved:
                             taken |= add(f"{li.name}, the element taken not done yet",
                                          self._loop_fact(ins, li, op, True), _globals(li.expr),
                                          slots | {ins.slot}, thorough=True)
-                        taken |= add(f"{li.name}, the element taken done", self._loop_fact(ins, li, op, False),
-                                     _globals(li.expr), slots, thorough=True)
+                        done = add(f"{li.name}, the element taken done", self._loop_fact(ins, li, op, False),
+                                   _globals(li.expr), slots, thorough=True)
+                        taken, own[pc] = taken | done, own.get(pc, frozenset()) | done
                         used_up |= add(f"{li.name}, every element done", self._loop_fact(ins, li, op, False),
                                        _globals(li.expr), slots, thorough=True)
                 if ins.rem in domains and (op, ins.slot) in self.pre.slots:   # the element taken is in
@@ -783,10 +801,25 @@ class _Interleaved:
         out = {}
         for pc in self.labels[1:]:
             texts = {}   # one fact per text and locals (two branches may test the same condition)
-            for i in sorted(held.get(pc, ())):
-                text, fn, reads, slots, locks, thorough = facts[i]
-                texts.setdefault((text, slots), (text, fn, reads, locks, thorough))
-            out[pc] = list(texts.values())
+            for i in sorted(held.get(pc, frozenset()) - own.get(pc, frozenset())):
+                text, fn, reads, slots, locks, thorough, at = facts[i]
+                texts.setdefault((text, slots), (text, fn, reads, locks, thorough, at))
+            out[pc] = self._told_apart(list(texts.values()))
+        return out
+
+    def _told_apart(self, facts: list[tuple]) -> list[tuple]:
+        """The facts of one label with one text each, as a facts file names them: a text that
+        reads other locals than another of the same text (an `m` of a callee's and the loop's `m`)
+        says where the fact was made ("(from line N)", and "#2" on after that)."""
+        by_text = Counter(text for text, *_ in facts)
+        seen: Counter = Counter()
+        out = []
+        for text, fn, reads, locks, thorough, at in facts:
+            if by_text[text] > 1:
+                text = f"{text} (from {'the entry' if at == IDLE else self._line(self.code[at].span)})"
+                seen[text] += 1
+                text = text if seen[text] == 1 else f"{text} #{seen[text]}"
+            out.append((text, fn, reads, locks, thorough))
         return out
 
     def _held_where(self, ins, op: int, facts: list[tuple], tests: frozenset[int], add) -> frozenset[int]:
@@ -970,7 +1003,8 @@ class _Interleaved:
         if budget_s is None and len(cands) * len(paths) > MAX_WORK:
             return InterleavedResult(status="unknown", message=f"not tried: {len(cands):,} candidate facts "
                                      f"over {len(paths):,} step paths, more than this induction takes on "
-                                     f"({MAX_WORK:,} pairs) within its default budget (--interleaved-budget)")
+                                     f"({MAX_WORK:,} pairs) within its default budget (--interleaved-budget)",
+                                     tried=False)
         started = time.monotonic()
         budget = f"{BUDGET_FACTOR} times the --smt-timeout" if budget_s is None else \
             f"the --interleaved-budget of {budget_s:g} s"
@@ -983,33 +1017,16 @@ class _Interleaved:
         dropped: dict[str, str] = {c.prop: "false in the initial state" if res == z3.sat else
                                    "unknown: Z3 gave up on the initial state (--smt-timeout)"
                                    for c, res in zip(cands, initially) if c.prop and res != z3.unsat}
-        rounds, self._told = 0, started
+        self._told = started
         jobs = max(1, jobs or os.cpu_count() or 1)
-        while True:
-            broken: set[int] = set()
-            for path, found in self._each_path("_broken", paths, alive, deadline, jobs, f"round {rounds + 1}",
-                                               started, progress):
-                if isinstance(found, Crashed):
-                    found = {i: None for goals in self._goals(path, alive).values() for i in goals}
-                for i, shown in found.items():
-                    broken.add(i)
-                    c = alive[i]
-                    if c.prop and c.prop not in dropped:
-                        dropped[c.prop] = (
-                            f"not inductive: {self._step(path.start)} breaks it" if shown else
-                            f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)" if shown is False
-                            else f"unknown: Z3 crashed on {self._step(path.start)} (its process died)")
-            if time.monotonic() > deadline:   # some candidates counted as given up: no fixpoint
-                return InterleavedResult(status="unknown", message=f"stopped after {budget}, before "
-                                         "the fixpoint", dropped=dropped)
-            rounds += 1
-            if progress:
-                progress(f"interleaved induction: round {rounds}: {len(broken):,} of {len(alive):,} facts "
-                         f"dropped, {time.monotonic() - started:.0f} s")
-            if not broken:
-                break
-            self.track_proofs = True
-            alive = [c for i, c in enumerate(alive) if i not in broken]
+        alive, lost, rounds = self._houdini(alive, paths, dropped, deadline, jobs, started, progress, 0)
+        if alive is None:   # some candidates counted as given up: no fixpoint
+            return InterleavedResult(status="unknown", message=f"stopped after {budget}, before "
+                                     "the fixpoint", dropped=dropped)
+        again = _asked_again(lost)
+        if again and time.monotonic() < deadline:
+            alive = self._second_chance(alive, again, cands, paths, dropped, deadline, jobs, started, progress,
+                                        rounds)
         proved = [c.prop for c in alive if c.prop]
         if not proved:
             return InterleavedResult(status="not-proved", message="no invariant of the model is inductive "
@@ -1033,6 +1050,71 @@ class _Interleaved:
                                  f"threads (interleaved steps{one}; Z3 {time.monotonic() - started:.0f} s)",
                                  proved=proved,
                                  kept=[c.text for c in alive], dropped=dropped)
+
+    def _houdini(self, alive: list[Candidate], paths: list[Path], dropped: dict[str, str], deadline: float,
+                 jobs: int, started: float, progress: Callable[[str], None] | None,
+                 rounds: int) -> tuple[list[Candidate] | None, list[tuple[int, Candidate, bool | None]], int]:
+        """Rounds from `alive` until no step path breaks a candidate left: those left (None where
+        the deadline came first), those dropped (the round, the candidate, whether Z3 showed it
+        broken: True, gave up: False, or crashed: None), and the rounds so far. A model invariant
+        dropped gets its reason in `dropped`."""
+        lost: list[tuple[int, Candidate, bool | None]] = []
+        while True:
+            broken: set[int] = set()
+            for path, found in self._each_path("_broken", paths, alive, deadline, jobs, f"round {rounds + 1}",
+                                               started, progress):
+                if isinstance(found, Crashed):
+                    found = {i: None for goals in self._goals(path, alive).values() for i in goals}
+                for i, shown in found.items():
+                    if i not in broken:
+                        lost.append((rounds + 1, alive[i], shown))
+                    broken.add(i)
+                    c = alive[i]
+                    if c.prop and c.prop not in dropped:
+                        dropped[c.prop] = (
+                            f"not inductive: {self._step(path.start)} breaks it" if shown else
+                            f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)" if shown is False
+                            else f"unknown: Z3 crashed on {self._step(path.start)} (its process died)")
+            if time.monotonic() > deadline:
+                return None, lost, rounds
+            rounds += 1
+            if progress:
+                progress(f"interleaved induction: round {rounds}: {len(broken):,} of {len(alive):,} facts "
+                         f"dropped, {time.monotonic() - started:.0f} s")
+            if not broken:
+                return alive, lost, rounds
+            self.track_proofs = True
+            alive = [c for i, c in enumerate(alive) if i not in broken]
+
+    def _second_chance(self, first: list[Candidate], again: list[Candidate], cands: list[Candidate],
+                       paths: list[Path], dropped: dict[str, str], deadline: float, jobs: int, started: float,
+                       progress: Callable[[str], None] | None, rounds: int) -> list[Candidate]:
+        """At the fixpoint `first`, the facts `again` (`_asked_again`: the invariants Z3 gave up on,
+        and what went after them) are asked again, once: a fixpoint from both. Its facts and
+        `first`'s are inductive together (each was shown kept under a subset of them), so the
+        union is the result; the second fixpoint gets half the time left, and where it runs out,
+        `first` stands."""
+        if progress:
+            progress(f"interleaved induction: Z3 gave up on an invariant: {len(again):,} facts dropped since "
+                     f"asked again with the {len(first):,} left")
+        back = {id(c) for c in first} | {id(c) for c in again}
+        for path in paths:   # a proof kept for a path did not ask the facts added back
+            changed = self._changed(path)
+            if any(_affected(c.reads, path, changed) for c in again):
+                self._proofs.pop(id(path), None)
+        until = time.monotonic() + (deadline - time.monotonic()) / 2
+        tried: dict[str, str] = {}
+        second, _, _ = self._houdini([c for c in cands if id(c) in back], paths, tried, until, jobs, started,
+                                     progress, rounds)
+        if second is None:
+            return first
+        keep = {id(c) for c in first} | {id(c) for c in second}
+        for c in second:
+            dropped.pop(c.prop or "", None)
+        for prop, why in tried.items():   # shown broken this time: the better reason
+            if prop in dropped and why.startswith("not inductive"):
+                dropped[prop] = why
+        return [c for c in cands if id(c) in keep]
 
     def _each_path(self, method: str, paths: list[Path], alive: list[Candidate], deadline: float, jobs: int,
                    what: str, started: float, progress: Callable[[str], None] | None) -> list[tuple[Path, object]]:
@@ -1068,6 +1150,7 @@ class _Interleaved:
             while todo or suspects:
                 one = bool(suspects)   # suspects: one process, in order, so the first lost one killed it
                 ask = suspects if one else todo
+                before = set(multiprocessing.active_children())
                 with ProcessPoolExecutor(1 if one else min(jobs, len(ask)), multiprocessing.get_context("fork"),
                                          _quiet_child) as pool:
                     futures = [pool.submit(_path_in_child, k) for k in ask]
@@ -1080,8 +1163,8 @@ class _Interleaved:
                             self._tell(progress, what, len(found), len(paths), started)
                     except BrokenProcessPool:
                         pass
-                    except BaseException:   # Ctrl-C, SIGTERM: the processes go at once, not after their path
-                        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    except BaseException:   # Ctrl-C, SIGTERM: the pool's processes go at once, not after
+                        for proc in set(multiprocessing.active_children()) - before:   # their path
                             proc.kill()
                         raise
                 lost = [k for k in ask if k not in found]
@@ -1365,6 +1448,17 @@ def _path_in_child(k: int) -> tuple[int, object, set | None]:
     path = paths[k]
     answer = getattr(ind, method)(path, alive, deadline)
     return k, answer, ind._proofs.get(id(path))
+
+
+def _asked_again(lost: list[tuple[int, Candidate, bool | None]]) -> list[Candidate]:
+    """Of the candidates a fixpoint dropped (round, candidate, shown), those to ask again: each model
+    invariant and spec loop invariant that Z3 gave up on (E-matching is not complete, and many
+    hypotheses can hide a proof), and every fact dropped in a later round than the first of them
+    (it may have needed it), but those whose process crashed. None where Z3 gave up on no invariant."""
+    first = min((r for r, c, shown in lost if shown is False and (c.prop or c.thorough)), default=None)
+    if first is None:
+        return []
+    return [c for r, c, shown in lost if shown is not None and (r > first or shown is False and (c.prop or c.thorough))]
 
 
 def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
