@@ -11,7 +11,7 @@ from apcheck.commands.verify import verify
 from apcheck.ir.lower import lower
 from apcheck.lang.check import check
 from apcheck.lang.parser import parse
-from apcheck.smt.interleaved import _Interleaved, prove_interleaved
+from apcheck.smt.interleaved import TIMED_OUT, _Interleaved, prove_interleaved
 
 
 def results(text_or_path: str, **config):
@@ -346,9 +346,9 @@ def test_every_candidate_of_a_shipped_model_translates(model):
         c.fn(ind.pre, ind.t1 if c.threaded else None)
 
 
-def _gives_up_once_on(prop: str, monkeypatch) -> None:
-    """Z3 gives up on `prop` at the first step path that asks it (as E-matching may under many
-    hypotheses), and answers as usual after that."""
+def _times_out_once_on(prop: str, monkeypatch, said=TIMED_OUT) -> None:
+    """Z3's query about `prop` at the first step path that asks it gives up (TIMED_OUT: its
+    --smt-timeout runs out, as on a loaded machine), and it answers as usual after that."""
     broken, asked = _Interleaved._broken, []
 
     def once(self, path, alive, deadline=float("inf")):
@@ -356,17 +356,18 @@ def _gives_up_once_on(prop: str, monkeypatch) -> None:
         goals = [i for group in self._goals(path, alive).values() for i in group if alive[i].prop == prop]
         if goals and not asked:
             asked.append(path)
-            out[goals[0]] = False
+            out[goals[0]] = said
         return out
     monkeypatch.setattr(_Interleaved, "_broken", once)
 
 
-def test_an_invariant_z3_gave_up_on_is_asked_again_at_the_fixpoint(monkeypatch):
-    """locked_flip's `same`, dropped as "unknown" in round 1, is asked again under the facts left at
-    the fixpoint, and proved; without that second chance it stays dropped."""
+def test_an_invariant_whose_query_timed_out_is_asked_again_at_the_fixpoint(monkeypatch):
+    """locked_flip's `same`, dropped in round 1 where its query ran out of --smt-timeout, is asked
+    again at the fixpoint with the facts dropped after it, and proved. Where E-matching gave up
+    instead (it would again), it is not asked again and stays dropped."""
     lowered, _ = build(load_program("tests/models/locked_flip.apm"))
     usual = prove_interleaved(lowered, 10.0, 60.0, jobs=1)
-    _gives_up_once_on("same", monkeypatch)
+    _times_out_once_on("same", monkeypatch)
     told = []
     res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1)
     assert res.status == "proved" and res.proved == ["same"] and res.dropped == {}
@@ -377,11 +378,12 @@ def test_an_invariant_z3_gave_up_on_is_asked_again_at_the_fixpoint(monkeypatch):
         "interleaved induction: round 2: 4 of 8 facts dropped",
         "interleaved induction: round 3: 1 of 4 facts dropped",
         "interleaved induction: round 4: 0 of 3 facts dropped",
-        "interleaved induction: Z3 gave up on an invariant: 6 facts dropped since asked again with the 3 left",
+        "interleaved induction: a query about an invariant timed out: 6 facts dropped since asked again with the "
+        "3 left",
         "interleaved induction: round 5: 3 of 9 facts dropped",
         "interleaved induction: round 6: 0 of 6 facts dropped"]
-    monkeypatch.setattr(_Interleaved, "_second_chance", lambda self, first, *rest: first)
-    _gives_up_once_on("same", monkeypatch)
-    res = prove_interleaved(lowered, 10.0, 60.0, jobs=1)
-    assert res.status == "not-proved"
+    _times_out_once_on("same", monkeypatch, said=False)
+    told = []
+    res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1)
+    assert res.status == "not-proved" and len(told) == 5
     assert res.dropped == {"same": "unknown: Z3 gave up on a step that starts an operation (--smt-timeout)"}

@@ -65,10 +65,10 @@ thread inside an operation belongs to a declaration that runs it, and
 `nobody` is idle (so "every thread idle" is `pc == K(idle)`).
 
 A round asks each step path in turn; with more than one job, forked processes
-share the paths of a round (`_each_path`) and the result is the same. Where Z3
-gave up on a model invariant or a spec loop invariant, the fixpoint asks it
-again once, with what was dropped after it, under the facts left
-(`_second_chance`): fewer hypotheses can let E-matching find the proof.
+share the paths of a round (`_each_path`) and the result is the same. Where a
+query about a model invariant or a spec loop invariant ran out of
+--smt-timeout, the fixpoint asks it again once, with what was dropped after
+it, under the facts left (`_second_chance`).
 
 The fixpoint may start from the facts an earlier run kept (`start`, by their
 text: a proof's certificate, `apcheck infer --interleaved`) and the model's
@@ -101,6 +101,7 @@ from apcheck.locks.static import loop_heads, static_edges
 from apcheck.smt.symbolic import Executor, NotTranslatable, Universe, initial_state
 
 IDLE = -1
+TIMED_OUT = "timed out"   # `_broken`'s answer for a candidate whose query ran out of --smt-timeout
 BUDGET_FACTOR = 3  # the whole fixpoint gets this many --smt-timeout
 MAX_WORK = 40_000  # candidate facts x step paths: beyond, the fixpoint takes minutes to hours
 
@@ -1053,12 +1054,12 @@ class _Interleaved:
 
     def _houdini(self, alive: list[Candidate], paths: list[Path], dropped: dict[str, str], deadline: float,
                  jobs: int, started: float, progress: Callable[[str], None] | None,
-                 rounds: int) -> tuple[list[Candidate] | None, list[tuple[int, Candidate, bool | None]], int]:
+                 rounds: int) -> tuple[list[Candidate] | None, list[tuple[int, Candidate, bool | str | None]], int]:
         """Rounds from `alive` until no step path breaks a candidate left: those left (None where
-        the deadline came first), those dropped (the round, the candidate, whether Z3 showed it
-        broken: True, gave up: False, or crashed: None), and the rounds so far. A model invariant
-        dropped gets its reason in `dropped`."""
-        lost: list[tuple[int, Candidate, bool | None]] = []
+        the deadline came first), those dropped (the round, the candidate, and what `_broken` said:
+        True shown broken, False or TIMED_OUT given up, None crashed), and the rounds so far. A
+        model invariant dropped gets its reason in `dropped`."""
+        lost: list[tuple[int, Candidate, bool | str | None]] = []
         while True:
             broken: set[int] = set()
             for path, found in self._each_path("_broken", paths, alive, deadline, jobs, f"round {rounds + 1}",
@@ -1072,9 +1073,9 @@ class _Interleaved:
                     c = alive[i]
                     if c.prop and c.prop not in dropped:
                         dropped[c.prop] = (
-                            f"not inductive: {self._step(path.start)} breaks it" if shown else
-                            f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)" if shown is False
-                            else f"unknown: Z3 crashed on {self._step(path.start)} (its process died)")
+                            f"not inductive: {self._step(path.start)} breaks it" if shown is True else
+                            f"unknown: Z3 crashed on {self._step(path.start)} (its process died)" if shown is None
+                            else f"unknown: Z3 gave up on {self._step(path.start)} (--smt-timeout)")
             if time.monotonic() > deadline:
                 return None, lost, rounds
             rounds += 1
@@ -1089,14 +1090,14 @@ class _Interleaved:
     def _second_chance(self, first: list[Candidate], again: list[Candidate], cands: list[Candidate],
                        paths: list[Path], dropped: dict[str, str], deadline: float, jobs: int, started: float,
                        progress: Callable[[str], None] | None, rounds: int) -> list[Candidate]:
-        """At the fixpoint `first`, the facts `again` (`_asked_again`: the invariants Z3 gave up on,
-        and what went after them) are asked again, once: a fixpoint from both. Its facts and
+        """At the fixpoint `first`, the facts `again` (`_asked_again`: the invariants whose query timed
+        out, and what went after them) are asked again, once: a fixpoint from both. Its facts and
         `first`'s are inductive together (each was shown kept under a subset of them), so the
         union is the result; the second fixpoint gets half the time left, and where it runs out,
         `first` stands."""
         if progress:
-            progress(f"interleaved induction: Z3 gave up on an invariant: {len(again):,} facts dropped since "
-                     f"asked again with the {len(first):,} left")
+            progress(f"interleaved induction: a query about an invariant timed out: {len(again):,} facts "
+                     f"dropped since asked again with the {len(first):,} left")
         back = {id(c) for c in first} | {id(c) for c in again}
         for path in paths:   # a proof kept for a path did not ask the facts added back
             changed = self._changed(path)
@@ -1280,9 +1281,10 @@ class _Interleaved:
                 slots[key] = z3.Store(slots[key], self.t0, term)
         return _State(path.globals, pc, slots, path.owner, path.readers)
 
-    def _broken(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> dict[int, bool]:
+    def _broken(self, path: Path, alive: list[Candidate], deadline: float = float("inf")) -> dict[int, bool | str]:
         """The candidates this step path may break, each with whether Z3 showed it (True) or gave up
-        on it (False: dropped all the same, but not shown to be broken). Only the candidates whose
+        on it (False, or TIMED_OUT where --smt-timeout ran out: dropped all the same, but not
+        shown to be broken). Only the candidates whose
         inputs the path changes are asked (`_affected`): first all of them in one query (t1's
         facts at each point are implications from its pc, so they go together); where that
         fails, all of a point's at once; then one query each (a model that breaks one is
@@ -1353,7 +1355,7 @@ class _Interleaved:
                                if j not in out and z3.is_false(m.eval(after[j], model_completion=True)))
                     out[i] = True
                 elif res == z3.unknown:
-                    out[i] = False
+                    out[i] = TIMED_OUT if s.reason_unknown() in ("timeout", "canceled") else False
                 s.pop()
             s.pop()
         return out
@@ -1450,15 +1452,18 @@ def _path_in_child(k: int) -> tuple[int, object, set | None]:
     return k, answer, ind._proofs.get(id(path))
 
 
-def _asked_again(lost: list[tuple[int, Candidate, bool | None]]) -> list[Candidate]:
-    """Of the candidates a fixpoint dropped (round, candidate, shown), those to ask again: each model
-    invariant and spec loop invariant that Z3 gave up on (E-matching is not complete, and many
-    hypotheses can hide a proof), and every fact dropped in a later round than the first of them
-    (it may have needed it), but those whose process crashed. None where Z3 gave up on no invariant."""
-    first = min((r for r, c, shown in lost if shown is False and (c.prop or c.thorough)), default=None)
+def _asked_again(lost: list[tuple[int, Candidate, bool | str | None]]) -> list[Candidate]:
+    """Of the candidates a fixpoint dropped (round, candidate, what `_broken` said), those to ask
+    again: each model invariant and spec loop invariant whose query ran out of --smt-timeout (on a
+    loaded machine, a proof may take longer than it), and every fact dropped in a later round than
+    the first of them (it may have needed it), but those whose process crashed. Not where
+    E-matching gave up at once: asked again, it gives up again. None where no invariant timed out."""
+    def timed_out(c: Candidate, said) -> bool:
+        return said == TIMED_OUT and bool(c.prop or c.thorough)
+    first = min((r for r, c, said in lost if timed_out(c, said)), default=None)
     if first is None:
         return []
-    return [c for r, c, shown in lost if shown is not None and (r > first or shown is False and (c.prop or c.thorough))]
+    return [c for r, c, said in lost if said is not None and (r > first or timed_out(c, said))]
 
 
 def _affected(reads: Reads, path: Path, changed: tuple[set, set]) -> bool:
