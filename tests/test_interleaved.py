@@ -346,30 +346,32 @@ def test_every_candidate_of_a_shipped_model_translates(model):
         c.fn(ind.pre, ind.t1 if c.threaded else None)
 
 
-def _times_out_once_on(prop: str, monkeypatch, said=TIMED_OUT) -> None:
-    """Z3's query about `prop` at the first step path that asks it gives up (TIMED_OUT: its
+def _times_out_on(prop: str, monkeypatch, said=TIMED_OUT, times: int = 1) -> None:
+    """Z3's query about `prop` at the first `times` step paths that ask it gives up (TIMED_OUT: its
     --smt-timeout runs out, as on a loaded machine), and it answers as usual after that."""
     broken, asked = _Interleaved._broken, []
 
-    def once(self, path, alive, deadline=float("inf")):
+    def flaky(self, path, alive, deadline=float("inf")):
         out = broken(self, path, alive, deadline)
         goals = [i for group in self._goals(path, alive).values() for i in group if alive[i].prop == prop]
-        if goals and not asked:
+        if goals and len(asked) < times:
             asked.append(path)
             out[goals[0]] = said
         return out
-    monkeypatch.setattr(_Interleaved, "_broken", once)
+    monkeypatch.setattr(_Interleaved, "_broken", flaky)
 
 
 def test_an_invariant_whose_query_timed_out_is_asked_again_at_the_fixpoint(monkeypatch):
     """locked_flip's `same`, dropped in round 1 where its query ran out of --smt-timeout, is asked
-    again at the fixpoint with the facts dropped after it, and proved. Where E-matching gave up
-    instead (it would again), it is not asked again and stays dropped."""
+    again at the fixpoint with the facts dropped after it, and proved (`ask_again`: the explorer found
+    it to hold). Where it times out every time, the second fixpoint stops after that round and the
+    first stands. Not asked again: an invariant outside `ask_again`, and one where E-matching gave up
+    (it would again)."""
     lowered, _ = build(load_program("tests/models/locked_flip.apm"))
     usual = prove_interleaved(lowered, 10.0, 60.0, jobs=1)
-    _times_out_once_on("same", monkeypatch)
+    _times_out_on("same", monkeypatch)
     told = []
-    res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1)
+    res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1, ask_again=["same"])
     assert res.status == "proved" and res.proved == ["same"] and res.dropped == {}
     assert res.kept == usual.kept and len(res.kept) == 6
     assert [t.rsplit(",", 1)[0] for t in told] == [   # the seconds at the end of each round's line
@@ -382,8 +384,19 @@ def test_an_invariant_whose_query_timed_out_is_asked_again_at_the_fixpoint(monke
         "3 left",
         "interleaved induction: round 5: 3 of 9 facts dropped",
         "interleaved induction: round 6: 0 of 6 facts dropped"]
-    _times_out_once_on("same", monkeypatch, said=False)
+    _times_out_on("same", monkeypatch, times=99)   # every time
     told = []
-    res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1)
+    res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1, ask_again=["same"])
+    assert res.status == "not-proved" and "same" in res.dropped
+    assert [t.rsplit(",", 1)[0] for t in told[5:]] == [
+        "interleaved induction: a query about an invariant timed out: 6 facts dropped since asked again with the "
+        "3 left",
+        "interleaved induction: round 5: 4 of 9 facts dropped",
+        "interleaved induction: the invariants asked again are dropped again: the fixpoint before stands"]
+    _times_out_on("same", monkeypatch)
+    assert prove_interleaved(lowered, 10.0, 60.0, jobs=1).status == "not-proved"   # the explorer violates it
+    _times_out_on("same", monkeypatch, said=False)
+    told = []
+    res = prove_interleaved(lowered, 10.0, 60.0, told.append, jobs=1, ask_again=["same"])
     assert res.status == "not-proved" and len(told) == 5
     assert res.dropped == {"same": "unknown: Z3 gave up on a step that starts an operation (--smt-timeout)"}

@@ -110,7 +110,7 @@ def _add_induction(lowered: Lowered, props: list[PropertyResult], config: Verify
         return notes
     facts = config.interleaved_facts
     inter = prove_interleaved(lowered, config.smt_timeout, config.interleaved_budget, config.smt_progress,
-                              config.explore.threads, facts.facts if facts else None)
+                              config.explore.threads, facts.facts if facts else None, [pr.name for pr in invariants])
     if inter.unmatched:
         notes.append(f"{len(inter.unmatched)} of the {len(facts.facts)} facts of {facts.path} are not candidates "
                      f"of the model (it changed since they were found?), such as '{inter.unmatched[0]}': "

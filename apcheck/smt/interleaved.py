@@ -66,7 +66,7 @@ thread inside an operation belongs to a declaration that runs it, and
 
 A round asks each step path in turn; with more than one job, forked processes
 share the paths of a round (`_each_path`) and the result is the same. Where a
-query about a model invariant or a spec loop invariant ran out of
+query about a model invariant that the explorer found to hold ran out of
 --smt-timeout, the fixpoint asks it again once, with what was dropped after
 it, under the facts left (`_second_chance`).
 
@@ -170,15 +170,17 @@ class _State:
 
 def prove_interleaved(lowered: Lowered, timeout_s: float = 10.0, budget_s: float | None = None,
                       progress: Callable[[str], None] | None = None, jobs: int = 1,
-                      start: Collection[str] | None = None) -> InterleavedResult:
+                      start: Collection[str] | None = None, ask_again: Collection[str] = ()) -> InterleavedResult:
     """Z3's induction over the interleaved system for any number of threads (see the module doc).
     `budget_s`: seconds for the whole fixpoint, tried at any size (default: BUDGET_FACTOR times the
     query timeout, and not tried beyond MAX_WORK); `progress` is told of each round and, in a long
     one, of the step paths done; `jobs`: processes that share a round's step paths (0: one per
     core). The result does not depend on `jobs`. `start`: begin from the candidates with these
-    texts (an earlier run's `kept`) and the model's invariants, instead of every candidate."""
+    texts (an earlier run's `kept`) and the model's invariants, instead of every candidate.
+    `ask_again`: the model invariants worth a second chance where a query about them timed out
+    (those the explorer found to hold; `_second_chance`)."""
     try:
-        return _Interleaved(lowered, int(timeout_s * 1000)).run(budget_s, progress, jobs, start)
+        return _Interleaved(lowered, int(timeout_s * 1000)).run(budget_s, progress, jobs, start, ask_again)
     except NotTranslatable as err:
         return InterleavedResult(status="untranslatable", message=str(err))
 
@@ -986,18 +988,19 @@ class _Interleaved:
     # ---- the fixpoint ----------------------------------------------------------------------
 
     def run(self, budget_s: float | None = None, progress: Callable[[str], None] | None = None,
-            jobs: int = 1, start: Collection[str] | None = None) -> InterleavedResult:
+            jobs: int = 1, start: Collection[str] | None = None,
+            ask_again: Collection[str] = ()) -> InterleavedResult:
         if not self.low.invariants:
             return InterleavedResult(status="not-proved", message="no invariants")
         cands = self.candidates()
         if start is None:
-            return self._fixpoint(cands, budget_s, progress, jobs)
-        res = self._fixpoint([c for c in cands if c.prop or c.text in start], budget_s, progress, jobs)
+            return self._fixpoint(cands, budget_s, progress, jobs, ask_again)
+        res = self._fixpoint([c for c in cands if c.prop or c.text in start], budget_s, progress, jobs, ask_again)
         res.unmatched = sorted(set(start) - {c.text for c in cands})
         return res
 
     def _fixpoint(self, cands: list[Candidate], budget_s: float | None, progress: Callable[[str], None] | None,
-                  jobs: int) -> InterleavedResult:
+                  jobs: int, ask_again: Collection[str] = ()) -> InterleavedResult:
         """Houdini from `cands`: drop what a step path breaks until nothing is; then the defect
         obligations."""
         paths = [p for label in self.labels for p in self.paths(label)]
@@ -1024,7 +1027,7 @@ class _Interleaved:
         if alive is None:   # some candidates counted as given up: no fixpoint
             return InterleavedResult(status="unknown", message=f"stopped after {budget}, before "
                                      "the fixpoint", dropped=dropped)
-        again = _asked_again(lost)
+        again = _asked_again(lost, set(ask_again))
         if again and time.monotonic() < deadline:
             alive = self._second_chance(alive, again, cands, paths, dropped, deadline, jobs, started, progress,
                                         rounds)
@@ -1053,12 +1056,14 @@ class _Interleaved:
                                  kept=[c.text for c in alive], dropped=dropped)
 
     def _houdini(self, alive: list[Candidate], paths: list[Path], dropped: dict[str, str], deadline: float,
-                 jobs: int, started: float, progress: Callable[[str], None] | None,
-                 rounds: int) -> tuple[list[Candidate] | None, list[tuple[int, Candidate, bool | str | None]], int]:
+                 jobs: int, started: float, progress: Callable[[str], None] | None, rounds: int,
+                 wanted: set[int] | None = None) -> tuple[list[Candidate] | None,
+                                                          list[tuple[int, Candidate, bool | str | None]], int]:
         """Rounds from `alive` until no step path breaks a candidate left: those left (None where
-        the deadline came first), those dropped (the round, the candidate, and what `_broken` said:
-        True shown broken, False or TIMED_OUT given up, None crashed), and the rounds so far. A
-        model invariant dropped gets its reason in `dropped`."""
+        the deadline came first, or where none of the candidates `wanted` (ids) is left), those
+        dropped (the round, the candidate, and what `_broken` said: True shown broken, False or
+        TIMED_OUT given up, None crashed), and the rounds so far. A model invariant dropped gets
+        its reason in `dropped`."""
         lost: list[tuple[int, Candidate, bool | str | None]] = []
         while True:
             broken: set[int] = set()
@@ -1086,15 +1091,18 @@ class _Interleaved:
                 return alive, lost, rounds
             self.track_proofs = True
             alive = [c for i, c in enumerate(alive) if i not in broken]
+            if wanted is not None and not any(id(c) in wanted for c in alive):
+                return None, lost, rounds
 
     def _second_chance(self, first: list[Candidate], again: list[Candidate], cands: list[Candidate],
                        paths: list[Path], dropped: dict[str, str], deadline: float, jobs: int, started: float,
                        progress: Callable[[str], None] | None, rounds: int) -> list[Candidate]:
         """At the fixpoint `first`, the facts `again` (`_asked_again`: the invariants whose query timed
-        out, and what went after them) are asked again, once: a fixpoint from both. Its facts and
+        out and that the explorer found to hold, and what went after them) are asked again, once: a fixpoint from both. Its facts and
         `first`'s are inductive together (each was shown kept under a subset of them), so the
-        union is the result; the second fixpoint gets half the time left, and where it runs out,
-        `first` stands."""
+        union is the result. The second fixpoint gets half the time left, and stops as soon as
+        it has dropped every invariant asked again (Z3 is deterministic: it would go on as the
+        first did); then `first` stands."""
         if progress:
             progress(f"interleaved induction: a query about an invariant timed out: {len(again):,} facts "
                      f"dropped since asked again with the {len(first):,} left")
@@ -1106,8 +1114,11 @@ class _Interleaved:
         until = time.monotonic() + (deadline - time.monotonic()) / 2
         tried: dict[str, str] = {}
         second, _, _ = self._houdini([c for c in cands if id(c) in back], paths, tried, until, jobs, started,
-                                     progress, rounds)
+                                     progress, rounds, {id(c) for c in again if c.prop})
         if second is None:
+            if progress:
+                progress("interleaved induction: the invariants asked again are dropped again: the fixpoint "
+                         "before stands")
             return first
         keep = {id(c) for c in first} | {id(c) for c in second}
         for c in second:
@@ -1452,14 +1463,16 @@ def _path_in_child(k: int) -> tuple[int, object, set | None]:
     return k, answer, ind._proofs.get(id(path))
 
 
-def _asked_again(lost: list[tuple[int, Candidate, bool | str | None]]) -> list[Candidate]:
+def _asked_again(lost: list[tuple[int, Candidate, bool | str | None]], names: set[str]) -> list[Candidate]:
     """Of the candidates a fixpoint dropped (round, candidate, what `_broken` said), those to ask
-    again: each model invariant and spec loop invariant whose query ran out of --smt-timeout (on a
-    loaded machine, a proof may take longer than it), and every fact dropped in a later round than
-    the first of them (it may have needed it), but those whose process crashed. Not where
-    E-matching gave up at once: asked again, it gives up again. None where no invariant timed out."""
+    again: each model invariant of `names` whose query ran out of --smt-timeout (on a loaded
+    machine, a proof may take longer than it), and every fact dropped in a later round than the
+    first of them (it may have needed it), but those whose process crashed. Not where E-matching
+    gave up at once (asked again, it gives up again), nor an invariant outside `names` (one the
+    explorer violates: MBQI's search for a counterexample times out again). None where no
+    invariant of `names` timed out."""
     def timed_out(c: Candidate, said) -> bool:
-        return said == TIMED_OUT and bool(c.prop or c.thorough)
+        return said == TIMED_OUT and c.prop in names
     first = min((r for r, c, said in lost if timed_out(c, said)), default=None)
     if first is None:
         return []
