@@ -296,6 +296,9 @@ def test_a_fact_s_text_names_one_candidate():
     assert {removed + " (from line 14)", removed + " (from line 247 of common/vfio_ap_merged_core.apm)"} <= set(texts)
     assert "a thread in ap_scan_bus_adapter_removed at line 45 (vfio_ap_on_scan_complete called at line 152 of " \
         "common/ap_bus.apm): not a not in host_apm" in texts   # line 45 of vfio_ap_merged_2026.apm itself
+    texts = [c.text for c in _Interleaved(build(load_program("tests/models/hidden_lock.apm"))[0], 5000).candidates()]
+    assert len(set(texts)) == len(texts)   # `wait until !busy releasing l`: four labels of one line
+    assert {f"a thread in b_side at line 22 (point {k} of 4) owns m" for k in (1, 2, 3, 4)} <= set(texts)
 
 
 def test_the_spec_s_loop_invariant_carries_the_proof_across_a_loop_head():

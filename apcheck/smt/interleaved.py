@@ -213,6 +213,7 @@ class _Interleaved:
         self._cand_of: dict[str, int] = {}        # and back, by the literal's name
         self._proofs: dict[int, set] = {}         # step path -> the candidates its proof used
         self._told = time.monotonic()             # the last line of progress
+        self._where: dict[int, str] | None = None   # label -> "a thread in <op> at line N ...", one text each
         self.track_proofs = False                 # keep unsat cores (from the second round on: with
                                                   # a literal per candidate assumed, a query is slower)
 
@@ -383,7 +384,20 @@ class _Interleaved:
     def _thread_at(self, pc: int) -> str:
         """Where a candidate at label `pc` is asked, one text per label: "a thread in <operation>
         at line N", with the calls that inlined the line there ("(f called at line M)": a
-        function called from two places of an operation has two labels per line)."""
+        function called from two places of an operation has two labels per line), and where a
+        line has more than one label there (a wait that releases a lock and takes it again),
+        "(point K of J)" in the order of the code."""
+        if self._where is None:
+            texts = {label: self._place(label) for label in self.labels[1:]}
+            same: dict[str, list[int]] = {}
+            for label, text in texts.items():
+                same.setdefault(text, []).append(label)
+            self._where = {label: text if len(same[text]) == 1 else
+                           f"{text} (point {sorted(same[text]).index(label) + 1} of {len(same[text])})"
+                           for label, text in texts.items()}
+        return self._where[pc]
+
+    def _place(self, pc: int) -> str:
         ins = self.code[pc]
         calls = [f"{f.function} called at {self._line(f.span)}" for f in ins.chain[1:]]
         via = f" ({', '.join(calls)})" if calls else ""
