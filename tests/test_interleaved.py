@@ -395,7 +395,7 @@ def test_an_invariant_whose_query_timed_out_is_asked_again_at_the_fixpoint(monke
         "interleaved induction: a query about an invariant timed out: 6 facts dropped since asked again with the "
         "3 left",
         "interleaved induction: round 5: 4 of 9 facts dropped",
-        "interleaved induction: the invariants asked again are dropped again: the fixpoint before stands"]
+        "interleaved induction: the second fixpoint dropped the invariants again: the one before stands"]
     _times_out_on("same", monkeypatch)
     assert prove_interleaved(lowered, 10.0, 60.0, jobs=1).status == "not-proved"   # the explorer violates it
     _times_out_on("same", monkeypatch, said=False)

@@ -1111,12 +1111,12 @@ class _Interleaved:
     def _second_chance(self, first: list[Candidate], again: list[Candidate], cands: list[Candidate],
                        paths: list[Path], dropped: dict[str, str], deadline: float, jobs: int, started: float,
                        progress: Callable[[str], None] | None, rounds: int) -> list[Candidate]:
-        """At the fixpoint `first`, the facts `again` (`_asked_again`: the invariants whose query timed
-        out and that the explorer found to hold, and what went after them) are asked again, once: a fixpoint from both. Its facts and
-        `first`'s are inductive together (each was shown kept under a subset of them), so the
-        union is the result. The second fixpoint gets half the time left, and stops as soon as
-        it has dropped every invariant asked again (Z3 is deterministic: it would go on as the
-        first did); then `first` stands."""
+        """At the fixpoint `first`, the facts `again` (`_asked_again`: the invariants whose query
+        timed out and that the explorer found to hold, and what went after them) are asked again,
+        once: a fixpoint from both. Its facts and `first`'s are inductive together (each was shown
+        kept under a subset of them), so the union is the result. The second fixpoint gets half
+        the time left, and stops as soon as it has dropped every invariant asked again (Z3 is
+        deterministic: it would go on as the first did); then `first` stands."""
         if progress:
             progress(f"interleaved induction: a query about an invariant timed out: {len(again):,} facts "
                      f"dropped since asked again with the {len(first):,} left")
@@ -1131,8 +1131,8 @@ class _Interleaved:
                                      progress, rounds, {id(c) for c in again if c.prop})
         if second is None:
             if progress:
-                progress("interleaved induction: the invariants asked again are dropped again: the fixpoint "
-                         "before stands")
+                why = "ran out of its time" if time.monotonic() > until else "dropped the invariants again"
+                progress(f"interleaved induction: the second fixpoint {why}: the one before stands")
             return first
         keep = {id(c) for c in first} | {id(c) for c in second}
         for c in second:
